@@ -1,0 +1,42 @@
+# simlab developer commands. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/simlab demo
+
+test: setup
+	$(PY) -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest ran no tests: failing" >&2; fi; \
+	exit $$status
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check simlab tests benchmarks
+	$(VENV)/bin/ruff format --check simlab tests benchmarks
+
+format: setup
+	$(VENV)/bin/ruff format simlab tests benchmarks
+	$(VENV)/bin/ruff check --fix simlab tests benchmarks
+
+bench: setup
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache demo-output

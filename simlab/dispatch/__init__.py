@@ -1,0 +1,1 @@
+"""Dispatch of runs to dask clusters (local or batch systems)."""

@@ -1,0 +1,58 @@
+"""Registry of simulation engines: built-ins plus ``simlab.engines`` entry points."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simlab.engines.base import Engine
+
+ENTRY_POINT_GROUP = "simlab.engines"
+
+
+class EngineRegistry:
+    """Name → engine, filled with the built-ins and, on first lookup, entry points."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, Engine] = {}
+        self._loaded_entry_points = False
+
+    def register(self, engine: Engine) -> None:
+        """Make ``engine`` available under ``engine.name``."""
+        self._engines[engine.name] = engine
+
+    def load_entry_points(self) -> None:
+        """Register engines that other packages declare under ``simlab.engines``."""
+        self._loaded_entry_points = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name not in self._engines:
+                self.register(ep.load()())
+
+    def names(self) -> list[str]:
+        """Sorted names of every engine available."""
+        if not self._loaded_entry_points:
+            self.load_entry_points()
+        return sorted(self._engines)
+
+    def get(self, name: str) -> Engine:
+        """The engine called ``name``; KeyError lists the installed ones."""
+        if name not in self._engines and not self._loaded_entry_points:
+            self.load_entry_points()
+        try:
+            return self._engines[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown engine {name!r}; installed engines: {', '.join(self.names())}"
+            ) from None
+
+
+def _builtin_registry() -> EngineRegistry:
+    from simlab.engines.pm import PMEngine
+
+    reg = EngineRegistry()
+    reg.register(PMEngine())
+    return reg
+
+
+registry = _builtin_registry()

@@ -1,0 +1,291 @@
+"""The embedded particle-mesh engine: simlab's own quick N-body code.
+
+It runs as ``python -m simlab.engines.pm RUNDIR [--resume]`` so a run is a process
+like any external code: the task runner streams its stdout, parses its progress
+lines and can stop it. It starts from ``inputs/ics.hdf5`` (the Gadget4 IC layout),
+writes ``output/snapshot_NNN.hdf5`` in the Gadget4 snapshot layout and
+``output/powerspec_NNN.nc``, and keeps a checkpoint it can resume from bitwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simlab.__about__ import __version__
+from simlab.engines.base import Health, Problem, Progress
+
+if TYPE_CHECKING:
+    from simlab.config import RunConfig
+    from simlab.engines.pm_solver import State
+
+PROGRESS_RE = re.compile(
+    r"^pm: step (?P<step>\d+)/(?P<steps>\d+) a=(?P<a>\S+) z=\S+ elapsed=(?P<t>\S+)s$"
+)
+#: Largest particle load the embedded engine accepts (memory grows as N).
+MAX_PARTICLES_PER_SIDE = 512
+CHECKPOINT = "checkpoint/state.npz"
+#: File that asks a running solver to checkpoint and stop (as Gadget4's ``stop``).
+STOP_FILE = "stop"
+#: Exit status of a run that stopped early with a checkpoint written.
+EXIT_CHECKPOINTED = 3
+
+
+class PMEngine:
+    """Engine plugin for the embedded PM code (pure numpy/scipy, one process)."""
+
+    name = "pm"
+
+    def health(self, config: RunConfig | None = None) -> Health:
+        """Always available: it ships with simlab."""
+        return Health(ok=True, version=__version__, message="embedded (numpy/scipy)")
+
+    def validate(self, config: RunConfig) -> list[Problem]:
+        """What the embedded engine cannot do: small meshes, MPI, huge loads."""
+        problems: list[Problem] = []
+        n = config.box.particles_per_side
+        if config.gravity.mesh is not None and config.gravity.mesh < n:
+            problems.append(
+                (
+                    ("gravity", "mesh"),
+                    config.gravity.mesh,
+                    f"the PM mesh must have at least as many cells per side as "
+                    f"particles per side ({n})",
+                )
+            )
+        if n > MAX_PARTICLES_PER_SIDE:
+            problems.append(
+                (
+                    ("box", "particles_per_side"),
+                    n,
+                    f"the embedded engine runs at most {MAX_PARTICLES_PER_SIDE}^3 "
+                    "particles; use gadget4 or concept for larger runs",
+                )
+            )
+        if config.resources.nodes != 1:
+            problems.append(
+                (
+                    ("resources", "nodes"),
+                    config.resources.nodes,
+                    "the embedded engine runs on one node (it uses threads, not MPI)",
+                )
+            )
+        unknown = sorted(set(config.code.options) - {"time_limit", "checkpoint_every"})
+        if unknown:
+            problems.append(
+                (
+                    ("code", "options"),
+                    unknown,
+                    "unknown pm option(s); allowed: time_limit (s), checkpoint_every",
+                )
+            )
+        return problems
+
+    def prepare(self, config: RunConfig, rundir: Path) -> None:
+        """Write the initial conditions as ``inputs/ics.hdf5``."""
+        from simlab.ics import write_ics
+
+        inputs = Path(rundir) / "inputs"
+        inputs.mkdir(parents=True, exist_ok=True)
+        write_ics(config, inputs / "ics.hdf5")
+
+    def command(self, config: RunConfig, rundir: Path) -> list[str]:
+        """``python -m simlab.engines.pm RUNDIR`` with this interpreter."""
+        return [sys.executable, "-m", "simlab.engines.pm", str(rundir)]
+
+    def parse_progress(self, line: str) -> Progress | None:
+        """Parse ``pm: step 3/30 a=0.1 z=9 elapsed=1.2s``."""
+        match = PROGRESS_RE.match(line.strip())
+        if match is None:
+            return None
+        return Progress(
+            step=int(match["step"]),
+            steps=int(match["steps"]),
+            a=float(match["a"]),
+            elapsed=float(match["t"]),
+        )
+
+    def outputs(self, rundir: Path) -> list[Path]:
+        """Snapshots in ``output/``, in time order."""
+        return sorted((Path(rundir) / "output").glob("snapshot_[0-9][0-9][0-9].hdf5"))
+
+    def restart(self, config: RunConfig, rundir: Path) -> list[str] | None:
+        """Resume from ``checkpoint/state.npz`` if the run left one."""
+        if not (Path(rundir) / CHECKPOINT).exists():
+            return None
+        return [*self.command(config, rundir), "--resume"]
+
+    def request_stop(self, rundir: Path) -> None:
+        """Create the stop file the solver checks after every step."""
+        (Path(rundir) / STOP_FILE).touch()
+
+    def outcome(self, config: RunConfig, rundir: Path, returncode: int) -> str:
+        """Exit 0 with the last output written is ``completed``; 3 ``checkpointed``."""
+        if returncode == EXIT_CHECKPOINTED and (Path(rundir) / CHECKPOINT).exists():
+            return "checkpointed"
+        last = len(config.outputs.times) - 1
+        out = Path(rundir) / "output"
+        wrote_last = (out / f"snapshot_{last:03d}.hdf5").exists() or (
+            out / f"powerspec_{last:03d}.nc"
+        ).exists()
+        return "completed" if returncode == 0 and wrote_last else "failed"
+
+
+def _save_checkpoint(rundir: Path, state: State, step: int, outputs_done: int) -> None:
+    """Write the state atomically; positions and momenta keep full precision."""
+    path = rundir / CHECKPOINT
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, x=state.x, p=state.p, a=state.a, step=step, outputs_done=outputs_done)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _write_output(
+    config: RunConfig, rundir: Path, state: State, index: int, ids: np.ndarray
+) -> None:
+    from simlab.analysis.power import power_spectrum
+    from simlab.engines.pm_solver import velocity_from_momentum
+    from simlab.io.gadget4 import write_snapshot
+    from simlab.particles import ParticleSet, particle_mass
+
+    out = rundir / "output"
+    n = config.box.particles_per_side
+    if config.outputs.snapshots:
+        particles = ParticleSet(
+            positions=state.x,
+            velocities=velocity_from_momentum(state.p, state.a),
+            ids=ids,
+            mass=particle_mass(config.cosmology.Omega0, config.box.size, n**3),
+            box_size=config.box.size,
+            a=state.a,
+        )
+        write_snapshot(
+            out / f"snapshot_{index:03d}.hdf5",
+            particles,
+            cosmology=config.cosmology,
+            parameters=_snapshot_parameters(config),
+            config={"PMGRID": config.mesh, "SIMLAB_PM": ""},
+        )
+    if config.outputs.power_spectra:
+        spectrum = power_spectrum(
+            state.x, config.box.size, config.mesh, scheme="cic", interlace=True
+        )
+        spectrum.attrs.update(a=state.a, z=1.0 / state.a - 1.0)
+        tmp = out / f".powerspec_{index:03d}.nc.tmp"
+        spectrum.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, out / f"powerspec_{index:03d}.nc")
+    print(f"pm: output {index} at a={state.a:.6f}", flush=True)
+
+
+def _snapshot_parameters(config: RunConfig) -> dict[str, float | str]:
+    return {
+        "TimeBegin": config.ics.start,
+        "TimeMax": config.outputs.times[-1],
+        "PMGRID": float(config.mesh),
+        "NumSteps": float(config.gravity.steps),
+        "Seed": float(config.ics.seed),
+        "Sigma8": config.cosmology.sigma8,
+        "PrimordialIndex": config.cosmology.n_s,
+    }
+
+
+def _initial_state(config: RunConfig, rundir: Path) -> tuple[State, np.ndarray]:
+    from simlab.engines.pm_solver import State, momentum_from_velocity
+    from simlab.io.gadget4 import read_particles
+
+    particles = read_particles(rundir / "inputs" / "ics.hdf5")
+    a = config.ics.start
+    order = np.argsort(particles.ids, kind="stable")
+    x = particles.positions[order].astype(np.float64)
+    p = momentum_from_velocity(particles.velocities[order].astype(np.float64), a)
+    return State(x=x, p=p, a=a), particles.ids[order]
+
+
+def simulate(config: RunConfig, rundir: Path, resume: bool = False) -> int:
+    """Evolve the run to its last output time; return the process exit status."""
+    from simlab.engines.pm_solver import PMSolver, State, time_steps
+
+    rundir = Path(rundir)
+    started = time.monotonic()
+    times = config.outputs.times
+    boundaries = time_steps(
+        config.ics.start,
+        times[-1],
+        config.gravity.steps,
+        times,
+        config.gravity.stepping,
+    )
+    n_steps = len(boundaries) - 1
+    solver = PMSolver(config.cosmology, config.box.size, config.mesh)
+    state, ids = _initial_state(config, rundir)
+    first, outputs_done = 0, 0
+    if resume:
+        saved = np.load(rundir / CHECKPOINT)
+        state = State(x=saved["x"], p=saved["p"], a=float(saved["a"]))
+        first, outputs_done = int(saved["step"]), int(saved["outputs_done"])
+        print(f"pm: resumed at step {first}/{n_steps} a={state.a:.6f}", flush=True)
+    options = config.code.options
+    time_limit = float(
+        options.get("time_limit", os.environ.get("SIMLAB_TIME_LIMIT", 0))
+    )
+    every = int(options.get("checkpoint_every", 0))
+    print(
+        f"pm: {config.box.particles_per_side}^3 particles, {config.mesh}^3 mesh, "
+        f"{n_steps} steps from a={boundaries[0]:.6f} to a={boundaries[-1]:.6f}",
+        flush=True,
+    )
+    for step in range(first, n_steps):
+        state = solver.step(state, float(boundaries[step + 1]))
+        elapsed = time.monotonic() - started
+        print(
+            f"pm: step {step + 1}/{n_steps} a={state.a:.6f} z={1 / state.a - 1:.4f} "
+            f"elapsed={elapsed:.2f}s",
+            flush=True,
+        )
+        while outputs_done < len(times) and np.isclose(state.a, times[outputs_done]):
+            _write_output(config, rundir, state, outputs_done, ids)
+            outputs_done += 1
+        if step + 1 == n_steps:
+            break
+        asked_to_stop = (rundir / STOP_FILE).exists()
+        out_of_time = time_limit > 0 and elapsed > time_limit
+        if asked_to_stop or out_of_time or (every and (step + 1) % every == 0):
+            _save_checkpoint(rundir, state, step + 1, outputs_done)
+        if asked_to_stop or out_of_time:
+            (rundir / STOP_FILE).unlink(missing_ok=True)
+            reason = "stop requested" if asked_to_stop else "time limit reached"
+            print(
+                f"pm: checkpointed at step {step + 1}/{n_steps} ({reason})", flush=True
+            )
+            return EXIT_CHECKPOINTED
+    (rundir / CHECKPOINT).unlink(missing_ok=True)
+    print(f"pm: finished in {time.monotonic() - started:.2f}s", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: ``python -m simlab.engines.pm RUNDIR [--resume]``."""
+    from simlab.config import RunConfig
+
+    parser = argparse.ArgumentParser(prog="simlab.engines.pm", description=__doc__)
+    parser.add_argument("rundir", type=Path)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    config = RunConfig.model_validate(
+        json.loads((args.rundir / "config.json").read_text())
+    )
+    return simulate(config, args.rundir, resume=args.resume)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Run states and the transitions allowed between them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """Where a run is in its life; the run directory's status.json holds one."""
+
+    CREATED = "created"
+    QUEUED = "queued"
+    RUNNING = "running"
+    CHECKPOINTED = "checkpointed"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """No transition leaves this state."""
+        return not TRANSITIONS[self]
+
+    @property
+    def is_active(self) -> bool:
+        """Queued or running: the run holds or waits for resources."""
+        return self in (State.QUEUED, State.RUNNING)
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CREATED: frozenset({State.QUEUED, State.CANCELLED, State.FAILED}),
+    State.QUEUED: frozenset({State.RUNNING, State.CANCELLED, State.FAILED}),
+    State.RUNNING: frozenset(
+        {State.COMPLETED, State.FAILED, State.CANCELLED, State.CHECKPOINTED}
+    ),
+    State.CHECKPOINTED: frozenset({State.QUEUED, State.CANCELLED, State.FAILED}),
+    State.COMPLETED: frozenset(),
+    State.FAILED: frozenset(),
+    State.CANCELLED: frozenset(),
+}
+
+
+def can_transition(old: State | str, new: State | str) -> bool:
+    """Whether a run may go from ``old`` to ``new``.
+
+    Examples
+    --------
+    >>> can_transition("running", "completed"), can_transition("completed", "running")
+    (True, False)
+    """
+    return State(new) in TRANSITIONS[State(old)]

@@ -1,0 +1,46 @@
+"""The papermill notebook templates shipped with simlab, and running them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+#: Installed wheels carry the templates in ``simlab/_notebooks``; a source checkout
+#: keeps them in the top-level ``notebooks/`` folder.
+_SEARCH = (_HERE / "_notebooks", _HERE.parent / "notebooks")
+
+
+def template_path(name: str) -> Path:
+    """Path of the template ``name`` (``quickstart`` or ``quickstart.ipynb``)."""
+    filename = name if name.endswith(".ipynb") else f"{name}.ipynb"
+    for folder in _SEARCH:
+        if (folder / filename).is_file():
+            return folder / filename
+    known = sorted({p.stem for folder in _SEARCH for p in folder.glob("*.ipynb")})
+    raise FileNotFoundError(
+        f"no notebook template {filename!r}; available: {', '.join(known)}"
+    )
+
+
+def execute_notebook(
+    name: str, output: str | Path, parameters: dict[str, Any] | None = None
+) -> Path:
+    """Execute template ``name`` with papermill into ``output``; return its path.
+
+    The notebook runs with its folder as working directory, so relative paths in
+    it land beside the executed copy.
+    """
+    import papermill
+
+    output = Path(output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(template_path(name)),
+        str(output),
+        parameters=parameters or {},
+        cwd=str(output.parent),
+        progress_bar=False,
+        kernel_name="python3",
+    )
+    return output

@@ -1,0 +1,117 @@
+"""Run directories: complete-or-nothing creation, atomic status, checked transitions."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import pytest
+
+from simlab.config import RunConfig
+from simlab.runs.rundir import RUN_ID_RE, RunDir, TransitionError, write_json_atomic
+from simlab.runs.states import TRANSITIONS, State, can_transition
+
+SMALL = {"box": {"size": 32.0, "particles_per_side": 8}, "metadata": {"name": "tiny"}}
+
+
+@pytest.fixture
+def rundir(tmp_path):
+    return RunDir.create(tmp_path, RunConfig.model_validate(SMALL))
+
+
+def test_created_directory_is_complete(rundir, tmp_path):
+    assert RUN_ID_RE.match(rundir.id), rundir.id
+    assert rundir.id.startswith("tiny-")
+    assert rundir.config() == RunConfig.model_validate(SMALL)
+    assert rundir.state is State.CREATED
+    assert (rundir.inputs / "ics.hdf5").stat().st_size > 8**3 * 28
+    assert rundir.output.is_dir()
+    assert [e["state"] for e in rundir.events()] == ["created"]
+    # nothing but the run directory itself is left in the root
+    assert [p.name for p in tmp_path.iterdir()] == [rundir.id]
+
+
+def test_failed_prepare_leaves_nothing_behind(tmp_path, monkeypatch):
+    from simlab.engines import pm
+
+    def broken(self, config, rundir):
+        (rundir / "inputs" / "half-written").write_text("x")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pm.PMEngine, "prepare", broken)
+    with pytest.raises(OSError, match="disk full"):
+        RunDir.create(tmp_path, RunConfig.model_validate(SMALL))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_transitions_follow_the_life_cycle(rundir):
+    rundir.transition("queued", cluster="local")
+    rundir.transition("running", host="here")
+    with pytest.raises(TransitionError, match="cannot go from 'running' to 'queued'"):
+        rundir.transition("queued")
+    status = rundir.transition("completed", returncode=0)
+    assert status["state"] == "completed"
+    assert status["host"] == "here"
+    assert set(status["times"]) == {"created", "queued", "running", "completed"}
+    assert [e["state"] for e in rundir.events()] == [
+        "created",
+        "queued",
+        "running",
+        "completed",
+    ]
+    with pytest.raises(TransitionError):
+        rundir.transition("running")
+
+
+def test_state_table_is_consistent():
+    finals = {s for s in State if s.is_final}
+    assert finals == {State.COMPLETED, State.FAILED, State.CANCELLED}
+    assert can_transition("running", "checkpointed")
+    assert can_transition("checkpointed", "queued")
+    assert not can_transition("created", "completed")
+    for targets in TRANSITIONS.values():
+        assert State.CREATED not in targets
+
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "status.json"
+    write_json_atomic(target, {"state": "running"})
+
+    def crash(*args, **kwargs):
+        raise OSError("crash while writing")
+
+    monkeypatch.setattr(json, "dump", crash)
+    with pytest.raises(OSError):
+        write_json_atomic(target, {"state": "completed"})
+    assert json.loads(target.read_text()) == {"state": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def _hammer(path: str, worker: int, count: int) -> None:
+    rundir = RunDir(path)
+    for i in range(count):
+        rundir.update(**{f"w{worker}": i})
+
+
+def test_concurrent_updates_lose_nothing(rundir):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_hammer, args=(str(rundir.path), w, 200)) for w in range(4)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    status = rundir.status()
+    assert [status[f"w{w}"] for w in range(4)] == [199] * 4
+
+
+def test_requests_are_files_the_task_can_see(rundir):
+    assert not rundir.requested("cancel")
+    rundir.request("cancel")
+    assert rundir.requested("cancel")
+    rundir.clear_requests()
+    assert not rundir.requested("cancel")
+    with pytest.raises(ValueError, match="allowed: 'cancel', 'stop'"):
+        rundir.request("explode")
