@@ -376,9 +376,7 @@ class RunConfig(_Section):
 
     def config_hash(self) -> str:
         """Short SHA-256 of the physics (metadata and resources left out)."""
-        physics = self.model_dump(mode="json", exclude={"metadata", "resources"})
-        blob = json.dumps(physics, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return physics_hash(self.model_dump(mode="json"))
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """Dump as YAML (and write it to ``path`` if given)."""
@@ -391,6 +389,13 @@ class RunConfig(_Section):
     def from_file(cls, path: str | Path) -> RunConfig:
         """Load a YAML or JSON file; errors name the file and every bad field."""
         return load_config(path)
+
+
+def physics_hash(data: dict[str, Any]) -> str:
+    """Short SHA-256 of a dumped config without its metadata and resources."""
+    physics = {k: v for k, v in data.items() if k not in ("metadata", "resources")}
+    blob = json.dumps(physics, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _error(

@@ -1,0 +1,145 @@
+"""The SQLite run catalogue: filters, order, pages, counts, and reindex equality."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from simlab.config import RunConfig
+from simlab.runs.catalog import Catalog
+from simlab.runs.rundir import RunDir, write_json_atomic
+
+STATES = ["created", "queued", "running", "completed", "failed", "cancelled"]
+
+
+def fake_run(root, index: int, *, engine="pm", tags=(), project=None) -> RunDir:
+    """A run directory with config and status but no inputs (fast to make)."""
+    config = RunConfig(
+        metadata={"name": f"run{index:04d}", "tags": list(tags), "project": project}
+    )
+    data = config.model_dump(mode="json")
+    data["code"]["engine"] = engine
+    clock = f"{index // 3600:02d}{index // 60 % 60:02d}{index % 60:02d}"
+    run_id = f"run{index:04d}-20260101T{clock}-{index:06x}"
+    path = root / run_id
+    path.mkdir()
+    write_json_atomic(path / "config.json", data)
+    state = STATES[index % len(STATES)]
+    stamp = f"2026-01-01T00:00:00.{index:03d}+00:00"
+    write_json_atomic(
+        path / "status.json",
+        {
+            "id": run_id,
+            "state": state,
+            "times": {"created": f"2026-01-01T{index:08d}"},
+            "updated": stamp,
+        },
+    )
+    (path / "events.jsonl").write_text("")
+    return RunDir(path)
+
+
+@pytest.fixture
+def populated(tmp_path):
+    for i in range(500):
+        fake_run(
+            tmp_path,
+            i,
+            engine=("pm", "gadget4", "concept")[i % 3],
+            tags=["even"] if i % 2 == 0 else ["odd", "x_y"],
+            project="alpha" if i < 100 else None,
+        )
+    catalog = Catalog(tmp_path)
+    assert catalog.reindex() == 500
+    return catalog
+
+
+def test_filters_and_totals(populated):
+    rows, total = populated.query(state="completed", per_page=1000)
+    assert total == len(rows) == sum(1 for i in range(500) if i % 6 == 3)
+    assert {r["state"] for r in rows} == {"completed"}
+    _, total = populated.query(code="gadget4", tag="even")
+    assert total == sum(1 for i in range(500) if i % 3 == 1 and i % 2 == 0)
+    _, total = populated.query(project="alpha")
+    assert total == 100
+    rows, total = populated.query(text="run004")
+    assert total == 10 and all("run004" in r["name"] for r in rows)
+    # LIKE wildcards in the text are literal
+    assert populated.query(text="%")[1] == 0
+    assert populated.query(tag="x_y")[1] == 250
+
+
+def test_order_and_pages_cover_everything_once(populated):
+    seen = []
+    for page in range(1, 12):
+        rows, total = populated.query(order="-created", page=page, per_page=50)
+        seen += [r["id"] for r in rows]
+    assert total == 500
+    assert len(seen) == len(set(seen)) == 500
+    first, _ = populated.query(order="-created", per_page=3)
+    assert [r["name"] for r in first] == ["run0499", "run0498", "run0497"]
+    oldest, _ = populated.query(order="created", per_page=1)
+    assert oldest[0]["name"] == "run0000"
+
+
+def test_counts_by_state_and_engine(populated):
+    counts = populated.counts()
+    assert sum(counts["state"].values()) == 500
+    assert counts["engine"] == {"pm": 167, "gadget4": 167, "concept": 166}
+
+
+def test_bad_query_arguments_are_named(populated):
+    with pytest.raises(ValueError, match="order 'size'"):
+        populated.query(order="size")
+    with pytest.raises(ValueError, match="'sleeping' is not a valid State"):
+        populated.query(state="sleeping")
+    with pytest.raises(ValueError, match="per_page"):
+        populated.query(per_page=0)
+    # an injection attempt is just text that matches nothing
+    assert populated.query(text="'; DROP TABLE runs; --")[1] == 0
+    assert populated.query()[1] == 500
+
+
+def test_sync_picks_up_changed_runs(tmp_path):
+    runs = [fake_run(tmp_path, i) for i in range(5)]
+    catalog = Catalog(tmp_path)
+    catalog.reindex()
+    runs[0].transition("queued")
+    assert catalog.sync() == 1
+    assert catalog.get(runs[0].id)["state"] == "queued"
+    assert catalog.sync() == 0
+    assert catalog.get("nope") is None
+
+
+def _writer(root: str, worker: int, count: int) -> None:
+    catalog = Catalog(root)
+    (path,) = Path(root).glob(f"run{worker:04d}-*")
+    run = RunDir(path)
+    for i in range(count):
+        run.update(progress={"fraction": i / count})
+        catalog.add(run)
+
+
+def test_concurrent_writers_lose_nothing_and_equal_reindex(tmp_path):
+    for i in range(8):
+        fake_run(tmp_path, i)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_writer, args=(str(tmp_path), w, 100)) for w in range(8)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [p.exitcode for p in procs] == [0] * 8
+    catalog = Catalog(tmp_path)
+    live = sorted(catalog.query(per_page=100)[0], key=lambda r: r["id"])
+    assert [r["fraction"] for r in live] == [0.99] * 8
+    catalog.reindex()
+    rebuilt = sorted(catalog.query(per_page=100)[0], key=lambda r: r["id"])
+    assert live == rebuilt
+    with sqlite3.connect(catalog.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
