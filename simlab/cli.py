@@ -75,7 +75,9 @@ def schema() -> None:
 @_set_option
 @click.option("--root", type=click.Path(file_okay=False), help="run root folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def run(config: str | None, sets: tuple[str, ...], root: str | None, quiet: bool) -> None:
+def run(
+    config: str | None, sets: tuple[str, ...], root: str | None, quiet: bool
+) -> None:
     """Create a run from CONFIG (or the defaults) and run it to the end."""
     from simlab.api import run as run_config
 

@@ -115,7 +115,7 @@ class Run:
         return self
 
     def cancel(self) -> None:
-        """Ask the run to end as ``cancelled``; a run not yet queued is cancelled now."""
+        """Ask the run to end ``cancelled``; a run not yet queued is cancelled now."""
         if self.state.is_final:
             return
         self.dir.request("cancel")

@@ -1,0 +1,57 @@
+"""Conveniences over the gadget4 backend: one snapshot, a run's snapshots, a series."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+_NUMBERED = re.compile(r"^(?:snapshot|snapdir)_(\d+)(?:\.hdf5)?$")
+
+
+def open_snapshot(path: str | Path, group: str = "PartType1", **kwargs) -> xr.Dataset:
+    """One particle type of a Gadget4-layout snapshot as a lazy Dataset."""
+    return xr.open_dataset(path, engine="gadget4", group=group, **kwargs)
+
+
+def find_snapshots(directory: str | Path) -> list[Path]:
+    """``snapshot_NNN.hdf5`` files and ``snapdir_NNN`` folders, sorted by number.
+
+    ``directory`` is an output folder or a run directory holding ``output/``.
+    """
+    directory = Path(directory)
+    if (directory / "output").is_dir():
+        directory = directory / "output"
+    found = {}
+    for path in directory.iterdir():
+        match = _NUMBERED.match(path.name)
+        if match and (path.is_dir() or path.suffix == ".hdf5"):
+            found[int(match[1])] = path
+    return [found[n] for n in sorted(found)]
+
+
+def open_series(path: str | Path, group: str = "PartType1") -> xr.Dataset:
+    """All snapshots of a run along a ``snapshot`` dimension with ``a`` and ``z``.
+
+    Particles are put in ParticleIDs order in every snapshot, so index i is the same
+    particle at every time. Each snapshot stays lazy (dask) until used; the ID sort
+    reads the IDs once per snapshot.
+    """
+    snapshots = find_snapshots(path)
+    if not snapshots:
+        raise FileNotFoundError(f"no snapshot_NNN.hdf5 or snapdir_NNN in {path}")
+    datasets = []
+    for number, snap in enumerate(snapshots):
+        ds = open_snapshot(snap, group=group, chunks={})
+        order = np.argsort(ds.ParticleIDs.values, kind="stable")
+        ds = ds.isel(particle=order)
+        datasets.append(
+            ds.expand_dims(snapshot=[number]).assign_coords(
+                a=("snapshot", [ds.attrs["Time"]]),
+                z=("snapshot", [ds.attrs["Redshift"]]),
+            )
+        )
+    series = xr.concat(datasets, dim="snapshot", combine_attrs="drop_conflicts")
+    return series

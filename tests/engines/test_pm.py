@@ -1,0 +1,144 @@
+"""The embedded PM engine: linear growth, conservation, checkpoints, progress lines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import simlab
+from simlab import cosmology
+from simlab.analysis.power import power_spectrum
+from simlab.config import RunConfig
+from simlab.engines.pm import EXIT_CHECKPOINTED, PMEngine, simulate
+from simlab.engines.pm_solver import time_steps
+from simlab.runs.rundir import RunDir
+
+GROWTH_RUN = {
+    "box": {"size": 512.0, "particles_per_side": 64},
+    "ics": {"z_start": 49, "seed": 3},
+    "outputs": {"scale_factors": [0.25, 0.5, 1.0]},
+    "gravity": {"mesh": 128, "steps": 30},
+    "metadata": {"name": "growth"},
+}
+
+
+@pytest.fixture(scope="module")
+def growth_run(tmp_path_factory):
+    """One 64³ run through the real local dask cluster, shared by the tests below."""
+    root = tmp_path_factory.mktemp("runs")
+    return simlab.run(GROWTH_RUN, root=root, progress=False)
+
+
+@pytest.mark.slow
+def test_low_k_power_grows_as_linear_growth_squared(growth_run):
+    config = growth_run.config
+    initial = power_spectrum(
+        xr.open_dataset(growth_run.path / "inputs" / "ics.hdf5", engine="gadget4"),
+        None,
+        config.mesh,
+        interlace=True,
+    )
+    a0 = config.ics.start
+    for index, a in enumerate(config.outputs.times):
+        pk = growth_run.power_spectrum(index)
+        assert pk.attrs["a"] == pytest.approx(a)
+        low = slice(0, 3)  # k < 0.04 h/Mpc: linear at z = 0 to well below 1%
+        measured = pk.values[low] / initial.values[low]
+        expected = (
+            cosmology.growth_factor(a, config.cosmology)
+            / cosmology.growth_factor(a0, config.cosmology)
+        ) ** 2
+        np.testing.assert_allclose(measured, expected, rtol=0.02)
+
+
+@pytest.mark.slow
+def test_run_lifecycle_and_outputs(growth_run):
+    assert growth_run.state.value == "completed"
+    states = [e["state"] for e in growth_run.dir.events()]
+    assert states == ["created", "queued", "running", "completed"]
+    progress = growth_run.progress
+    config = growth_run.config
+    # 30 steps plus the two output times that fall between grid points
+    steps = len(time_steps(config.ics.start, 1.0, 30, config.outputs.times, "loga")) - 1
+    assert steps == 32
+    assert progress["step"] == progress["steps"] == steps
+    assert progress["fraction"] == pytest.approx(1.0)
+    assert progress["a"] == pytest.approx(1.0)
+    assert f"pm: step {steps}/{steps} a=1.000000" in growth_run.logs()
+    times = [
+        xr.open_dataset(p, engine="gadget4").attrs["Time"] for p in growth_run.snapshots
+    ]
+    assert times == pytest.approx([0.25, 0.5, 1.0])
+    tree = xr.open_datatree(growth_run.snapshots[-1], engine="gadget4")
+    assert tree["PartType1"].sizes["particle"] == 64**3
+
+
+@pytest.mark.slow
+def test_momentum_is_conserved(growth_run):
+    ds = growth_run.open_snapshot(-1)
+    v = ds.Velocities.values.astype(np.float64)
+    net = np.abs(v.sum(axis=0)) / len(v)
+    rms = np.sqrt((v**2).sum(axis=1).mean())
+    assert rms > 100  # km/s: structure has formed
+    assert (net / rms).max() < 1e-3
+
+
+def _small(tmp_path, **gravity):
+    config = RunConfig(
+        box={"size": 64.0, "particles_per_side": 16},
+        outputs={"scale_factors": [0.5, 1.0]},
+        gravity={"steps": 8, **gravity},
+        metadata={"name": "small"},
+    )
+    return config, RunDir.create(tmp_path, config)
+
+
+def test_resumed_run_ends_bitwise_equal_to_uninterrupted(tmp_path):
+    config, straight = _small(tmp_path)
+    assert simulate(config, straight.path) == 0
+    _, chained = _small(tmp_path)
+    (chained.path / "stop").touch()
+    assert simulate(config, chained.path) == EXIT_CHECKPOINTED
+    assert PMEngine().outcome(config, chained.path, EXIT_CHECKPOINTED) == "checkpointed"
+    (chained.path / "stop").touch()
+    assert simulate(config, chained.path, resume=True) == EXIT_CHECKPOINTED
+    assert simulate(config, chained.path, resume=True) == 0
+    assert PMEngine().outcome(config, chained.path, 0) == "completed"
+    assert not (chained.path / "checkpoint" / "state.npz").exists()
+    for a, b in zip(
+        PMEngine().outputs(straight.path), PMEngine().outputs(chained.path), strict=True
+    ):
+        da, db = (xr.load_dataset(p, engine="gadget4") for p in (a, b))
+        assert np.array_equal(da.Coordinates.values, db.Coordinates.values)
+        assert np.array_equal(da.Velocities.values, db.Velocities.values)
+
+
+def test_progress_lines_parse_and_others_do_not():
+    engine = PMEngine()
+    progress = engine.parse_progress(
+        "pm: step 3/30 a=0.123456 z=7.1000 elapsed=1.25s\n"
+    )
+    assert (progress.step, progress.steps, progress.a, progress.elapsed) == (
+        3,
+        30,
+        0.123456,
+        1.25,
+    )
+    assert progress.z == pytest.approx(1 / 0.123456 - 1)
+    assert progress.fraction(0.02, 1.0) == pytest.approx(
+        np.log(0.123456 / 0.02) / np.log(50)
+    )
+    assert engine.parse_progress("pm: output 0 at a=0.5") is None
+    assert engine.parse_progress("step 3/30 a=0.1") is None
+
+
+def test_time_steps_hit_every_output_exactly():
+    outputs = [0.1, 0.33, 0.5, 1.0]
+    steps = time_steps(0.02, 1.0, 10, outputs, "loga")
+    assert steps[0] == 0.02 and steps[-1] == 1.0
+    assert all(a in steps for a in outputs)
+    assert np.all(np.diff(steps) > 0)
+    assert 10 <= len(steps) - 1 <= 10 + len(outputs)
+    linear = time_steps(0.1, 1.0, 9, [1.0], "a")
+    np.testing.assert_allclose(np.diff(linear), 0.1)

@@ -1,0 +1,69 @@
+"""The ``simlab`` command: validate, schema, run, ls and clean errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from simlab.cli import main
+
+
+@pytest.fixture
+def cli():
+    return CliRunner()
+
+
+def test_validate_prints_defaults_and_overrides(cli, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("box:\n  size: 64\n")
+    result = cli.invoke(main, ["validate", str(config), "--set", "gravity.steps=12"])
+    assert result.exit_code == 0, result.output
+    assert "size: 64.0" in result.output
+    assert "steps: 12" in result.output
+    assert "Omega0: 0.3111" in result.output
+
+
+def test_invalid_config_exits_2_naming_the_field(cli, tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("cosmology:\n  Omega0: 5\nbox:\n  particles_per_side: 0\n")
+    result = cli.invoke(main, ["validate", str(config)])
+    assert result.exit_code == 2
+    assert "cosmology.Omega0 = 5" in result.output
+    assert "box.particles_per_side = 0" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_schema_is_json(cli):
+    result = cli.invoke(main, ["schema"])
+    assert json.loads(result.output)["title"] == "RunConfig"
+
+
+@pytest.mark.slow
+def test_run_then_ls(cli, tmp_path):
+    result = cli.invoke(
+        main,
+        [
+            "run",
+            "--root",
+            str(tmp_path),
+            "--quiet",
+            "--set",
+            "box.particles_per_side=16",
+            "--set",
+            "box.size=64",
+            "--set",
+            "gravity.steps=5",
+            "--set",
+            "metadata.name=clirun",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "completed" in result.output
+    assert "snapshot_000.hdf5" in result.output
+    listing = cli.invoke(main, ["ls", "--root", str(tmp_path)])
+    assert listing.exit_code == 0
+    row = [line for line in listing.output.splitlines() if line.startswith("clirun-")]
+    assert len(row) == 1
+    assert "completed" in row[0] and "100.0%" in row[0]
