@@ -328,6 +328,17 @@ class RunConfig(_Section):
     resources: Resources = Field(default_factory=Resources)
     metadata: Metadata = Field(default_factory=Metadata)
 
+    def __init__(self, **data: Any) -> None:
+        """Validate keyword sections; errors are :class:`ConfigError`, field by field.
+
+        (pydantic routes ``model_validate`` through a custom ``__init__`` too, so
+        :func:`validate_config` is the front door that keeps these errors intact.)
+        """
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(config_errors(exc)) from None
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
         a_start = self.ics.start
@@ -489,10 +500,17 @@ def validate_config(data: RunConfig | dict[str, Any]) -> RunConfig:
     """
     if isinstance(data, RunConfig):
         return data
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(config_errors(exc)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [
+                {
+                    "loc": "(config)",
+                    "value": data,
+                    "msg": f"must be a mapping, found {type(data).__name__}",
+                }
+            ]
+        )
+    return RunConfig(**data)
 
 
 def load_config(path: str | Path) -> RunConfig:

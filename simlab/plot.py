@@ -142,7 +142,11 @@ def projection(
     colours = colours.with_extremes(bad=colours(0.0))
     half_pixel = 0.5 * box_size / n_pixels
     extent = (-half_pixel, box_size - half_pixel) * 2
-    shown = ax.imshow(image, origin="lower", extent=extent, cmap=colours)
+    # CIC leaves slivers of mass far below one particle per pixel; a colour scale
+    # from the 2nd percentile up keeps them from swallowing the structure
+    finite = image[np.isfinite(image)]
+    low = float(np.percentile(finite, 2)) if finite.size else None
+    shown = ax.imshow(image, origin="lower", extent=extent, cmap=colours, vmin=low)
     horizontal, vertical = (a for a in _AXES if a != axis)
     ax.set_xlabel(f"{horizontal} [{_LENGTH_UNIT}]")
     ax.set_ylabel(f"{vertical} [{_LENGTH_UNIT}]")

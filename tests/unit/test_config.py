@@ -180,3 +180,15 @@ def test_config_hash_ignores_metadata_but_not_physics():
     c = RunConfig(cosmology={"sigma8": 0.9})
     assert a.config_hash() == b.config_hash()
     assert a.config_hash() != c.config_hash()
+
+
+def test_direct_construction_reports_fields_the_same_way():
+    with pytest.raises(ConfigError) as info:
+        RunConfig(cosmology={"Omega0": 3.0}, box={"particles_per_side": 0})
+    assert [e["loc"] for e in info.value.errors] == [
+        "cosmology.Omega0",
+        "box.particles_per_side",
+    ]
+    assert "allowed: a number in (0, 2]" in str(info.value)
+    with pytest.raises(ConfigError, match="must be a mapping, found list"):
+        validate_config([1, 2])
