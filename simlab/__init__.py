@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from simlab.__about__ import __version__
-from simlab.api import create, run
+from simlab.api import create, run, runs, submit
 from simlab.config import RunConfig, load_config, validate_config
+from simlab.io.snapshots import open_series, open_snapshot
 from simlab.runs.run import Run
 
 __all__ = [
@@ -13,6 +14,10 @@ __all__ = [
     "__version__",
     "create",
     "load_config",
+    "open_series",
+    "open_snapshot",
     "run",
+    "runs",
+    "submit",
     "validate_config",
 ]

@@ -1,66 +1,129 @@
-"""The Python entry points: ``simlab.run`` creates a run and carries it to its end."""
+"""The Python entry points: create, submit, run and list runs."""
 
 from __future__ import annotations
 
+import atexit
 import time
 from pathlib import Path
 from typing import Any
 
 from simlab.config import RunConfig, validate_config
 from simlab.dispatch.dispatcher import Dispatcher
+from simlab.runs.catalog import Catalog
 from simlab.runs.run import Run
 from simlab.runs.rundir import RunDir
+from simlab.runs.states import State
 from simlab.settings import run_root
+
+_dispatcher: Dispatcher | None = None
+
+
+def dispatcher() -> Dispatcher:
+    """This process's Dispatcher, started on first use and closed at exit."""
+    global _dispatcher
+    if _dispatcher is None:
+        _dispatcher = Dispatcher()
+        atexit.register(_dispatcher.close)
+    return _dispatcher
 
 
 def create(config: RunConfig | dict[str, Any], root: str | Path | None = None) -> Run:
     """Validate ``config`` and make its run directory (state ``created``)."""
     config = validate_config(config)
-    return Run(RunDir.create(root or run_root(), config).path)
+    root = Path(root or run_root())
+    rundir = RunDir.create(root, config)
+    Catalog(root).add(rundir)
+    return Run(rundir.path)
 
 
-def _follow(run: Run, future: Any, show_progress: bool) -> None:
-    """Wait for the task, drawing a tqdm bar from the run's status as it moves."""
+def submit(
+    config: RunConfig | dict[str, Any],
+    *,
+    cluster: str | None = None,
+    root: str | Path | None = None,
+) -> Run:
+    """Create a run and hand it to its cluster profile; return without waiting.
+
+    ``cluster`` overrides ``config.resources.cluster``.
+    """
+    config = validate_config(config)
+    if cluster is not None:
+        config = config.model_copy(
+            update={
+                "resources": config.resources.model_copy(update={"cluster": cluster})
+            }
+        )
+        config = validate_config(config.model_dump(mode="json"))
+    handle = create(config, root)
+    try:
+        dispatcher().submit(handle.dir)
+    except Exception as exc:
+        # the run must not stay created/queued when it could not be dispatched
+        handle.dir.transition(
+            State.FAILED, reason=f"could not dispatch: {type(exc).__name__}: {exc}"
+        )
+        raise
+    finally:
+        Catalog(handle.path.parent).add(handle.dir)
+    return handle
+
+
+def _follow(run: Run, show_progress: bool) -> None:
+    """Wait for the run to end, drawing a tqdm bar from its status as it moves."""
     from tqdm.auto import tqdm
 
-    with tqdm(
-        total=100, desc=run.id, unit="%", disable=not show_progress, leave=True
-    ) as bar:
-        while not future.done():
-            progress = run.progress or {}
-            done = round(100 * progress.get("fraction", 0.0))
-            bar.update(done - bar.n)
+    with tqdm(total=100, desc=run.id, unit="%", disable=not show_progress) as bar:
+        while True:
+            status = run.status
+            progress = status.get("progress") or {}
+            bar.update(round(100 * progress.get("fraction", 0.0)) - bar.n)
             if progress:
                 bar.set_postfix(a=f"{progress['a']:.3f}", z=f"{progress['z']:.2f}")
+            if State(status["state"]).is_final:
+                break
             time.sleep(0.2)
-        bar.update(100 * (run.state.value == "completed") - bar.n)
-    future.result()
 
 
 def run(
     config: RunConfig | dict[str, Any],
     *,
+    cluster: str | None = None,
     root: str | Path | None = None,
     progress: bool = True,
 ) -> Run:
     """Create a run, execute it on its cluster profile and wait for it to finish.
 
-    Parameters
-    ----------
-    config
-        a RunConfig or a mapping validated into one
-    root
-        run root folder (default: the ``simlab.run-root`` setting)
-    progress
-        show a tqdm progress bar
-
-    Returns
-    -------
-    Run
-        the finished run; RunError if it ended in any state but ``completed``
+    A run stopped by its time limit is continued from its checkpoint until it
+    completes. Returns the finished run; RunError if it ends other than
+    ``completed``.
     """
-    handle = create(config, root)
-    with Dispatcher() as dispatcher:
-        future = dispatcher.submit(handle.dir)
-        _follow(handle, future, progress)
+    handle = submit(config, cluster=cluster, root=root)
+    _follow(handle, progress)
+    Catalog(handle.path.parent).add(handle.dir)
     return handle.wait(timeout=0)
+
+
+def runs(
+    *,
+    root: str | Path | None = None,
+    status: str | None = None,
+    code: str | None = None,
+    tag: str | None = None,
+    project: str | None = None,
+    text: str | None = None,
+    order: str = "-created",
+    limit: int = 100,
+) -> list[Run]:
+    """The user's runs matching every filter given, newest first by default."""
+    catalog = Catalog(root or run_root())
+    catalog.sync()
+    rows, _ = catalog.query(
+        state=status,
+        code=code,
+        tag=tag,
+        project=project,
+        text=text,
+        order=order,
+        per_page=limit,
+    )
+    return [Run(row["path"]) for row in rows]

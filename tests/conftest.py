@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,58 @@ def _private_run_root(tmp_path_factory):
 
     with dask.config.set({"simlab.run-root": str(tmp_path_factory.mktemp("runroot"))}):
         yield
+
+
+def _needs(reason: str | None, what: str) -> None:
+    """Skip for a missing system part on a laptop; fail under ``CI=true``."""
+    if reason is None:
+        return
+    message = f"{what} unavailable: {reason}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A real Slurm controller and node for the session, torn down at the end."""
+    from tests import slurm_cluster
+
+    _needs(slurm_cluster.available(), "Slurm")
+    state = slurm_cluster.state_dir()
+    slurm_cluster.start(state)
+    yield state
+    slurm_cluster.stop(state)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def slurm_profile(slurm, request):
+    """A ``testslurm`` cluster profile; dumps Slurm's view if the test failed."""
+    import dask.config
+
+    profile = {
+        "kind": "slurm",
+        "queue": "debug",
+        "cores": 1,
+        "processes": 1,
+        "memory": "1GB",
+        "interface": "lo",
+        "scheduler_options": {"dashboard_address": "127.0.0.1:0"},
+        "max_jobs": 2,
+    }
+    with dask.config.set({"simlab.clusters.testslurm": profile}):
+        yield "testslurm"
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        from tests import slurm_cluster
+
+        print(slurm_cluster.diagnostics(slurm))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item so fixtures can see a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

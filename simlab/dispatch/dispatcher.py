@@ -1,15 +1,22 @@
 """The Dispatcher: owns one dask cluster per (profile, code) and submits runs to it.
 
 Each run is one task with ``resources={"run": 1}``, so a worker runs one simulation
-at a time. Tasks are fire-and-forget: the run directory, not the future, carries
-the outcome.
+at a time. Tasks are fire-and-forget: the run directory, not the future, carries the
+outcome. A done-callback follows each future the dispatcher handed out: a run that
+came back ``checkpointed`` is resubmitted from its checkpoint (the restart chain),
+and a task lost with its worker marks its run ``failed`` with the reason.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simlab.dispatch.profiles import batch_directives, cluster_class, cluster_options
 from simlab.dispatch.task import execute
 from simlab.runs.rundir import RunDir
 from simlab.runs.states import State
@@ -18,41 +25,104 @@ from simlab.settings import cluster_profile
 if TYPE_CHECKING:
     from distributed import Client, Future
 
+    from simlab.config import RunConfig
 
-def start_cluster(profile: dict[str, Any]) -> Any:
-    """Start the cluster a profile describes (``kind: local`` for now)."""
-    options = dict(profile)
-    kind = options.pop("kind", "local")
-    if kind != "local":
-        raise ValueError(
-            f"cluster kind {kind!r} is not supported yet; allowed: 'local'"
-        )
-    from distributed import LocalCluster
+logger = logging.getLogger(__name__)
 
-    options.setdefault("n_workers", 1)
-    return LocalCluster(
-        threads_per_worker=1,
-        processes=True,
-        resources={"run": 1},
-        dashboard_address=None,
-        **options,
+#: Fraction of the job walltime a run may use before it checkpoints; the rest covers
+#: worker start-up and writing the checkpoint before the worker's lifetime ends.
+WALLTIME_SAFETY = 0.7
+
+
+def walltime_seconds(walltime: str) -> int:
+    """Seconds in a ``[D-]HH:MM[:SS]`` walltime.
+
+    Examples
+    --------
+    >>> walltime_seconds("1-00:30:00"), walltime_seconds("00:02")
+    (88200, 120)
+    """
+    days, _, clock = walltime.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    hours, minutes, seconds = ([*parts, 0])[:3]
+    return int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+def jobs_dir(root: Path) -> Path:
+    """``ROOT/.simlab/jobs``: TLS credentials and batch logs, readable by the user only.
+
+    It lives in the run root because compute nodes must read the credentials, and
+    the run root is on the filesystem they share with the login node.
+    """
+    path = Path(root) / ".simlab" / "jobs"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for folder in (path, path.parent):
+        os.chmod(folder, 0o700)
+    return path
+
+
+def start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> Any:
+    """Start the cluster a profile describes, shaped for runs like ``config``.
+
+    Batch kinds get TLS with temporary credentials kept in ``jobs_dir(root)``, the
+    directives that give one job the run's nodes and tasks, and ``adapt`` so that
+    idle jobs go away.
+    """
+    import dask.config
+    import distributed  # noqa: F401  (its config defaults must load outside the set)
+
+    # a task whose worker died is never rerun from scratch: its run is failed
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        return _start_cluster(profile, config, root)
+
+
+def _start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> Any:
+    kind = profile.get("kind", "local")
+    cls = cluster_class(kind)
+    options = cluster_options(profile)
+    if kind == "local":
+        return cls(**options)
+    from distributed.security import Security
+
+    resources = config.resources
+    options.setdefault("walltime", resources.walltime)
+    options.setdefault("cores", 1)
+    options.setdefault("memory", resources.memory or "2GB")
+    extra = list(options.get("job_extra_directives", []))
+    options["job_extra_directives"] = extra + batch_directives(kind, resources)
+    if kind == "slurm":
+        options.setdefault("job_directives_skip", ["-n 1"])
+    lifetime = int(walltime_seconds(resources.walltime) * 0.95)
+    worker_args = list(options.get("worker_extra_args", []))
+    options["worker_extra_args"] = [*worker_args, "--lifetime", f"{lifetime}s"]
+    workdir = jobs_dir(root)
+    options.setdefault("log_directory", str(workdir / "logs"))
+    cluster = cls(
+        security=Security.temporary(), shared_temp_directory=str(workdir), **options
     )
+    cluster.adapt(minimum=0, maximum=int(profile.get("max_jobs", 4)))
+    return cluster
 
 
 class Dispatcher:
     """Submit runs to per-(profile, code) clusters; close them when done."""
 
     def __init__(self) -> None:
-        self._clusters: dict[tuple[str, str], Any] = {}
-        self._clients: dict[tuple[str, str], Client] = {}
+        self._clusters: dict[tuple[Any, ...], Any] = {}
+        self._clients: dict[tuple[Any, ...], Client] = {}
+        self._watched: dict[str, Future] = {}
+        self._lock = threading.Lock()
+        self._closed = False
 
-    def client(self, profile: str, code: str) -> Client:
-        """The client of the cluster for ``profile`` and ``code``, started on demand."""
-        key = (profile, code)
+    def client(self, config: RunConfig, root: Path) -> Client:
+        """The client of the cluster for this run's profile, code and shape."""
+        res = config.resources
+        key = (res.cluster, config.code.engine, res.nodes, res.cores, res.walltime)
         if key not in self._clients:
             from distributed import Client
 
-            cluster = start_cluster(cluster_profile(profile))
+            profile = cluster_profile(res.cluster)
+            cluster = start_cluster(profile, config, root)
             self._clusters[key] = cluster
             self._clients[key] = Client(cluster, set_as_default=False)
         return self._clients[key]
@@ -60,20 +130,57 @@ class Dispatcher:
     def submit(self, rundir: RunDir, *, resume: bool = False) -> Future:
         """Queue the run and hand it to its cluster as one task."""
         config = rundir.config()
-        client = self.client(config.resources.cluster, config.code.engine)
+        client = self.client(config, Path(rundir.path).resolve().parent)
+        profile = cluster_profile(config.resources.cluster)
+        time_limit = None
+        if profile.get("kind", "local") != "local":
+            time_limit = walltime_seconds(config.resources.walltime) * WALLTIME_SAFETY
         rundir.transition(State.QUEUED, cluster=config.resources.cluster)
-        return client.submit(
+        future = client.submit(
             execute,
             str(Path(rundir.path).resolve()),
             resume=resume,
-            key=f"simlab-run-{rundir.id}",
+            time_limit=time_limit,
+            key=f"simlab-run-{rundir.id}-{time.monotonic_ns()}",
             resources={"run": 1},
             pure=False,
             retries=0,
         )
+        with self._lock:
+            self._watched[rundir.id] = future
+        future.add_done_callback(lambda done: self._settle(rundir, done))
+        return future
+
+    def _settle(self, rundir: RunDir, future: Future) -> None:
+        """Act on a finished task: continue a restart chain or record a lost task.
+
+        Runs in distributed's callback thread as soon as the task ends. The
+        dispatcher then drops its reference; should the scheduler ever recompute the
+        task, ``execute`` sees a run that is no longer queued and leaves it alone.
+        """
+        with self._lock:
+            if self._watched.get(rundir.id) is future:
+                del self._watched[rundir.id]
+        if future.status == "error":
+            exc = future.exception()
+            if not rundir.state.is_final:
+                reason = f"task lost: {type(exc).__name__}: {exc}"
+                logger.warning("run %s: %s", rundir.id, reason)
+                rundir.transition(State.FAILED, reason=reason)
+        elif rundir.state == State.CHECKPOINTED and not self._closed:
+            logger.info(
+                "run %s checkpointed: resubmitting from its checkpoint", rundir.id
+            )
+            self.submit(rundir, resume=True)
+
+    def pending(self) -> int:
+        """Number of runs whose tasks have not finished yet."""
+        with self._lock:
+            return len(self._watched)
 
     def close(self) -> None:
-        """Shut down every client and cluster this dispatcher started."""
+        """Shut down every client and cluster started here."""
+        self._closed = True
         for client in self._clients.values():
             client.close()
         for cluster in self._clusters.values():

@@ -33,6 +33,8 @@ STATUS_INTERVAL = 0.5
 KILL_GRACE = 5.0
 #: Log lines kept for the failure reason.
 TAIL_LINES = 20
+#: Seconds between heartbeats written to status.json while the code runs.
+HEARTBEAT_INTERVAL = 5.0
 
 
 def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
@@ -53,7 +55,9 @@ def _terminate(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def execute(path: str | Path, *, resume: bool = False) -> str:
+def execute(
+    path: str | Path, *, resume: bool = False, time_limit: float | None = None
+) -> str:
     """Run the engine for the run at ``path`` to its end; return the final state.
 
     Whatever goes wrong, the run does not stay ``running``: an unexpected error marks
@@ -61,7 +65,7 @@ def execute(path: str | Path, *, resume: bool = False) -> str:
     """
     rundir = RunDir(path)
     try:
-        return _execute(rundir, resume)
+        return _execute(rundir, resume, time_limit)
     except BaseException as exc:
         logger.exception("run %s: task failed", rundir.id)
         if not rundir.state.is_final:
@@ -69,21 +73,77 @@ def execute(path: str | Path, *, resume: bool = False) -> str:
         raise
 
 
-def _execute(rundir: RunDir, resume: bool) -> str:
+def _time_left(time_limit: float | None) -> float | None:
+    """The engine's time limit, shortened to fit the worker's remaining lifetime.
+
+    A batch worker lives a fixed time from its own start, and may run a second run
+    segment after the first: the limit must count from the worker's start, not the
+    task's, or the worker retires mid-segment and the scheduler reruns the task.
+    """
+    if not time_limit:
+        return None
+    try:
+        import psutil
+        from distributed import get_worker
+
+        lifetime = get_worker().lifetime
+    except (ImportError, ValueError):
+        return time_limit
+    if not lifetime:
+        return time_limit
+    age = time.time() - psutil.Process().create_time()
+    return max(1.0, min(time_limit, 0.8 * (lifetime - age)))
+
+
+def _job_info() -> dict[str, str]:
+    """The batch job this task runs in, from the scheduler's environment."""
+    names = {"SLURM_JOB_ID": "job_id", "PBS_JOBID": "job_id", "JOB_ID": "job_id"}
+    info = {field: os.environ[var] for var, field in names.items() if var in os.environ}
+    try:
+        from distributed import get_worker
+
+        info["worker"] = get_worker().address
+    except ValueError:
+        pass
+    return info
+
+
+def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     config = rundir.config()
     engine = registry.get(config.code.engine)
-    argv = engine.restart(config, rundir.path) if resume else None
-    argv = argv or engine.command(config, rundir.path)
+    argv = (
+        engine.restart(config, rundir.path)
+        if resume
+        else engine.command(config, rundir.path)
+    )
+    if argv is None:
+        reason = "asked to resume but the run has no checkpoint (not restarting afresh)"
+        rundir.transition(State.FAILED, reason=reason)
+        return State.FAILED.value
     if rundir.requested("cancel"):
         rundir.transition(State.CANCELLED, reason="cancelled before start")
         return State.CANCELLED.value
+    if rundir.state == State.RUNNING:
+        # the scheduler reran a task whose worker was lost mid-run: never restart
+        # a simulation from scratch behind the user's back
+        reason = "its task was lost with its worker while running; not rerun"
+        rundir.transition(State.FAILED, reason=reason)
+        return State.FAILED.value
+    if rundir.state != State.QUEUED:
+        logger.warning("run %s is %s: task not started", rundir.id, rundir.state.value)
+        return rundir.state.value
     a_start, a_end = config.ics.start, config.outputs.times[-1]
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with open(rundir.log_path, "a", buffering=1) as log:
         log.write(f"simlab: running {' '.join(argv)}\n")
+        env = dict(os.environ)
+        limit = _time_left(time_limit)
+        if limit:
+            env["SIMLAB_TIME_LIMIT"] = f"{limit:.1f}"
         try:
             proc = subprocess.Popen(
                 argv,
+                env=env,
                 cwd=rundir.path,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -97,7 +157,14 @@ def _execute(rundir: RunDir, resume: bool) -> str:
             log.write(f"simlab: {reason}\n")
             rundir.transition(State.FAILED, reason=reason, command=argv)
             return State.FAILED.value
-        rundir.transition(State.RUNNING, command=argv, **host_info(), job_pid=proc.pid)
+        rundir.transition(
+            State.RUNNING,
+            command=argv,
+            **host_info(),
+            **_job_info(),
+            job_pid=proc.pid,
+            heartbeat=time.time(),
+        )
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
         last_write = 0.0
@@ -126,6 +193,9 @@ def _execute(rundir: RunDir, resume: bool) -> str:
                     heartbeat=time.time(),
                 )
                 latest, last_write = None, now
+            elif now - last_write > HEARTBEAT_INTERVAL:
+                rundir.update(heartbeat=time.time())
+                last_write = now
             if rundir.requested("stop"):
                 engine.request_stop(rundir.path)
                 (rundir.path / ".request-stop").unlink(missing_ok=True)

@@ -1,0 +1,106 @@
+"""Runs on a real Slurm: the whole life cycle, cancel, lost jobs, restart chains."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import simlab
+from simlab.api import dispatcher
+from simlab.runs.states import State
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def _config(name, steps=10, n=16, walltime="00:10:00"):
+    return {
+        "box": {"size": 64.0, "particles_per_side": n},
+        "outputs": {"scale_factors": [0.5, 1.0]},
+        "gravity": {"steps": steps},
+        "resources": {"cores": 1, "walltime": walltime},
+        "metadata": {"name": name},
+    }
+
+
+def _wait(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def _squeue() -> list[str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def test_run_completes_in_a_slurm_job(slurm_profile, tmp_path):
+    submitted = time.monotonic()
+    run = simlab.submit(_config("slurm-ok"), cluster=slurm_profile, root=tmp_path)
+    assert _wait(lambda: run.state is not State.QUEUED, 120)
+    latency = time.monotonic() - submitted
+    assert _wait(lambda: run.state.is_final, 180), run.status
+    status = run.status
+    assert status["state"] == "completed", status
+    assert status["job_id"].isdigit()
+    assert status["cluster"] == slurm_profile
+    assert [e["state"] for e in run.dir.events()] == [
+        "created",
+        "queued",
+        "running",
+        "completed",
+    ]
+    assert len(run.snapshots) == 2
+    assert latency < 120
+
+
+def test_cancel_on_slurm(slurm_profile, tmp_path):
+    run = simlab.submit(
+        _config("slurm-cancel", steps=5000, n=32), cluster=slurm_profile, root=tmp_path
+    )
+    assert _wait(lambda: (run.progress or {}).get("step", 0) >= 2, 180), run.status
+    pid = run.status["job_pid"]
+    run.cancel()
+    assert _wait(lambda: run.state is State.CANCELLED, 30), run.status
+    assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+    # adapt gives the idle job back
+    assert _wait(lambda: _squeue() == [], 120), _squeue()
+
+
+def test_scancel_mid_run_fails_the_run_with_reason(slurm_profile, tmp_path):
+    run = simlab.submit(
+        _config("slurm-lost", steps=5000, n=32), cluster=slurm_profile, root=tmp_path
+    )
+    assert _wait(lambda: (run.progress or {}).get("step", 0) >= 2, 180), run.status
+    job = run.status["job_id"]
+    subprocess.run(["scancel", job], check=True)
+    assert _wait(lambda: run.state is State.FAILED, 120), run.status
+    assert "lost" in run.status["reason"]
+    assert "pm: step" in run.logs()
+
+
+def test_walltime_restart_chain_ends_bitwise_equal(slurm_profile, tmp_path):
+    config = _config("slurm-chain", steps=4000, n=16, walltime="00:00:20")
+    chained = simlab.submit(config, cluster=slurm_profile, root=tmp_path)
+    straight = simlab.run(
+        {**config, "metadata": {"name": "straight"}, "resources": {"cores": 1}},
+        root=tmp_path,
+        progress=False,
+    )
+    assert _wait(lambda: chained.state.is_final, 400), chained.status
+    assert chained.state is State.COMPLETED, chained.status
+    states = [e["state"] for e in chained.dir.events()]
+    assert states.count("checkpointed") >= 2, states
+    for a, b in zip(straight.snapshots, chained.snapshots, strict=True):
+        da, db = (xr.load_dataset(p, engine="gadget4") for p in (a, b))
+        assert np.array_equal(da.Coordinates.values, db.Coordinates.values)
+        assert np.array_equal(da.Velocities.values, db.Velocities.values)
+    assert dispatcher().pending() == 0
