@@ -40,7 +40,7 @@ def _memory_mb() -> int:
 
 
 def _conf(state: Path) -> str:
-    cpus = os.cpu_count() or 2
+    cpus, memory = os.cpu_count() or 2, _memory_mb()
     return f"""\
 ClusterName=simlabtest
 SlurmctldHost=localhost
@@ -69,7 +69,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MinJobAge=300
 KillWait=5
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_memory_mb()} State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -118,9 +118,10 @@ def stop(state: Path) -> None:
     _run("scontrol", "shutdown")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if _run("pgrep", "-x", "slurmctld").returncode and _run(
-            "pgrep", "-x", "slurmd"
-        ).returncode:
+        if (
+            _run("pgrep", "-x", "slurmctld").returncode
+            and _run("pgrep", "-x", "slurmd").returncode
+        ):
             return
         time.sleep(0.2)
     _run("pkill", "-9", "-x", "slurmd")
@@ -136,5 +137,6 @@ def diagnostics(state: Path) -> str:
     for log in ("slurmctld.log", "slurmd.log"):
         path = state / log
         if path.exists():
-            parts.append(f"--- {log}\n" + "\n".join(path.read_text().splitlines()[-30:]))
+            tail = path.read_text().splitlines()[-30:]
+            parts.append(f"--- {log}\n" + "\n".join(tail))
     return "\n".join(parts)
