@@ -7,9 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dask.config
+
 from simlab.config import RunConfig, validate_config
 from simlab.dispatch.dispatcher import Dispatcher
+from simlab.errors import SimlabError
 from simlab.runs.catalog import Catalog
+from simlab.runs.liveness import reap
 from simlab.runs.run import Run
 from simlab.runs.rundir import RunDir
 from simlab.runs.states import State
@@ -41,10 +45,13 @@ def submit(
     *,
     cluster: str | None = None,
     root: str | Path | None = None,
+    detach: bool = False,
 ) -> Run:
     """Create a run and hand it to its cluster profile; return without waiting.
 
-    ``cluster`` overrides ``config.resources.cluster``.
+    ``cluster`` overrides ``config.resources.cluster``. The run's dispatcher lives in
+    this process, or with ``detach=True`` in a process of its own that outlives
+    this one (what ``simlab submit`` uses).
     """
     config = validate_config(config)
     if cluster is not None:
@@ -54,18 +61,54 @@ def submit(
             }
         )
         config = validate_config(config.model_dump(mode="json"))
+    _check_active_limit(Path(root or run_root()))
     handle = create(config, root)
+    if detach:
+        from simlab.dispatch.standalone import spawn
+
+        spawn(handle)
+    else:
+        dispatch(handle, dispatcher())
+    return handle
+
+
+def dispatch(run: Run, through: Dispatcher) -> None:
+    """Hand a created run to ``through``; a run that cannot be dispatched fails."""
     try:
-        dispatcher().submit(handle.dir)
+        through.submit(run.dir)
     except Exception as exc:
         # the run must not stay created/queued when it could not be dispatched
-        handle.dir.transition(
+        run.dir.transition(
             State.FAILED, reason=f"could not dispatch: {type(exc).__name__}: {exc}"
         )
         raise
     finally:
-        Catalog(handle.path.parent).add(handle.dir)
-    return handle
+        Catalog(run.path.parent).add(run.dir)
+
+
+def _check_active_limit(root: Path) -> None:
+    """Refuse a new run when the user already has the configured number active."""
+    limit = int(dask.config.get("simlab.max-active-runs"))
+    catalog = Catalog(root)
+    reap_lost(catalog)
+    counts = catalog.counts()["state"]
+    active = sum(counts.get(state.value, 0) for state in State if state.is_active)
+    if active >= limit:
+        raise SimlabError(
+            f"{active} runs are already queued or running under {root}; "
+            f"simlab.max-active-runs allows {limit}. Wait for some to finish, "
+            "cancel some, or raise the limit in your dask config."
+        )
+
+
+def reap_lost(catalog: Catalog) -> int:
+    """Mark the catalogue's lost ``running`` runs failed and re-index; the count."""
+    catalog.sync()
+    rows, _ = catalog.query(state=State.RUNNING.value, per_page=1000)
+    lost = sum(reap(RunDir(row["path"])) for row in rows)
+    if lost:
+        catalog.sync()
+    return lost
 
 
 def _follow(run: Run, show_progress: bool) -> None:
@@ -79,7 +122,7 @@ def _follow(run: Run, show_progress: bool) -> None:
             bar.update(round(100 * progress.get("fraction", 0.0)) - bar.n)
             if progress:
                 bar.set_postfix(a=f"{progress['a']:.3f}", z=f"{progress['z']:.2f}")
-            if State(status["state"]).is_final:
+            if run.settled or reap(run.dir):
                 break
             time.sleep(0.2)
 
@@ -116,7 +159,7 @@ def runs(
 ) -> list[Run]:
     """The user's runs matching every filter given, newest first by default."""
     catalog = Catalog(root or run_root())
-    catalog.sync()
+    reap_lost(catalog)
     rows, _ = catalog.query(
         state=status,
         code=code,

@@ -120,22 +120,191 @@ def demo(output: str, params: tuple[str, ...]) -> None:
         click.echo(f"run directory:     {rundir}")
 
 
-@main.command(name="ls")
-@click.option("--root", type=click.Path(file_okay=False), help="run root folder")
-def list_runs(root: str | None) -> None:
-    """List the runs under the run root with their state and progress."""
-    from simlab.runs.run import Run
+_root_option = click.option(
+    "--root", type=click.Path(file_okay=False), help="run root folder"
+)
+
+
+def _catalog(root: str | None) -> Any:
+    """The catalogue of the run root, with lost runs marked failed first."""
+    from simlab.api import reap_lost
+    from simlab.runs.catalog import Catalog
     from simlab.settings import run_root
 
-    folder = Path(root) if root else run_root()
-    paths = sorted(p for p in folder.glob("*/status.json")) if folder.exists() else []
+    catalog = Catalog(root or run_root())
+    reap_lost(catalog)
+    return catalog
+
+
+def _percent(status: dict[str, Any]) -> str:
+    fraction = (status.get("progress") or {}).get("fraction")
+    return "" if fraction is None else f"{100 * fraction:5.1f}%"
+
+
+@main.command(name="ls")
+@_root_option
+@click.option("--state", help="only runs in this state")
+@click.option("--code", help="only runs of this engine")
+@click.option("--tag", help="only runs with this tag")
+@click.option("--project", help="only runs of this project")
+@click.option("--sweep", help="only runs of this sweep")
+@click.option("--text", help="only runs whose name contains this")
+@click.option("--order", default="-created", show_default=True, help="sort column")
+@click.option("--limit", default=50, show_default=True, help="rows to show")
+def list_runs(root: str | None, limit: int, **filters: Any) -> None:
+    """List runs with their state and progress, newest first."""
+    catalog = _catalog(root)
+    try:
+        rows, total = catalog.query(per_page=limit, **filters)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     click.echo(f"{'RUN':48} {'STATE':12} {'ENGINE':8} PROGRESS")
-    for status_file in paths:
-        run = Run(status_file.parent)
-        status = run.status
-        fraction = (status.get("progress") or {}).get("fraction")
-        done = "" if fraction is None else f"{100 * fraction:5.1f}%"
-        click.echo(f"{run.id:48} {status['state']:12} {status['engine']:8} {done}")
+    for row in rows:
+        done = "" if row["fraction"] is None else f"{100 * row['fraction']:5.1f}%"
+        click.echo(f"{row['id']:48} {row['state']:12} {row['engine']:8} {done}")
+    if total > len(rows):
+        click.echo(f"... {total - len(rows)} more (use --limit)")
+
+
+@main.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@_set_option
+@_root_option
+@click.option("--cluster", help="cluster profile (simlab.clusters.NAME)")
+@click.option("--wait", is_flag=True, help="stay until the run ends")
+def submit(
+    config: str | None,
+    sets: tuple[str, ...],
+    root: str | None,
+    cluster: str | None,
+    wait: bool,
+) -> None:
+    """Create a run from CONFIG and queue it; return at once unless --wait."""
+    from simlab.api import submit as submit_config
+
+    handle = submit_config(
+        _config(config, sets), cluster=cluster, root=root, detach=not wait
+    )
+    click.echo(handle.id)
+    if wait:
+        handle.wait()
+        click.echo(f"run {handle.id} {handle.state.value}")
+
+
+@main.command()
+@click.argument("run_id")
+@_root_option
+@click.option("--json", "as_json", is_flag=True, help="the whole status.json")
+def status(run_id: str, root: str | None, as_json: bool) -> None:
+    """Show a run's state, progress, where it runs and why it ended."""
+    from simlab.runs.liveness import reap
+    from simlab.runs.run import find_run
+
+    handle = find_run(run_id, root)
+    reap(handle.dir)
+    record = handle.status
+    if as_json:
+        click.echo(json.dumps(record, indent=1))
+        return
+    progress = record.get("progress") or {}
+    click.echo(f"run:      {handle.id}")
+    click.echo(f"state:    {record['state']}")
+    click.echo(f"engine:   {record['engine']}")
+    if progress:
+        click.echo(
+            f"progress: {_percent(record).strip()} step {progress.get('step')} "
+            f"a={progress['a']:.4f} z={progress['z']:.3f}"
+        )
+    estimate = handle.estimated_duration
+    if estimate is not None:
+        click.echo(f"estimate: {estimate:.0f} s in all")
+    for field in ("host", "job_id", "worker", "cluster", "returncode", "reason"):
+        if record.get(field) is not None:
+            click.echo(f"{field + ':':9} {record[field]}")
+    click.echo(f"dir:      {handle.path}")
+
+
+@main.command()
+@click.argument("run_ids", nargs=-1, required=True)
+@_root_option
+def cancel(run_ids: tuple[str, ...], root: str | None) -> None:
+    """Cancel runs: queued ones never start, running ones are ended."""
+    from simlab.runs.run import find_run
+
+    for run_id in run_ids:
+        find_run(run_id, root).cancel()
+        click.echo(f"cancel requested: {run_id}")
+
+
+@main.command()
+@click.argument("run_id")
+@_root_option
+def stop(run_id: str, root: str | None) -> None:
+    """Ask a running run to write a checkpoint and stop (state checkpointed)."""
+    from simlab.runs.run import find_run
+
+    find_run(run_id, root).stop()
+    click.echo(f"stop requested: {run_id}")
+
+
+@main.command()
+@click.argument("run_id")
+@_root_option
+@click.option("-f", "--follow", is_flag=True, help="keep printing until the run ends")
+@click.option("-n", "--tail", type=int, help="only the last N lines")
+def logs(run_id: str, root: str | None, follow: bool, tail: int | None) -> None:
+    """Print a run's log."""
+    from simlab.runs.run import find_run
+
+    handle = find_run(run_id, root)
+    if follow:
+        for line in handle.logs(tail, follow=True):
+            click.echo(line)
+    else:
+        click.echo(handle.logs(tail))
+
+
+@main.command()
+@_root_option
+def reindex(root: str | None) -> None:
+    """Rebuild the run catalogue from the run directories."""
+    from simlab.runs.catalog import Catalog
+    from simlab.settings import run_root
+
+    catalog = Catalog(root or run_root())
+    click.echo(f"indexed {catalog.reindex()} runs in {catalog.path}")
+
+
+@main.command()
+def clusters() -> None:
+    """List the cluster profiles with their kind, cores, memory and walltime."""
+    import dask.config
+
+    profiles = dask.config.get("simlab.clusters", default={})
+    header = ("PROFILE", "KIND", "CORES", "MEMORY", "WALLTIME")
+    click.echo("{:16} {:9} {:>5} {:8} {:10} QUEUE".format(*header))
+    for name, profile in sorted(profiles.items()):
+        cores = profile.get("cores", profile.get("n_workers", ""))
+        click.echo(
+            f"{name:16} {profile.get('kind', 'local'):9} {cores!s:>5} "
+            f"{profile.get('memory', '')!s:8} {profile.get('walltime', '')!s:10} "
+            f"{profile.get('queue', '')}"
+        )
+
+
+@main.command()
+def doctor() -> None:
+    """Report what is installed: engines, MPI launchers, batch schedulers."""
+    from simlab.doctor import checks
+
+    failed = 0
+    for section, name, ok, detail in checks():
+        failed += ok is False
+        mark = {True: "ok", False: "MISSING", None: "-"}[ok]
+        click.echo(f"{section:10} {name:16} {mark:8} {detail}")
+    if failed:
+        click.echo(f"{failed} required part(s) missing", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,14 @@ import logging
 import os
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simlab.dispatch.profiles import batch_directives, cluster_class, cluster_options
 from simlab.dispatch.task import execute
-from simlab.runs.rundir import RunDir
+from simlab.runs.liveness import mark_lost
+from simlab.runs.rundir import RunDir, TransitionError
 from simlab.runs.states import State
 from simlab.settings import cluster_profile
 
@@ -104,6 +106,15 @@ def _start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> An
     return cluster
 
 
+#: Dispatchers alive in this process, so that ``Run.cancel`` can withdraw a task.
+_LIVE: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+
+
+def withdraw(rundir: RunDir) -> bool:
+    """Take a queued run back from whichever dispatcher here holds its task."""
+    return any(dispatcher.withdraw(rundir) for dispatcher in list(_LIVE))
+
+
 class Dispatcher:
     """Submit runs to per-(profile, code) clusters; close them when done."""
 
@@ -113,6 +124,7 @@ class Dispatcher:
         self._watched: dict[str, Future] = {}
         self._lock = threading.Lock()
         self._closed = False
+        _LIVE.add(self)
 
     def client(self, config: RunConfig, root: Path) -> Client:
         """The client of the cluster for this run's profile, code and shape."""
@@ -164,14 +176,36 @@ class Dispatcher:
         if future.status == "error":
             exc = future.exception()
             if not rundir.state.is_final:
-                reason = f"task lost: {type(exc).__name__}: {exc}"
+                reason = f"its task ended with {type(exc).__name__}: {exc}"
                 logger.warning("run %s: %s", rundir.id, reason)
-                rundir.transition(State.FAILED, reason=reason)
-        elif rundir.state == State.CHECKPOINTED and not self._closed:
+                mark_lost(rundir, reason)
+        elif (
+            rundir.state == State.CHECKPOINTED
+            and not rundir.status().get("stop_requested")
+            and not self._closed
+        ):
             logger.info(
                 "run %s checkpointed: resubmitting from its checkpoint", rundir.id
             )
             self.submit(rundir, resume=True)
+
+    def withdraw(self, rundir: RunDir) -> bool:
+        """Cancel a run whose task has not started yet; False if it has or is not ours.
+
+        The state moves first, so a task that starts a moment later finds the run
+        no longer queued and leaves it alone.
+        """
+        with self._lock:
+            future = self._watched.get(rundir.id)
+        if future is None:
+            return False
+        try:
+            rundir.transition(State.CANCELLED, reason="cancelled while queued")
+        except TransitionError:
+            return False
+        rundir.clear_requests()
+        future.cancel()
+        return True
 
     def pending(self) -> int:
         """Number of runs whose tasks have not finished yet."""

@@ -169,7 +169,7 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
         last_write = 0.0
         latest = None
-        cancelled = False
+        cancelled = stop_requested = False
         while True:
             try:
                 line = lines.get(timeout=0.2)
@@ -197,6 +197,8 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
                 rundir.update(heartbeat=time.time())
                 last_write = now
             if rundir.requested("stop"):
+                stop_requested = True
+                log.write("simlab: stop requested, asking the code to checkpoint\n")
                 engine.request_stop(rundir.path)
                 (rundir.path / ".request-stop").unlink(missing_ok=True)
             if rundir.requested("cancel") and not cancelled:
@@ -218,6 +220,12 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
         reason = f"{argv[0]} exited with status {returncode}"
         rundir.transition(
             State.FAILED, returncode=returncode, reason=reason, log_tail=list(tail)
+        )
+    elif outcome == State.CHECKPOINTED.value:
+        # a checkpoint the user asked for ends the chain; one forced by the time
+        # limit is continued by the dispatcher
+        rundir.transition(
+            State.CHECKPOINTED, returncode=returncode, stop_requested=stop_requested
         )
     else:
         rundir.transition(State(outcome), returncode=returncode)

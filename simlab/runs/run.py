@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,24 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from simlab.config import RunConfig
+
+#: What a run id may look like: a directory name, never a path.
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def find_run(run_id: str, root: str | Path | None = None) -> Run:
+    """The run ``run_id`` under the run root; refuses ids that are not plain names."""
+    from simlab.settings import run_root
+
+    if not RUN_ID.match(run_id) or ".." in run_id:
+        raise RunError(
+            f"run id {run_id!r} is not valid: letters, digits, '.', '_' and '-' only"
+        )
+    folder = Path(root) if root is not None else run_root()
+    try:
+        return Run(folder / run_id)
+    except FileNotFoundError:
+        raise RunError(f"no run {run_id!r} under {folder}") from None
 
 
 class Run:
@@ -90,17 +110,68 @@ class Run:
 
         return power_spectrum(self.open_snapshot(index), None, self.config.mesh)
 
-    def logs(self, tail: int | None = None) -> str:
-        """The run's log, or its last ``tail`` lines."""
+    def logs(
+        self, tail: int | None = None, *, follow: bool = False, poll: float = 0.2
+    ) -> Any:
+        """The run's log (or its last ``tail`` lines) as text.
+
+        With ``follow=True``, an iterator over log lines instead: the existing ones
+        (or the last ``tail``), then new ones as they are written, until the run
+        has ended and the log is drained, like ``tail -f``.
+        """
+        if follow:
+            return self._follow(tail, poll)
         text = self.dir.log_path.read_text(errors="replace")
         if tail is None:
             return text
         return "\n".join(text.splitlines()[-tail:])
 
+    def _follow(self, tail: int | None, poll: float) -> Iterator[str]:
+        with open(self.dir.log_path, errors="replace") as log:
+            lines = log.readlines()
+            yield from (line.rstrip("\n") for line in lines[-(tail or len(lines)) :])
+            partial = ""
+            while True:
+                ended = self.settled
+                chunk = log.read()
+                if chunk:
+                    *complete, partial = (partial + chunk).split("\n")
+                    yield from complete
+                elif ended:
+                    if partial:
+                        yield partial
+                    return
+                else:
+                    time.sleep(poll)
+
+    @property
+    def settled(self) -> bool:
+        """Ended for good, or checkpointed on request (nothing will resume it)."""
+        status = self.status
+        state = State(status["state"])
+        return state.is_final or (
+            state == State.CHECKPOINTED and bool(status.get("stop_requested"))
+        )
+
+    @property
+    def estimated_duration(self) -> float | None:
+        """Seconds the run should take in all: from its progress rate once running."""
+        status = self.status
+        progress = status.get("progress") or {}
+        fraction, elapsed = progress.get("fraction"), progress.get("elapsed")
+        if fraction and elapsed and fraction > 0.02:
+            return elapsed / fraction
+        return None
+
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> Run:
-        """Block until the run ends; RunError if it ends other than ``completed``."""
+        """Block until the run ends; RunError if it ends other than ``completed``.
+
+        A run checkpointed by its time limit is waited through its restart chain.
+        """
+        from simlab.runs.liveness import reap
+
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.state.is_final and self.state != State.CHECKPOINTED:
+        while not self.settled and not reap(self.dir):
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(
                     f"run {self.id} still {self.state.value} after {timeout}s"
@@ -115,9 +186,23 @@ class Run:
         return self
 
     def cancel(self) -> None:
-        """Ask the run to end ``cancelled``; a run not yet queued is cancelled now."""
+        """Ask the run to end ``cancelled``; one not yet started is cancelled now."""
+        from simlab.dispatch.dispatcher import withdraw
+
         if self.state.is_final:
             return
         self.dir.request("cancel")
         if self.state == State.CREATED:
             self.dir.transition(State.CANCELLED, reason="cancelled before submission")
+        elif self.state == State.QUEUED:
+            withdraw(self.dir)  # if not withdrawn, its task sees the request
+        elif self.state == State.CHECKPOINTED and not withdraw(self.dir):
+            self.dir.transition(State.CANCELLED, reason="cancelled at checkpoint")
+
+    def stop(self) -> None:
+        """Ask the running code to write a checkpoint and stop (``checkpointed``)."""
+        if self.state != State.RUNNING:
+            raise RunError(
+                f"run {self.id} is {self.state.value}: only a running run can stop"
+            )
+        self.dir.request("stop")

@@ -86,3 +86,85 @@ def test_cancel_before_start_never_launches(tmp_path):
     run.dir.request("cancel")
     assert execute(run.path) == "cancelled"
     assert "job_pid" not in run.status
+
+
+def test_stale_heartbeat_marks_a_running_run_failed(tmp_path):
+    from simlab.runs.liveness import reap
+
+    run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
+    run.dir.transition("queued")
+    run.dir.transition("running", host="node-that-died", pid=1, heartbeat=time.time())
+    assert not reap(run.dir, timeout=60)
+    assert run.state is State.RUNNING
+    run.dir.update(heartbeat=time.time() - 120)
+    assert reap(run.dir, timeout=60)
+    assert run.state is State.FAILED
+    assert "no heartbeat for 120 s" in run.status["reason"]
+
+
+def test_a_dead_worker_on_this_host_is_noticed_at_once(tmp_path):
+    import socket
+    import subprocess
+
+    from simlab.api import runs
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
+    run.dir.transition("queued")
+    run.dir.transition(
+        "running", host=socket.gethostname(), pid=gone.pid, heartbeat=time.time()
+    )
+    [listed] = runs(root=tmp_path)
+    assert listed.state is State.FAILED
+    assert f"worker process {gone.pid}" in listed.status["reason"]
+
+
+def test_active_run_limit_refuses_with_a_clear_message(tmp_path):
+    import dask.config
+
+    from simlab.api import submit
+    from simlab.errors import SimlabError
+
+    first = create({"box": {"particles_per_side": 8}}, root=tmp_path)
+    first.dir.transition("queued")
+    with (
+        dask.config.set({"simlab.max-active-runs": 1}),
+        pytest.raises(SimlabError, match=r"simlab\.max-active-runs allows 1"),
+    ):
+        submit({"box": {"particles_per_side": 8}}, root=tmp_path)
+    assert len(list(tmp_path.glob("*/status.json"))) == 1  # nothing half-made
+
+
+@pytest.mark.slow
+def test_cancelling_a_queued_run_withdraws_it_before_it_starts(tmp_path):
+    busy = create(LONG, root=tmp_path)
+    waiting = create({"box": {"particles_per_side": 8}}, root=tmp_path)
+    with Dispatcher() as dispatcher:
+        dispatcher.submit(busy.dir)  # one worker: the second run has to queue
+        assert _wait_for(lambda: busy.state is State.RUNNING)
+        future = dispatcher.submit(waiting.dir)
+        waiting.cancel()
+        assert waiting.state is State.CANCELLED
+        assert waiting.status["reason"] == "cancelled while queued"
+        assert _wait_for(lambda: future.status == "cancelled", timeout=10)
+        busy.cancel()
+        assert _wait_for(lambda: busy.state is State.CANCELLED, timeout=30)
+    assert "job_pid" not in waiting.status  # its code never started
+
+
+@pytest.mark.slow
+def test_stop_checkpoints_and_the_chain_does_not_continue(tmp_path):
+    run = create(LONG, root=tmp_path)
+    with Dispatcher() as dispatcher:
+        dispatcher.submit(run.dir)
+        assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+        run.stop()
+        assert _wait_for(lambda: run.settled, timeout=30)
+        assert run.state is State.CHECKPOINTED
+        assert run.status["stop_requested"] is True
+        time.sleep(1.0)
+        assert dispatcher.pending() == 0  # not resubmitted
+    assert run.state is State.CHECKPOINTED
+    assert (run.path / "checkpoint").exists()
+    assert "stop requested" in run.logs()

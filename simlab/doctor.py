@@ -1,0 +1,67 @@
+"""What ``simlab doctor`` checks: the engines, MPI launchers and batch schedulers here.
+
+Each check is ``(section, name, ok, detail)``: ``ok`` is True when found and
+working, False when a part simlab needs is missing or broken, and None for an
+optional part that is absent (a Gadget4 build, ``srun`` on a laptop).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+
+Check = tuple[str, str, bool | None, str]
+
+#: Launchers the profiles may name, and the batch systems dask-jobqueue drives.
+LAUNCHERS = ("mpirun", "mpiexec", "srun")
+SCHEDULERS = {
+    "slurm": "sbatch",
+    "pbs": "qsub",
+    "sge": "qsub",
+    "lsf": "bsub",
+    "htcondor": "condor_submit",
+}
+PACKAGES = ("simlab", "dask", "distributed", "dask-jobqueue", "xarray", "h5py", "numpy")
+
+
+def checks() -> Iterator[Check]:
+    """Every check, in the order ``simlab doctor`` prints them."""
+    yield "python", sys.executable, True, sys.version.split()[0]
+    for package in PACKAGES:
+        try:
+            yield "package", package, True, version(package)
+        except PackageNotFoundError:
+            yield "package", package, False, "not installed"
+    yield from _engines()
+    for launcher in LAUNCHERS:
+        path = shutil.which(launcher)
+        yield "mpi", launcher, True if path else None, path or "not on PATH"
+    for kind, command in SCHEDULERS.items():
+        path = shutil.which(command)
+        yield "scheduler", kind, True if path else None, path or f"no {command}"
+    yield _run_root()
+
+
+def _engines() -> Iterator[Check]:
+    from simlab.engines import registry
+
+    for name in registry.names():
+        health = registry.get(name).health()
+        required = name == "pm"  # the embedded engine must always work
+        ok = True if health.ok else (False if required else None)
+        detail = f"{health.version} {health.message}".strip()
+        yield "engine", name, ok, detail
+
+
+def _run_root() -> Check:
+    from simlab.settings import run_root
+
+    root = run_root()
+    probe = root if root.exists() else root.parent
+    while not probe.exists():
+        probe = probe.parent
+    writable = os.access(probe, os.W_OK)
+    return "run-root", str(root), writable, "writable" if writable else "not writable"

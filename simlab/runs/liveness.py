@@ -1,0 +1,77 @@
+"""Find runs whose process is gone while their status still says ``running``.
+
+A worker killed with its batch job (scancel, node loss, OOM) cannot record its own
+end. The user side notices instead: a run on this host whose worker process no longer
+exists, or any run whose heartbeat is older than ``simlab.heartbeat-timeout``
+seconds, becomes ``failed`` with the reason, so nothing stays ``running`` forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+
+import psutil
+
+from simlab.runs.rundir import RunDir, TransitionError
+from simlab.runs.states import State
+
+
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a running run counts as lost."""
+    import dask.config
+
+    import simlab.settings  # noqa: F401  (loads simlab's defaults)
+
+    return float(dask.config.get("simlab.heartbeat-timeout"))
+
+
+def lost_reason(status: dict, timeout: float, now: float | None = None) -> str | None:
+    """Why a ``running`` status describes a lost run, or None while it looks alive.
+
+    Examples
+    --------
+    >>> lost_reason({"state": "running", "heartbeat": 0.0, "host": "x"}, 60, now=90)
+    'no heartbeat for 90 s (limit 60 s): its worker or batch job is gone'
+    """
+    if status.get("state") != State.RUNNING.value:
+        return None
+    now = time.time() if now is None else now
+    pid, host = status.get("pid"), status.get("host")
+    if pid and host == socket.gethostname() and not psutil.pid_exists(pid):
+        return f"its worker process {pid} on {host} is gone"
+    beat = status.get("heartbeat")
+    if beat is not None and now - beat > timeout:
+        return (
+            f"no heartbeat for {now - beat:.0f} s (limit {timeout:.0f} s): "
+            "its worker or batch job is gone"
+        )
+    return None
+
+
+def end_orphan(status: dict) -> None:
+    """Kill the code's process group if it outlived its worker on this host."""
+    pid = status.get("job_pid")
+    if pid and status.get("host") == socket.gethostname():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def mark_lost(rundir: RunDir, reason: str) -> bool:
+    """Fail a run whose task is gone, ending any process of it left here."""
+    try:
+        status = rundir.transition(State.FAILED, reason=f"lost: {reason}")
+    except TransitionError:  # it ended on its own meanwhile
+        return False
+    end_orphan(status)
+    return True
+
+
+def reap(rundir: RunDir, timeout: float | None = None) -> bool:
+    """Mark the run ``failed`` if it is lost; True if it was."""
+    timeout = heartbeat_timeout() if timeout is None else timeout
+    reason = lost_reason(rundir.status(), timeout)
+    return reason is not None and mark_lost(rundir, reason)

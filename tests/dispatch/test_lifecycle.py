@@ -1,0 +1,131 @@
+"""The ``simlab`` command driving real runs from separate processes.
+
+``simlab submit`` returns at once and exits; the run's detached dispatcher keeps it
+going. Then ``status``, ``logs -f``, ``ls``, ``cancel`` and ``reindex`` are used
+exactly as a user would, each in a process of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simlab.runs.run import find_run
+from simlab.runs.states import State
+
+SIMLAB = [sys.executable, "-m", "simlab.cli"]
+SMALL = [
+    "--set", "box.particles_per_side=16", "--set", "box.size=64",
+    "--set", "gravity.steps=8",
+]  # fmt: skip
+LONG = [
+    "--set", "box.particles_per_side=32", "--set", "box.size=128",
+    "--set", "gravity.steps=2000",
+]  # fmt: skip
+
+
+def simlab(*args: str, root: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SIMLAB, *args, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _wait_for(predicate, timeout=90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_submit_returns_and_the_run_completes_after_the_command_exits(tmp_path):
+    started = time.monotonic()
+    submitted = simlab("submit", *SMALL, "--set", "metadata.name=cli", root=tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    run_id = submitted.stdout.strip()
+    assert run_id.startswith("cli-")
+    assert time.monotonic() - started < 30  # it did not wait for the run
+    # `logs -f` follows the log until the run ends, then exits by itself
+    follow = simlab("logs", run_id, "-f", root=tmp_path)
+    assert follow.returncode == 0, follow.stderr
+    assert "pm: step 8/8" in follow.stdout
+    assert follow.stdout.rstrip().endswith("process exited with status 0")
+    run = find_run(run_id, tmp_path)
+    assert run.state is State.COMPLETED
+    status = simlab("status", run_id, root=tmp_path)
+    assert "state:    completed" in status.stdout
+    assert "100.0%" in status.stdout
+    record = json.loads(simlab("status", run_id, "--json", root=tmp_path).stdout)
+    assert record["state"] == "completed" and record["returncode"] == 0
+    listed = simlab("ls", "--state", "completed", root=tmp_path).stdout
+    assert run_id in listed
+    assert run_id not in simlab("ls", "--state", "failed", root=tmp_path).stdout
+    assert "indexed 1 runs" in simlab("reindex", root=tmp_path).stdout
+
+
+@pytest.mark.slow
+def test_cli_cancel_ends_a_detached_run(tmp_path):
+    run_id = simlab("submit", *LONG, root=tmp_path).stdout.strip()
+    run = find_run(run_id, tmp_path)
+    assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+    pid = run.status["job_pid"]
+    result = simlab("cancel", run_id, root=tmp_path)
+    assert result.returncode == 0 and "cancel requested" in result.stdout
+    assert _wait_for(lambda: run.state is State.CANCELLED, timeout=30)
+    assert _wait_for(lambda: not _alive(pid), timeout=10)
+
+
+@pytest.mark.slow
+def test_killed_engine_fails_the_run_with_its_status_and_log(tmp_path):
+    run_id = simlab("submit", *LONG, root=tmp_path).stdout.strip()
+    run = find_run(run_id, tmp_path)
+    assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+    os.kill(run.status["job_pid"], signal.SIGKILL)
+    assert _wait_for(lambda: run.state is State.FAILED, timeout=30)
+    assert run.status["returncode"] == -signal.SIGKILL
+    assert "exited with status -9" in run.status["reason"]
+    assert "pm: step" in run.logs()
+
+
+@pytest.mark.slow
+def test_killed_worker_leaves_the_run_failed_not_running(tmp_path):
+    run_id = simlab("submit", *LONG, root=tmp_path).stdout.strip()
+    run = find_run(run_id, tmp_path)
+    assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+    engine_pid = run.status["job_pid"]
+    os.kill(run.status["pid"], signal.SIGKILL)  # the dask worker process itself
+    assert _wait_for(lambda: run.state is State.FAILED, timeout=60)
+    assert "lost" in run.status["reason"]
+    assert _wait_for(lambda: not _alive(engine_pid), timeout=10)  # no orphan left
+    listed = simlab("ls", root=tmp_path).stdout
+    assert f"{run_id}" in listed and "failed" in listed
+
+
+def test_bad_run_ids_are_refused_by_name(tmp_path):
+    for bad in ("../etc", "a/b", ".hidden"):
+        result = simlab("status", bad, root=tmp_path, timeout=60)
+        assert result.returncode == 2
+        assert "is not valid" in result.stderr
+    missing = simlab("status", "nope-1", root=tmp_path, timeout=60)
+    assert missing.returncode == 2 and "no run 'nope-1'" in missing.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
