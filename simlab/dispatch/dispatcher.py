@@ -134,9 +134,13 @@ class Dispatcher:
             from distributed import Client
 
             profile = cluster_profile(res.cluster)
-            cluster = start_cluster(profile, config, root)
-            self._clusters[key] = cluster
-            self._clients[key] = Client(cluster, set_as_default=False)
+            if profile.get("kind") == "existing":
+                # a scheduler someone else runs: its workers must offer run=1
+                self._clients[key] = Client(profile["address"], set_as_default=False)
+            else:
+                cluster = start_cluster(profile, config, root)
+                self._clusters[key] = cluster
+                self._clients[key] = Client(cluster, set_as_default=False)
         return self._clients[key]
 
     def submit(self, rundir: RunDir, *, resume: bool = False) -> Future:

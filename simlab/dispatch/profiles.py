@@ -24,7 +24,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "htcondor": ("dask_jobqueue", "HTCondorCluster"),
 }
 #: Keys of a profile that simlab reads itself and does not pass to the class.
-SIMLAB_KEYS = ("kind", "launcher", "address", "max_jobs")
+SIMLAB_KEYS = ("kind", "launcher", "address", "max_jobs", "executables")
 
 
 def cluster_class(kind: str) -> type:

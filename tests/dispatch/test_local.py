@@ -168,3 +168,23 @@ def test_stop_checkpoints_and_the_chain_does_not_continue(tmp_path):
     assert run.state is State.CHECKPOINTED
     assert (run.path / "checkpoint").exists()
     assert "stop requested" in run.logs()
+
+
+@pytest.mark.slow
+def test_existing_scheduler_profile_runs_on_its_workers(tmp_path):
+    import dask.config
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, resources={"run": 1}, dashboard_address=None
+    ) as cluster:
+        profile = {"kind": "existing", "address": cluster.scheduler_address}
+        with dask.config.set({"simlab.clusters.shared": profile}):
+            run = create(
+                {"box": {"particles_per_side": 8}, "resources": {"cluster": "shared"}},
+                root=tmp_path,
+            )
+            with Dispatcher() as dispatcher:
+                dispatcher.submit(run.dir).result(timeout=60)
+        assert run.state is State.COMPLETED
+        assert run.status["worker"] in cluster.scheduler_info["workers"]
