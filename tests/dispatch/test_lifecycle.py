@@ -19,6 +19,7 @@ import pytest
 
 from simlab.runs.run import find_run
 from simlab.runs.states import State
+from tests.helpers import alive, wait_for
 
 SIMLAB = [sys.executable, "-m", "simlab.cli"]
 SMALL = [
@@ -39,15 +40,6 @@ def simlab(*args: str, root: Path, timeout: float = 120) -> subprocess.Completed
         timeout=timeout,
         check=False,
     )
-
-
-def _wait_for(predicate, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.mark.slow
@@ -80,21 +72,21 @@ def test_submit_returns_and_the_run_completes_after_the_command_exits(tmp_path):
 def test_cli_cancel_ends_a_detached_run(tmp_path):
     run_id = simlab("submit", *LONG, root=tmp_path).stdout.strip()
     run = find_run(run_id, tmp_path)
-    assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
     pid = run.status["job_pid"]
     result = simlab("cancel", run_id, root=tmp_path)
     assert result.returncode == 0 and "cancel requested" in result.stdout
-    assert _wait_for(lambda: run.state is State.CANCELLED, timeout=30)
-    assert _wait_for(lambda: not _alive(pid), timeout=10)
+    assert wait_for(lambda: run.state is State.CANCELLED, timeout=30)
+    assert wait_for(lambda: not alive(pid), timeout=10)
 
 
 @pytest.mark.slow
 def test_killed_engine_fails_the_run_with_its_status_and_log(tmp_path):
     run_id = simlab("submit", *LONG, root=tmp_path).stdout.strip()
     run = find_run(run_id, tmp_path)
-    assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
     os.kill(run.status["job_pid"], signal.SIGKILL)
-    assert _wait_for(lambda: run.state is State.FAILED, timeout=30)
+    assert wait_for(lambda: run.state is State.FAILED, timeout=30)
     assert run.status["returncode"] == -signal.SIGKILL
     assert "exited with status -9" in run.status["reason"]
     assert "pm: step" in run.logs()
@@ -104,12 +96,12 @@ def test_killed_engine_fails_the_run_with_its_status_and_log(tmp_path):
 def test_killed_worker_leaves_the_run_failed_not_running(tmp_path):
     run_id = simlab("submit", *LONG, root=tmp_path).stdout.strip()
     run = find_run(run_id, tmp_path)
-    assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
     engine_pid = run.status["job_pid"]
     os.kill(run.status["pid"], signal.SIGKILL)  # the dask worker process itself
-    assert _wait_for(lambda: run.state is State.FAILED, timeout=60)
+    assert wait_for(lambda: run.state is State.FAILED, timeout=60)
     assert "lost" in run.status["reason"]
-    assert _wait_for(lambda: not _alive(engine_pid), timeout=10)  # no orphan left
+    assert wait_for(lambda: not alive(engine_pid), timeout=10)  # no orphan left
     listed = simlab("ls", root=tmp_path).stdout
     assert f"{run_id}" in listed and "failed" in listed
 
@@ -121,11 +113,3 @@ def test_bad_run_ids_are_refused_by_name(tmp_path):
         assert "is not valid" in result.stderr
     missing = simlab("status", "nope-1", root=tmp_path, timeout=60)
     assert missing.returncode == 2 and "no run 'nope-1'" in missing.stderr
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from simlab.api import create
 from simlab.dispatch.dispatcher import Dispatcher
 from simlab.dispatch.task import execute
 from simlab.runs.states import State
+from tests.helpers import alive, wait_for
 
 LONG = {
     "box": {"size": 128.0, "particles_per_side": 32},
@@ -19,38 +19,21 @@ LONG = {
 }
 
 
-def _wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.slow
 def test_cancel_ends_a_running_run_and_its_process(tmp_path):
     run = create(LONG, root=tmp_path)
     with Dispatcher() as dispatcher:
         future = dispatcher.submit(run.dir)
-        assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+        assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
         assert run.state is State.RUNNING
         pid = run.status["job_pid"]
-        assert _alive(pid)
+        assert alive(pid)
         started = time.monotonic()
         run.cancel()
         assert future.result(timeout=30) == "cancelled"
         assert time.monotonic() - started < 10
     assert run.state is State.CANCELLED
-    assert not _alive(pid)
+    assert not alive(pid)
     assert "cancel requested" in run.logs()
     assert [e["state"] for e in run.dir.events()][-1] == "cancelled"
 
@@ -142,14 +125,14 @@ def test_cancelling_a_queued_run_withdraws_it_before_it_starts(tmp_path):
     waiting = create({"box": {"particles_per_side": 8}}, root=tmp_path)
     with Dispatcher() as dispatcher:
         dispatcher.submit(busy.dir)  # one worker: the second run has to queue
-        assert _wait_for(lambda: busy.state is State.RUNNING)
+        assert wait_for(lambda: busy.state is State.RUNNING)
         future = dispatcher.submit(waiting.dir)
         waiting.cancel()
         assert waiting.state is State.CANCELLED
         assert waiting.status["reason"] == "cancelled while queued"
-        assert _wait_for(lambda: future.status == "cancelled", timeout=10)
+        assert wait_for(lambda: future.status == "cancelled", timeout=10)
         busy.cancel()
-        assert _wait_for(lambda: busy.state is State.CANCELLED, timeout=30)
+        assert wait_for(lambda: busy.state is State.CANCELLED, timeout=30)
     assert "job_pid" not in waiting.status  # its code never started
 
 
@@ -158,9 +141,9 @@ def test_stop_checkpoints_and_the_chain_does_not_continue(tmp_path):
     run = create(LONG, root=tmp_path)
     with Dispatcher() as dispatcher:
         dispatcher.submit(run.dir)
-        assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+        assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
         run.stop()
-        assert _wait_for(lambda: run.settled, timeout=30)
+        assert wait_for(lambda: run.settled, timeout=30)
         assert run.state is State.CHECKPOINTED
         assert run.status["stop_requested"] is True
         time.sleep(1.0)
