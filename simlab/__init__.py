@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from simlab.__about__ import __version__
 from simlab.api import create, run, runs, submit
+from simlab.compare import compare
 from simlab.config import RunConfig, load_config, validate_config
 from simlab.io.snapshots import open_series, open_snapshot
 from simlab.runs.run import Run
@@ -12,6 +13,7 @@ __all__ = [
     "Run",
     "RunConfig",
     "__version__",
+    "compare",
     "create",
     "load_config",
     "open_series",

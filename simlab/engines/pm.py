@@ -43,6 +43,8 @@ class PMEngine:
     """Engine plugin for the embedded PM code (pure numpy/scipy, one process)."""
 
     name = "pm"
+    #: xarray backend that opens this engine's snapshots
+    snapshot_backend = "gadget4"
 
     def health(self, config: RunConfig | None = None) -> Health:
         """Always available: it ships with simlab."""

@@ -50,6 +50,12 @@ class Run:
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.state.value}>"
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """Notebook display: a live RunMonitor where widgets render, else HTML."""
+        from simlab.widgets.display import run_mimebundle
+
+        return run_mimebundle(self)
+
     @property
     def id(self) -> str:
         """The run id."""
@@ -87,17 +93,32 @@ class Run:
 
         return registry.get(self.config.code.engine).outputs(self.path)
 
-    def open_snapshot(self, index: int = -1, group: str = "PartType1") -> xr.Dataset:
-        """One snapshot as a lazy xarray Dataset (``index`` counts like a list)."""
+    @property
+    def _backend(self) -> str:
+        """The xarray backend that reads this run's snapshots."""
+        from simlab.engines import registry
+
+        engine = registry.get(self.config.code.engine)
+        return getattr(engine, "snapshot_backend", "gadget4")
+
+    def open_snapshot(self, index: int = -1, group: str | None = None) -> xr.Dataset:
+        """One snapshot as a lazy xarray Dataset (``index`` counts like a list).
+
+        ``group`` is a particle type (Gadget4 layout, default ``PartType1``) or a
+        component (CONCEPT, default its first).
+        """
         import xarray as xr
 
-        return xr.open_dataset(self.snapshots[index], engine="gadget4", group=group)
+        backend = self._backend
+        if group is None and backend == "gadget4":
+            group = "PartType1"
+        return xr.open_dataset(self.snapshots[index], engine=backend, group=group)
 
     def open_datatree(self, index: int = -1) -> xr.DataTree:
-        """One snapshot as a DataTree with a node per particle type."""
+        """One snapshot as a DataTree with a node per particle type or component."""
         import xarray as xr
 
-        return xr.open_datatree(self.snapshots[index], engine="gadget4")
+        return xr.open_datatree(self.snapshots[index], engine=self._backend)
 
     def power_spectrum(self, index: int = -1) -> xr.DataArray:
         """P(k) at output ``index``: the engine's file if written, else measured."""
