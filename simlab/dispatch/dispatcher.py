@@ -79,12 +79,16 @@ def start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> Any
 
 
 def _start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> Any:
+    from distributed.security import Security
+
     kind = profile.get("kind", "local")
     cls = cluster_class(kind)
     options = cluster_options(profile)
     if kind == "local":
+        # TLS with credentials held in memory: on a shared machine (a hub) other
+        # users cannot reach this scheduler or its workers and run code as us
+        options.setdefault("security", Security.temporary())
         return cls(**options)
-    from distributed.security import Security
 
     resources = config.resources
     options.setdefault("walltime", resources.walltime)
@@ -94,6 +98,8 @@ def _start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> An
     options["job_extra_directives"] = extra + batch_directives(kind, resources)
     if kind == "slurm":
         options.setdefault("job_directives_skip", ["-n 1"])
+    # each code's jobs are named after it, so `squeue` shows whose queue is whose
+    options.setdefault("job_name", f"simlab-{config.code.engine}")
     lifetime = int(walltime_seconds(resources.walltime) * 0.95)
     worker_args = list(options.get("worker_extra_args", []))
     options["worker_extra_args"] = [*worker_args, "--lifetime", f"{lifetime}s"]
@@ -210,6 +216,10 @@ class Dispatcher:
         rundir.clear_requests()
         future.cancel()
         return True
+
+    def clusters(self) -> dict[tuple[Any, ...], Any]:
+        """The clusters started here, by (profile, engine, nodes, cores, walltime)."""
+        return dict(self._clusters)
 
     def pending(self) -> int:
         """Number of runs whose tasks have not finished yet."""

@@ -104,3 +104,50 @@ def test_walltime_restart_chain_ends_bitwise_equal(slurm_profile, tmp_path):
         assert np.array_equal(da.Coordinates.values, db.Coordinates.values)
         assert np.array_equal(da.Velocities.values, db.Velocities.values)
     assert dispatcher().pending() == 0
+
+
+def _job_name(job_id: str) -> str:
+    out = subprocess.run(
+        ["scontrol", "show", "job", job_id], capture_output=True, text=True
+    ).stdout
+    return out.split("JobName=", 1)[1].split()[0]
+
+
+def test_two_codes_queues_fail_and_scale_apart(slurm_profile, tmp_path, monkeypatch):
+    from tests.conftest import requires_fixture
+    from tests.engines.test_concept import FIXTURE_RUN
+
+    requires_fixture("concept-small/concept32")
+    # the CONCEPT stand-in aborts like a CONCEPT that cannot read its ICs
+    monkeypatch.setenv("SIMLAB_CONCEPT_TEST_DOUBLE_SCENARIO", "abort")
+    broken = {
+        **FIXTURE_RUN,
+        "resources": {"cores": 1, "walltime": "00:10:00"},
+        "metadata": {"name": "concept-broken"},
+    }
+    concept_runs = [
+        simlab.submit(broken, cluster=slurm_profile, root=tmp_path) for _ in range(2)
+    ]
+    pm_runs = [
+        simlab.submit(_config(f"pm-ok-{i}"), cluster=slurm_profile, root=tmp_path)
+        for i in range(2)
+    ]
+    everything = concept_runs + pm_runs
+    assert _wait(lambda: all(r.state.is_final for r in everything), 240), [
+        r.status for r in everything
+    ]
+    assert {r.state for r in concept_runs} == {State.FAILED}
+    assert all("exited with status 1" in r.status["reason"] for r in concept_runs)
+    assert {r.state for r in pm_runs} == {State.COMPLETED}
+    # separate clusters, separate batch jobs, named after their code
+    engines = {key[1] for key in dispatcher().clusters() if key[0] == slurm_profile}
+    assert {"pm", "concept"} <= engines
+    concept_jobs = {r.status["job_id"] for r in concept_runs}
+    pm_jobs = {r.status["job_id"] for r in pm_runs}
+    assert not concept_jobs & pm_jobs
+    assert {_job_name(j) for j in concept_jobs} == {"simlab-concept"}
+    assert {_job_name(j) for j in pm_jobs} == {"simlab-pm"}
+    # each cluster gives its idle jobs back on its own
+    for key, cluster in dispatcher().clusters().items():
+        if key[0] == slurm_profile:
+            assert _wait(lambda c=cluster: not c.workers, 120), key
