@@ -307,5 +307,29 @@ def doctor() -> None:
         sys.exit(1)
 
 
+@main.group()
+def gadget4() -> None:
+    """Gadget4 helpers: the build a run needs."""
+
+
+@gadget4.command(name="config")
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@_set_option
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="write Config.sh here"
+)
+def gadget4_config(
+    config: str | None, sets: tuple[str, ...], output: str | None
+) -> None:
+    """Print (or write) the Config.sh of a Gadget4 build that can run CONFIG."""
+    from simlab.engines.gadget4_build import config_sh, write_config_sh
+
+    run_config = apply_overrides(_config(config, sets), {"code.engine": "gadget4"})
+    if output:
+        click.echo(f"wrote {write_config_sh(run_config, output)}")
+    else:
+        click.echo(config_sh(run_config))
+
+
 if __name__ == "__main__":
     main()

@@ -67,3 +67,14 @@ def test_run_then_ls(cli, tmp_path):
     row = [line for line in listing.output.splitlines() if line.startswith("clirun-")]
     assert len(row) == 1
     assert "completed" in row[0] and "100.0%" in row[0]
+
+
+def test_gadget4_config_writes_the_build_a_run_needs(cli, tmp_path):
+    target = tmp_path / "Config.sh"
+    result = cli.invoke(
+        main,
+        ["gadget4", "config", "--set", "box.particles_per_side=32", "-o", str(target)],
+    )
+    assert result.exit_code == 0, result.output
+    lines = target.read_text().splitlines()
+    assert "PMGRID=64" in lines and "PERIODIC" in lines
