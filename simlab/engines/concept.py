@@ -26,6 +26,8 @@ from simlab.engines.base import Health, Problem, Progress
 from simlab.engines.concept_log import ProgressParser, read_log, strip_ansi
 
 if TYPE_CHECKING:
+    import xarray as xr
+
     from simlab.config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -437,6 +439,12 @@ class ConceptEngine:
     def power_spectra(self, rundir: Path) -> list[Path]:
         """CONCEPT's ``powerspec_a=…`` text files in ``output/``, in time order."""
         return _by_time(Path(rundir) / "output", _POWERSPEC)
+
+    def read_power_spectrum(self, path: Path, config: RunConfig) -> xr.DataArray:
+        """One of :meth:`power_spectra` as simlab's P(k) DataArray, in h units."""
+        from simlab.io.concept_powerspec import read_powerspec
+
+        return read_powerspec(path, h=config.cosmology.h)
 
     def restart(self, config: RunConfig, rundir: Path) -> list[str] | None:
         """Continue from the latest snapshot before the end, if there is one.

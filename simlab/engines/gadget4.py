@@ -44,6 +44,8 @@ from simlab.particles import (
 )
 
 if TYPE_CHECKING:
+    import xarray as xr
+
     from simlab.config import RunConfig
 
 NAME = "gadget4"
@@ -528,6 +530,16 @@ class Gadget4Engine:
     def outputs(self, rundir: Path) -> list[Path]:
         """Snapshots written so far, in order (first file of multi-file ones)."""
         return snapshot_paths(Path(rundir) / OUTPUT_DIR)
+
+    def power_spectra(self, rundir: Path) -> list[Path]:
+        """Gadget4's ``powerspecs/powerspec_NNN.txt`` files, in time order."""
+        return power_spectrum_paths(Path(rundir) / OUTPUT_DIR)
+
+    def read_power_spectrum(self, path: Path, config: RunConfig) -> xr.DataArray:
+        """One of :meth:`power_spectra` as simlab's P(k) DataArray."""
+        from simlab.io.powerspec import read_powerspec
+
+        return read_powerspec(path)
 
     def restart(self, config: RunConfig, rundir: Path) -> list[str] | None:
         """RestartFlag 1 from restart files, else RestartFlag 2 from the latest

@@ -24,6 +24,8 @@ from simlab.__about__ import __version__
 from simlab.engines.base import Health, Problem, Progress
 
 if TYPE_CHECKING:
+    import xarray as xr
+
     from simlab.config import RunConfig
     from simlab.engines.pm_solver import State
 
@@ -118,6 +120,16 @@ class PMEngine:
     def outputs(self, rundir: Path) -> list[Path]:
         """Snapshots in ``output/``, in time order."""
         return sorted((Path(rundir) / "output").glob("snapshot_[0-9][0-9][0-9].hdf5"))
+
+    def power_spectra(self, rundir: Path) -> list[Path]:
+        """The P(k) files the engine wrote at its outputs, in time order."""
+        return sorted((Path(rundir) / "output").glob("powerspec_[0-9][0-9][0-9].nc"))
+
+    def read_power_spectrum(self, path: Path, config: RunConfig) -> xr.DataArray:
+        """One of :meth:`power_spectra` as simlab's P(k) DataArray."""
+        import xarray as xr
+
+        return xr.load_dataarray(path, engine="h5netcdf")
 
     def restart(self, config: RunConfig, rundir: Path) -> list[str] | None:
         """Resume from ``checkpoint/state.npz`` if the run left one."""

@@ -121,12 +121,14 @@ class Run:
         return xr.open_datatree(self.snapshots[index], engine=self._backend)
 
     def power_spectrum(self, index: int = -1) -> xr.DataArray:
-        """P(k) at output ``index``: the engine's file if written, else measured."""
-        import xarray as xr
+        """P(k) at output ``index``: the code's own file if it wrote one, else
+        measured from the snapshot with simlab's estimator."""
+        from simlab.engines import registry
 
-        files = sorted(self.dir.output.glob("powerspec_[0-9][0-9][0-9].nc"))
+        engine = registry.get(self.config.code.engine)
+        files = getattr(engine, "power_spectra", lambda path: [])(self.path)
         if files:
-            return xr.load_dataarray(files[index], engine="h5netcdf")
+            return engine.read_power_spectrum(files[index], self.config)
         from simlab.analysis.power import power_spectrum
 
         return power_spectrum(self.open_snapshot(index), None, self.config.mesh)

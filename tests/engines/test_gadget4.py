@@ -527,3 +527,20 @@ def test_user_stop_checkpoints_and_resumes_on_request(
     assert "stop-file detected. stopping." in log
     assert f"Sync-Point {stopped_at + 1}," in log.split("RESTART: Loading")[1]
     assert run.progress["step"] == 501
+
+
+def test_run_power_spectrum_reads_the_codes_own_file(tmp_path):
+    """``Run.power_spectrum`` prefers the file Gadget4 wrote over measuring."""
+    from simlab.api import create
+    from simlab.io.powerspec import read_powerspec
+
+    source = requires_fixture("gadget4-small/ngenic32/output/powerspecs")
+    last = sorted(source.glob("powerspec_[0-9][0-9][0-9].txt"))[-1]
+    run = create(icfile16_config(), root=tmp_path)
+    target = run.path / "output" / "powerspecs"
+    target.mkdir(parents=True)
+    shutil.copy(last, target / last.name)
+    expected = read_powerspec(last)
+    got = run.power_spectrum()
+    np.testing.assert_array_equal(got.values, expected.values)
+    np.testing.assert_array_equal(got.k.values, expected.k.values)
