@@ -147,9 +147,11 @@ class PMEngine:
             return "checkpointed"
         last = len(config.outputs.times) - 1
         out = Path(rundir) / "output"
-        wrote_last = (out / f"snapshot_{last:03d}.hdf5").exists() or (
-            out / f"powerspec_{last:03d}.nc"
-        ).exists()
+        wanted = [
+            out / f"snapshot_{last:03d}.hdf5" if config.outputs.snapshots else None,
+            out / f"powerspec_{last:03d}.nc" if config.outputs.power_spectra else None,
+        ]
+        wrote_last = all(path.exists() for path in wanted if path is not None)
         return "completed" if returncode == 0 and wrote_last else "failed"
 
 

@@ -142,3 +142,25 @@ def test_time_steps_hit_every_output_exactly():
     assert 10 <= len(steps) - 1 <= 10 + len(outputs)
     linear = time_steps(0.1, 1.0, 9, [1.0], "a")
     np.testing.assert_allclose(np.diff(linear), 0.1)
+
+
+def test_outcome_asks_for_exactly_the_outputs_the_config_wants(tmp_path):
+    from simlab.api import create
+
+    both = create({"box": {"particles_per_side": 8}}, root=tmp_path)
+    config, out = both.config, both.path / "output"
+    assert PMEngine().outcome(config, both.path, 0) == "failed"  # nothing written
+    last = len(config.outputs.times) - 1
+    (out / f"snapshot_{last:03d}.hdf5").touch()
+    assert PMEngine().outcome(config, both.path, 0) == "failed"  # P(k) missing
+    (out / f"powerspec_{last:03d}.nc").touch()
+    assert PMEngine().outcome(config, both.path, 0) == "completed"
+    assert PMEngine().outcome(config, both.path, 1) == "failed"
+    quiet = create(
+        {
+            "box": {"particles_per_side": 8},
+            "outputs": {"snapshots": False, "power_spectra": False},
+        },
+        root=tmp_path,
+    )
+    assert PMEngine().outcome(quiet.config, quiet.path, 0) == "completed"
