@@ -51,8 +51,13 @@ def submit(
 
     ``cluster`` overrides ``config.resources.cluster``. The run's dispatcher lives in
     this process, or with ``detach=True`` in a process of its own that outlives
-    this one (what ``simlab submit`` uses).
+    this one (what ``simlab submit`` uses). In a kernel started by a Jupyter server
+    with the simlab extension, the server's Dispatcher runs it.
     """
+    from simlab.server import client
+
+    if root is None and not detach and client.enabled():
+        return client.submit(config, cluster=cluster)
     config = validate_config(config)
     if cluster is not None:
         config = config.model_copy(
@@ -61,7 +66,7 @@ def submit(
             }
         )
         config = validate_config(config.model_dump(mode="json"))
-    _check_active_limit(Path(root or run_root()))
+    check_active_limit(Path(root or run_root()))
     handle = create(config, root)
     if detach:
         from simlab.dispatch.standalone import spawn
@@ -86,7 +91,7 @@ def dispatch(run: Run, through: Dispatcher) -> None:
         Catalog(run.path.parent).add(run.dir)
 
 
-def _check_active_limit(root: Path) -> None:
+def check_active_limit(root: Path) -> None:
     """Refuse a new run when the user already has the configured number active."""
     limit = int(dask.config.get("simlab.max-active-runs"))
     catalog = Catalog(root)

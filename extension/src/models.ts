@@ -1,0 +1,94 @@
+/**
+ * JSON models of simlab's REST API, as `simlab/server/manager.py` writes them.
+ */
+
+/** Run states (simlab/runs/states.py). */
+export const STATES = [
+  'created',
+  'queued',
+  'running',
+  'checkpointed',
+  'completed',
+  'failed',
+  'cancelled'
+] as const;
+export type State = (typeof STATES)[number];
+
+/** States no transition leaves. */
+export const FINAL_STATES: ReadonlyArray<State> = [
+  'completed',
+  'failed',
+  'cancelled'
+];
+
+/** One progress report of a running code. */
+export interface IProgress {
+  step: number;
+  steps: number | null;
+  a: number;
+  z: number;
+  fraction: number;
+  elapsed: number | null;
+}
+
+/** One run as `GET runs` and `GET runs/{id}` return it. */
+export interface IRunModel {
+  id: string;
+  name: string;
+  engine: string;
+  state: State;
+  project: string | null;
+  sweep: string | null;
+  tags: string[];
+  path: string;
+  created: string;
+  updated: string;
+  progress: IProgress | null;
+  eta: number | null;
+  reason: string | null;
+  cluster: string | null;
+}
+
+/** One page of `GET runs`. */
+export interface IRunPage {
+  runs: IRunModel[];
+  total: number;
+  page: number;
+  per_page: number;
+  pages: number;
+}
+
+/** An engine with its health check (`GET codes`). */
+export interface ICode {
+  name: string;
+  ok: boolean;
+  version: string;
+  message: string;
+}
+
+/** A worker of a started cluster. */
+export interface IWorker {
+  address: string;
+  name: string;
+  cores: number;
+  memory: number;
+  state: string;
+}
+
+/** A cluster the server's Dispatcher started. */
+export interface ICluster {
+  id: string;
+  profile: string;
+  code: string;
+  kind: string;
+  workers: IWorker[];
+  cores: number;
+  memory: number;
+  dashboard: string | null;
+}
+
+/** `GET clusters`. */
+export interface IClusters {
+  profiles: { name: string; kind: string }[];
+  clusters: ICluster[];
+}

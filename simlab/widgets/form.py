@@ -1,0 +1,424 @@
+"""RunForm: a run configuration form generated from the RunConfig JSON schema.
+
+Every input, label, unit, default and help text comes from the schema (see
+:mod:`simlab.widgets.schema`); validation is the configuration's own, so the form
+shows exactly the messages the CLI and REST API give, each next to its field.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from simlab.config import RunConfig, config_errors
+from simlab.errors import ConfigError
+from simlab.widgets.inputs import make_input, read_input, write_input
+from simlab.widgets.schema import FieldSpec, Section, sections
+
+if TYPE_CHECKING:
+    from simlab.cost import Calibration
+    from simlab.runs.run import Run
+
+_LABEL_LAYOUT = {"width": "190px"}
+_ERROR_STYLE = "color:#c62828;font-size:90%"
+_HELP_STYLE = "color:#666;font-size:85%"
+
+
+def _engine_names() -> list[str]:
+    from simlab.engines import registry
+
+    return registry.names()
+
+
+def _cluster_names() -> list[str]:
+    import dask.config
+
+    import simlab.settings  # noqa: F401  (loads simlab's defaults into dask config)
+
+    return sorted(dask.config.get("simlab.clusters", default={}))
+
+
+#: Known values offered (not imposed) for free-text fields, by dotted path.
+CHOICES: dict[str, Callable[[], list[str]]] = {
+    "code.engine": _engine_names,
+    "resources.cluster": _cluster_names,
+}
+
+
+class FieldRow(widgets.VBox):
+    """Label, input and help on one line, the field's error message below."""
+
+    def __init__(self, spec: FieldSpec, choices: list[str] | None = None) -> None:
+        self.spec = spec
+        self.input = make_input(spec, choices)
+        label = widgets.HTML(
+            f"<b>{html.escape(spec.label)}</b>",
+            layout=widgets.Layout(**_LABEL_LAYOUT),
+            tooltip=spec.description,
+        )
+        allowed = f" — {spec.allowed}" if spec.allowed else ""
+        self.help = widgets.HTML(
+            f"<span style='{_HELP_STYLE}'>{html.escape(spec.description + allowed)}"
+            "</span>"
+        )
+        self.error = widgets.HTML("", layout=widgets.Layout(display="none"))
+        super().__init__([widgets.HBox([label, self.input, self.help]), self.error])
+
+    def show_error(self, message: str | None) -> None:
+        """Show ``message`` under the field, or hide the error line."""
+        if message:
+            self.error.value = (
+                f"<span style='{_ERROR_STYLE}'>⚠ {html.escape(message)}</span>"
+            )
+            self.error.layout.display = ""
+        else:
+            self.error.value = ""
+            self.error.layout.display = "none"
+
+    @property
+    def error_message(self) -> str:
+        """The message shown, '' when the field is valid."""
+        text = self.error.value
+        return (
+            html.unescape(text.split("⚠ ", 1)[1].rsplit("</span>", 1)[0])
+            if text
+            else ""
+        )
+
+
+class RunForm(widgets.VBox):
+    """Configure a run; ``form.config`` is the validated RunConfig.
+
+    Parameters
+    ----------
+    config : RunConfig or mapping, optional
+        starting values (default: the model's defaults)
+    model : pydantic model class
+        the configuration model whose JSON schema the form is built from
+    submit : callable, optional
+        called with the config by the Submit button (default :func:`simlab.submit`)
+    """
+
+    def __init__(
+        self,
+        config: RunConfig | dict[str, Any] | None = None,
+        *,
+        model: type[BaseModel] = RunConfig,
+        submit: Callable[[Any], Run] | None = None,
+    ) -> None:
+        self.model = model
+        self.sections: list[Section] = sections(model)
+        self.rows: dict[str, FieldRow] = {}
+        pages = []
+        for section in self.sections:
+            rows = []
+            for spec in section.fields:
+                source = CHOICES.get(spec.key)
+                row = FieldRow(spec, source() if source else None)
+                row.input.observe(self._changed, names="value")
+                self.rows[spec.key] = row
+                rows.append(row)
+            caption = widgets.HTML(
+                f"<i style='{_HELP_STYLE}'>{html.escape(section.description)}</i>"
+            )
+            pages.append(widgets.VBox([caption, *rows]))
+        self.tabs = widgets.Tab(pages, titles=[s.title for s in self.sections])
+        self.summary = widgets.HTML()
+        self.estimate_line = widgets.HTML()
+        self.path = widgets.Text(
+            "run.yaml", description="YAML file", layout=widgets.Layout(width="320px")
+        )
+        self.submit_button = widgets.Button(
+            description="Submit", button_style="primary", icon="play"
+        )
+        self.save_button = widgets.Button(description="Save YAML", icon="save")
+        self.load_button = widgets.Button(description="Load YAML", icon="folder-open")
+        self.submit_button.on_click(lambda _: self.submit())
+        self.save_button.on_click(lambda _: self._guarded(self.save_yaml))
+        self.load_button.on_click(lambda _: self._guarded(self.load_yaml))
+        self.message = widgets.HTML()
+        self._submit = submit
+        self._callbacks: list[Callable[[Run], None]] = []
+        self._calibrations: dict[str, Calibration] = {}
+        self._config: BaseModel | None = None
+        self._errors: dict[str, str] = {}
+        self._quiet = False
+        super().__init__(
+            [
+                self.tabs,
+                self.summary,
+                self.estimate_line,
+                widgets.HBox(
+                    [self.submit_button, self.path, self.save_button, self.load_button]
+                ),
+                self.message,
+            ]
+        )
+        self.set_config(config if config is not None else model())
+
+    # values ------------------------------------------------------------------
+
+    def set_config(self, config: BaseModel | dict[str, Any]) -> None:
+        """Show ``config`` (a model or a possibly invalid mapping) in the inputs."""
+        data = (
+            config.model_dump(mode="json")
+            if isinstance(config, BaseModel)
+            else self._complete(config)
+        )
+        self._quiet = True
+        try:
+            for row in self.rows.values():
+                node: Any = data
+                for part in row.spec.path:
+                    node = (
+                        node.get(part, row.spec.default)
+                        if isinstance(node, dict)
+                        else None
+                    )
+                write_input(row.spec, row.input, node)
+        finally:
+            self._quiet = False
+        self.validate()
+
+    def _complete(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Fill sections a mapping leaves out, as the model would (presets too)."""
+        base = self.model().model_dump(mode="json")
+        for key, value in data.items():
+            section_type = self._section_type(key)
+            if section_type is None or not isinstance(value, dict):
+                base[key] = value
+                continue
+            try:
+                base[key] = section_type.model_validate(value).model_dump(mode="json")
+            except ValidationError:
+                base[key] = {**base.get(key, {}), **value}
+        return base
+
+    def _section_type(self, key: str) -> type[BaseModel] | None:
+        info = self.model.model_fields.get(key)
+        kind = info.annotation if info else None
+        return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+    def values(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The nested mapping typed in the form, and inputs that could not be read."""
+        data: dict[str, Any] = {}
+        unreadable: dict[str, str] = {}
+        for key, row in self.rows.items():
+            try:
+                value = read_input(row.spec, row.input)
+            except ValueError as exc:
+                unreadable[key] = str(exc)
+                continue
+            node = data
+            for part in row.spec.path[:-1]:
+                node = node.setdefault(part, {})
+            node[row.spec.name] = value
+        return data, unreadable
+
+    # validation --------------------------------------------------------------
+
+    def validate(self) -> bool:
+        """Check the inputs with the model; show each error next to its field."""
+        data, errors = self.values()
+        self._config = None
+        if not errors:
+            try:
+                self._config = self.model(**data)
+            except ConfigError as exc:
+                errors = self._locate(exc.errors)
+            except ValidationError as exc:
+                errors = self._locate(config_errors(exc))
+        self._errors = errors
+        for key, row in self.rows.items():
+            row.show_error(errors.get(key))
+        self._show_state()
+        return self._config is not None
+
+    def _locate(self, records: list[dict[str, Any]]) -> dict[str, str]:
+        """Attach each error to the field its location falls in (longest prefix)."""
+        located: dict[str, str] = {}
+        for record in records:
+            parts = str(record["loc"]).split(".")
+            key = next(
+                (
+                    ".".join(parts[:n])
+                    for n in range(len(parts), 0, -1)
+                    if ".".join(parts[:n]) in self.rows
+                ),
+                "(config)",
+            )
+            message = record["msg"]
+            if key != record["loc"]:
+                message = f"{record['loc']}: {message}"
+            located[key] = f"{located[key]}; {message}" if key in located else message
+        return located
+
+    def _show_state(self) -> None:
+        valid = self._config is not None
+        self.submit_button.disabled = not valid
+        self.save_button.disabled = not valid
+        for index, section in enumerate(self.sections):
+            bad = any(f.key in self._errors for f in section.fields)
+            self.tabs.set_title(index, f"⚠ {section.title}" if bad else section.title)
+        if valid:
+            self.summary.value = ""
+            self.estimate_line.value = self._estimate_text()
+            return
+        self.estimate_line.value = ""
+        items = "".join(
+            f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>"
+            for k, v in self._errors.items()
+        )
+        self.summary.value = (
+            f"<div style='{_ERROR_STYLE}'>{len(self._errors)} invalid field(s):"
+            f"<ul style='margin:0'>{items}</ul></div>"
+        )
+
+    def _estimate_text(self) -> str:
+        from simlab.cost import calibrate, estimate
+
+        config = self._config
+        if not isinstance(config, RunConfig):
+            return ""
+        engine = config.code.engine
+        if engine not in self._calibrations:
+            from simlab.runs.catalog import Catalog
+            from simlab.settings import run_root
+
+            self._calibrations[engine] = calibrate(Catalog(run_root()), engine)
+        est = estimate(config, calibration=self._calibrations[engine])
+        return (
+            f"<span style='{_HELP_STYLE}'>Estimate: {html.escape(est.summary())}</span>"
+        )
+
+    def _changed(self, change: dict[str, Any]) -> None:
+        if self._quiet:
+            return
+        owner = next(r for r in self.rows.values() if r.input is change["owner"])
+        if owner.spec.name == "preset" and change["new"] is not None:
+            self._apply_preset(owner.spec.path[:-1], change["new"])
+        self.validate()
+
+    def _apply_preset(self, section: tuple[str, ...], preset: Any) -> None:
+        """A preset fills its siblings, as it does in a config file."""
+        section_type = self._section_type(section[0]) if section else None
+        if section_type is None:
+            return
+        values = section_type.model_validate({"preset": preset}).model_dump(mode="json")
+        self._quiet = True
+        try:
+            for name, value in values.items():
+                row = self.rows.get(".".join((*section, name)))
+                if row is not None and name != "preset":
+                    write_input(row.spec, row.input, value)
+        finally:
+            self._quiet = False
+
+    @property
+    def valid(self) -> bool:
+        """Whether the inputs form a valid configuration."""
+        return self._config is not None
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Messages by dotted field path ('(config)' for ones without a field)."""
+        return dict(self._errors)
+
+    @property
+    def config(self) -> RunConfig:
+        """The validated configuration; ConfigError lists every invalid field."""
+        if self._config is None:
+            raise ConfigError(
+                [{"loc": k, "value": None, "msg": v} for k, v in self._errors.items()]
+            )
+        return self._config  # type: ignore[return-value]
+
+    # actions -----------------------------------------------------------------
+
+    def save_yaml(self, path: str | Path | None = None) -> Path:
+        """Write the validated configuration as YAML (to the path box by default)."""
+        target = Path(path or self.path.value).expanduser()
+        text = yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
+        target.write_text(text)
+        self.message.value = f"saved <code>{html.escape(str(target))}</code>"
+        return target
+
+    def load_yaml(self, path: str | Path | None = None) -> None:
+        """Fill the form from a YAML or JSON file; invalid values show their errors."""
+        source = Path(path or self.path.value).expanduser()
+        try:
+            data = yaml.safe_load(source.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    {
+                        "loc": "(file)",
+                        "value": str(source),
+                        "msg": f"cannot read: {exc.strerror}",
+                    }
+                ]
+            ) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                [
+                    {
+                        "loc": "(file)",
+                        "value": str(source),
+                        "msg": f"not valid YAML: {exc}",
+                    }
+                ]
+            ) from exc
+        if not isinstance(data, dict):
+            raise ConfigError(
+                [{"loc": "(file)", "value": str(source), "msg": "must hold a mapping"}]
+            )
+        self.set_config(data)
+        unknown = sorted(
+            f"{section}.{name}" if isinstance(body, dict) else section
+            for section, body in data.items()
+            for name in (body if isinstance(body, dict) else [None])
+            if (f"{section}.{name}" if name else section) not in self.rows
+        )
+        note = f"; ignored unknown field(s): {', '.join(unknown)}" if unknown else ""
+        self.message.value = (
+            f"loaded <code>{html.escape(str(source))}</code>{html.escape(note)}"
+        )
+
+    def on_submit(self, callback: Callable[[Run], None]) -> None:
+        """Call ``callback(run)`` after each successful submission."""
+        self._callbacks.append(callback)
+
+    def submit(self) -> Run | None:
+        """Submit the configuration (Submit button); None if it is invalid."""
+        if not self.validate():
+            return None
+        submit = self._submit
+        if submit is None:
+            from simlab.api import submit
+        try:
+            run = submit(self.config)
+        except Exception as exc:  # boundary: show any failure in the form
+            self.message.value = (
+                f"<span style='{_ERROR_STYLE}'>submission failed: "
+                f"{html.escape(f'{type(exc).__name__}: {exc}')}</span>"
+            )
+            return None
+        self.message.value = f"submitted run <code>{html.escape(run.id)}</code>"
+        for callback in self._callbacks:
+            callback(run)
+        return run
+
+    def _guarded(self, action: Callable[[], Any]) -> None:
+        """Run a button's action; show a ConfigError in the form, not a traceback."""
+        try:
+            action()
+        except ConfigError as exc:
+            self.message.value = (
+                f"<span style='{_ERROR_STYLE}'>{html.escape(str(exc))}</span>"
+            )

@@ -1,0 +1,361 @@
+"""RunMonitor: a run's state, progress, timing, log tail, snapshots and controls.
+
+A daemon thread reads the run directory (status.json, the log, output/) every
+``poll`` seconds and updates the widgets; the kernel stays free, and the thread
+ends by itself once the run reaches a final state. The run directory is the only
+source: a monitor can be opened on any run, from any process.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from simlab.cost import format_bytes, format_seconds
+from simlab.runs.states import State
+
+if TYPE_CHECKING:
+    from simlab.runs.run import Run
+
+#: Badge colours per state.
+STATE_COLOURS = {
+    "created": "#757575",
+    "queued": "#6d4c41",
+    "running": "#1565c0",
+    "checkpointed": "#ef6c00",
+    "completed": "#2e7d32",
+    "failed": "#c62828",
+    "cancelled": "#616161",
+}
+#: Bytes read from the end of the log for the tail.
+_TAIL_BYTES = 16_384
+
+
+def state_badge(state: str) -> str:
+    """HTML badge for a run state."""
+    colour = STATE_COLOURS.get(state, "#424242")
+    return (
+        f"<span style='background:{colour};color:white;border-radius:4px;"
+        f"padding:1px 8px;font-weight:bold'>{html.escape(state)}</span>"
+    )
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` lines of a log, reading only its end."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - _TAIL_BYTES))
+            text = fh.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _parse_time(stamp: str | None) -> datetime | None:
+    return datetime.fromisoformat(stamp) if stamp else None
+
+
+def timing(
+    status: dict[str, Any], now: datetime | None = None
+) -> tuple[float, float | None]:
+    """Elapsed seconds since the run started running and the ETA (None if unknown).
+
+    The ETA extrapolates the elapsed time by the fraction done, the way codes
+    spend time per step; it is only given after 2 % of the run.
+    """
+    times = status.get("times") or {}
+    started = _parse_time(times.get("running"))
+    if started is None:
+        return 0.0, None
+    state = State(status["state"])
+    end = _parse_time(times.get(state.value)) if state.is_final else None
+    elapsed = ((end or now or datetime.now(UTC)) - started).total_seconds()
+    fraction = (status.get("progress") or {}).get("fraction") or 0.0
+    if state.is_final:
+        return elapsed, 0.0
+    if fraction < 0.02:
+        return elapsed, None
+    return elapsed, elapsed * (1.0 - fraction) / fraction
+
+
+class RunMonitor(widgets.VBox):
+    """Watch one run: state badge, progress, ETA, log tail, snapshots, cancel/stop.
+
+    Parameters
+    ----------
+    run : Run
+        the run to watch
+    poll : float
+        seconds between reads of the run directory
+    autostart : bool
+        start the background updates now (else call :meth:`start`)
+    open_snapshot : callable, optional
+        ``f(run, index)`` called by a snapshot's "view" button; by default a
+        :class:`~simlab.widgets.viewer.SnapshotViewer` opens below the monitor
+    view_when_done : bool
+        open the last snapshot once the run has completed
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        poll: float = 1.0,
+        autostart: bool = True,
+        open_snapshot: Callable[[Run, int], Any] | None = None,
+        view_when_done: bool = False,
+    ) -> None:
+        self.run = run
+        self.view_when_done = view_when_done
+        self.poll = poll
+        self._open_snapshot = open_snapshot
+        self.title = widgets.HTML(
+            f"<b>{html.escape(run.id)}</b> "
+            f"<span style='color:#666'>{html.escape(str(run.path))}</span>"
+        )
+        self.badge = widgets.HTML()
+        self.progress = widgets.FloatProgress(
+            min=0.0, max=100.0, layout=widgets.Layout(width="320px")
+        )
+        self.progress_text = widgets.HTML()
+        self.timing = widgets.HTML()
+        self.log_view = widgets.HTML()
+        self.reason = widgets.HTML()
+        self.cancel_button = widgets.Button(
+            description="Cancel", button_style="danger", icon="stop"
+        )
+        self.stop_button = widgets.Button(
+            description="Stop with checkpoint", button_style="warning", icon="pause"
+        )
+        self.confirm_button = widgets.Button(
+            description="Yes, cancel the run", button_style="danger"
+        )
+        self.keep_button = widgets.Button(description="No, keep it running")
+        self.confirm = widgets.HBox(
+            [widgets.HTML("Cancel this run?"), self.confirm_button, self.keep_button],
+            layout=widgets.Layout(display="none"),
+        )
+        self.cancel_button.on_click(lambda _: self.ask_cancel())
+        self.confirm_button.on_click(lambda _: self.confirm_cancel())
+        self.keep_button.on_click(lambda _: self._hide_confirm())
+        self.stop_button.on_click(lambda _: self.request_stop())
+        self.message = widgets.HTML()
+        self.snapshot_list = widgets.VBox()
+        self.viewer_area = widgets.VBox()
+        self.state: str = ""
+        self.settled = False
+        self._shown_snapshots: list[Path] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._estimate: float | None = None
+        super().__init__(
+            [
+                widgets.HBox([self.title, self.badge]),
+                widgets.HBox([self.progress, self.progress_text]),
+                self.timing,
+                self.reason,
+                widgets.HBox([self.cancel_button, self.stop_button]),
+                self.confirm,
+                self.message,
+                widgets.HTML("<b>Log</b>"),
+                self.log_view,
+                widgets.HTML("<b>Snapshots</b>"),
+                self.snapshot_list,
+                self.viewer_area,
+            ]
+        )
+        self.refresh()
+        if autostart:
+            self.start()
+
+    # updates -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background updates (no-op if running or the run has ended)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        if self.settled:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"simlab-monitor-{self.run.id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background updates (the run itself goes on)."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the updates to end (the run to end); True if they have."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def updating(self) -> bool:
+        """Whether the background thread is still following the run."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self.refresh()
+            except (OSError, ValueError) as exc:  # a status file mid-replacement
+                self.message.value = html.escape(f"cannot read the run: {exc}")
+                continue
+            if self.settled:
+                break
+        if self.view_when_done and self.state == State.COMPLETED and self.run.snapshots:
+            self.open_snapshot(len(self.run.snapshots) - 1)
+
+    def refresh(self) -> None:
+        """Read the run directory once and update every part of the monitor."""
+        with self._lock:
+            status = self.run.status
+            self.state = status["state"]
+            self.badge.value = state_badge(self.state)
+            progress = status.get("progress") or {}
+            fraction = float(progress.get("fraction") or 0.0)
+            if self.state == State.COMPLETED:
+                fraction = 1.0
+            self.progress.value = round(100.0 * fraction, 1)
+            self.progress.bar_style = {
+                "completed": "success",
+                "failed": "danger",
+                "cancelled": "warning",
+            }.get(self.state, "info")
+            self.progress_text.value = self._progress_text(progress, fraction)
+            self.timing.value = self._timing_text(status)
+            reason = status.get("reason")
+            self.reason.value = (
+                f"<span style='color:#c62828'>{html.escape(reason)}</span>"
+                if reason
+                else ""
+            )
+            final = State(self.state).is_final
+            self.settled = final or (
+                self.state == State.CHECKPOINTED and bool(status.get("stop_requested"))
+            )
+            self.cancel_button.disabled = final
+            self.stop_button.disabled = self.state != State.RUNNING
+            if final:
+                self._hide_confirm()
+            tail = log_tail(self.run.dir.log_path)
+            self.log_view.value = (
+                "<pre style='max-height:14em;overflow:auto;font-size:85%;"
+                f"background:#f7f7f7;margin:0'>{html.escape(tail)}</pre>"
+            )
+            self._update_snapshots()
+
+    def _progress_text(self, progress: dict[str, Any], fraction: float) -> str:
+        parts = [f"{100 * fraction:.0f}%"]
+        if progress:
+            steps = progress.get("steps")
+            step = progress.get("step")
+            parts.append(f"step {step}/{steps}" if steps else f"step {step}")
+            parts.append(f"a = {progress['a']:.4f}")
+            parts.append(f"z = {progress['z']:.2f}")
+        return " · ".join(parts)
+
+    def _timing_text(self, status: dict[str, Any]) -> str:
+        elapsed, eta = timing(status)
+        if eta is None and status["state"] in ("queued", "running", "created"):
+            remaining = self._estimated_seconds()
+            if remaining is not None:
+                eta = max(remaining - elapsed, 0.0)
+                return (
+                    f"elapsed {format_seconds(elapsed)} · "
+                    f"ETA ≈ {format_seconds(eta)} (cost model)"
+                )
+        if eta is None:
+            return f"elapsed {format_seconds(elapsed)}"
+        return f"elapsed {format_seconds(elapsed)} · ETA {format_seconds(eta)}"
+
+    def _estimated_seconds(self) -> float | None:
+        if self._estimate is None:
+            from simlab.cost import estimate
+            from simlab.runs.catalog import Catalog
+
+            try:
+                catalog = Catalog(self.run.path.parent)
+                self._estimate = estimate(self.run.config, catalog).seconds
+            except (OSError, ValueError):
+                return None
+        return self._estimate
+
+    def _update_snapshots(self) -> None:
+        snapshots = self.run.snapshots
+        if snapshots == self._shown_snapshots:
+            return
+        times = self.run.config.outputs.times
+        rows = []
+        for index, path in enumerate(snapshots):
+            a = times[index] if index < len(times) else None
+            when = f"a = {a:.4f}, z = {1 / a - 1:.2f}" if a else ""
+            button = widgets.Button(description="view", icon="eye")
+            button.on_click(lambda _, i=index: self.open_snapshot(i))
+            size = format_bytes(path.stat().st_size) if path.exists() else ""
+            rows.append(
+                widgets.HBox(
+                    [
+                        widgets.HTML(
+                            f"<code>{html.escape(path.name)}</code> {when} · {size}",
+                            layout=widgets.Layout(width="420px"),
+                        ),
+                        button,
+                    ]
+                )
+            )
+        self.snapshot_list.children = rows
+        self._shown_snapshots = list(snapshots)
+
+    # actions -----------------------------------------------------------------
+
+    def open_snapshot(self, index: int) -> Any:
+        """Open snapshot ``index`` in the viewer (or the ``open_snapshot`` hook)."""
+        if self._open_snapshot is not None:
+            return self._open_snapshot(self.run, index)
+        from simlab.widgets.viewer import SnapshotViewer
+
+        viewer = SnapshotViewer(self.run, index=index)
+        self.viewer_area.children = [viewer]
+        return viewer
+
+    def ask_cancel(self) -> None:
+        """Show the confirmation; nothing is cancelled until it is confirmed."""
+        self.confirm.layout.display = ""
+
+    def _hide_confirm(self) -> None:
+        self.confirm.layout.display = "none"
+
+    def confirm_cancel(self) -> None:
+        """Cancel the run (the confirmation's "yes")."""
+        self._hide_confirm()
+        self.run.cancel()
+        self.message.value = "cancel requested"
+        self.refresh()
+
+    def request_stop(self) -> None:
+        """Ask the code to write a checkpoint and stop (the run ends checkpointed)."""
+        from simlab.errors import RunError
+
+        try:
+            self.run.stop()
+        except RunError as exc:
+            self.message.value = html.escape(str(exc))
+            return
+        self.message.value = (
+            "stop requested: the code writes a checkpoint and the run ends "
+            "<i>checkpointed</i>"
+        )

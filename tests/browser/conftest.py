@@ -1,0 +1,160 @@
+"""A real ``jupyter lab`` with simlab installed, and headless Chromium to drive it."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import _needs
+
+#: Debian's Chromium; Playwright never downloads a browser here.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Screenshots kept for people (and the README) to look at.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Lab:
+    """A running ``jupyter lab`` process and how to talk to its REST API."""
+
+    def __init__(self, url: str, token: str, root_dir: Path, proc) -> None:
+        self.url = url
+        self.token = token
+        self.root_dir = root_dir
+        self.run_root = root_dir / "runs"
+        self.proc = proc
+
+    def api(self, method: str, path: str, body=None, timeout: float = 120):
+        """Call ``/simlab/api/<path>`` with the token; the decoded answer."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}simlab/api/{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """``jupyter lab`` on a free port with a private run root, stopped at the end."""
+    home = tmp_path_factory.mktemp("labhome")
+    run_root = home / "runs"
+    token = secrets.token_hex(16)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DASK_SIMLAB__RUN_ROOT": str(run_root),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+    }
+    log = open(home / "lab.log", "w")  # noqa: SIM115  (closed at teardown)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={home}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    lab = Lab(f"http://127.0.0.1:{port}/", token, home, proc)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            lab.api("GET", "health", timeout=5)
+            break
+        except (urllib.error.URLError, ConnectionError) as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                pytest.fail(
+                    f"jupyter lab did not serve /simlab/api/health: {exc}\n"
+                    + (home / "lab.log").read_text()[-4000:]
+                )
+            time.sleep(0.5)
+    yield lab
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium under Playwright (skip on a laptop without it)."""
+    reason = None
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        reason = f"{CHROMIUM} not installed (apt-get install chromium)"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = reason or "playwright not installed (pip install playwright)"
+    _needs(reason, "Chromium with Playwright")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else None,
+            headless=True,
+            args=CHROMIUM_ARGS,
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, lab, request):
+    """A Lab page, fully started, with the Simulations sidebar open."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{lab.url}lab?reset&token={lab.token}")  # a fresh layout
+    page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+    page.wait_for_selector(".jp-LabShell", timeout=90_000)
+    tab = page.locator('.jp-SideBar [data-id="simlab-sidebar"]')
+    tab.wait_for(timeout=60_000)
+    tab.click()
+    page.wait_for_selector("#simlab-sidebar .simlab-filters", timeout=30_000)
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    context.close()
+    assert not errors, errors

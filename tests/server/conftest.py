@@ -1,0 +1,100 @@
+"""A real jupyter_server with the simlab extension, and run directories to serve."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+# pytest-jupyter's fixtures and hooks (jp_fetch, jp_serverapp, async tests) for
+# this folder only: as a global plugin its autouse fixtures would wrap every test
+from pytest_jupyter.jupyter_server import *  # noqa: F403
+
+from simlab.config import RunConfig
+from simlab.runs.rundir import write_json_atomic
+from simlab.server.client import API_TOKEN, API_URL, SERVER_PID
+
+
+@pytest.fixture
+def jp_server_config():
+    """Enable simlab and refuse every request that is not authenticated."""
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {
+                "simlab.server": True,
+                "jupyter_server_terminals": False,
+            },
+            "allow_unauthenticated_access": False,
+        }
+    }
+
+
+@pytest.fixture(autouse=True)
+def _restore_api_environment():
+    """The extension exports its address into os.environ: undo it after a test."""
+    keys = (API_URL, API_TOKEN, SERVER_PID)
+    saved = {key: os.environ.get(key) for key in keys}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def manager(jp_serverapp):
+    """The server's SimlabManager; its clusters are closed after the test."""
+    manager = jp_serverapp.web_app.settings["simlab_manager"]
+    yield manager
+    manager.close()
+
+
+def fake_run(
+    root: Path,
+    name: str,
+    *,
+    state: str = "completed",
+    engine: str = "pm",
+    created: datetime | None = None,
+    duration: float | None = None,
+    project: str | None = None,
+    sweep: str | None = None,
+    tags: tuple[str, ...] = (),
+    suffix: int = 0,
+) -> Path:
+    """Write a run directory with the given facts, without running anything."""
+    created = created or datetime(2026, 1, 1, tzinfo=UTC)
+    run_id = f"{name}-{created:%Y%m%dT%H%M%S}-{suffix:06x}"
+    path = root / run_id
+    path.mkdir(parents=True)
+    config = json.loads(RunConfig().model_dump_json())
+    config["code"]["engine"] = engine
+    config["metadata"].update(name=name, project=project, sweep=sweep, tags=list(tags))
+    (path / "config.json").write_text(json.dumps(config))
+    times = {"created": created.isoformat()}
+    if duration is not None:
+        running = created + timedelta(seconds=5)
+        times["running"] = running.isoformat()
+        times[state] = (running + timedelta(seconds=duration)).isoformat()
+    write_json_atomic(
+        path / "status.json",
+        {
+            "id": run_id,
+            "state": state,
+            "engine": engine,
+            "name": name,
+            "created": created.isoformat(),
+            "updated": created.isoformat(),
+            "progress": None,
+            "times": times,
+        },
+    )
+    (path / "events.jsonl").write_text("")
+    (path / "log").write_text(f"log of {run_id}\n")
+    for folder in ("inputs", "output"):
+        (path / folder).mkdir()
+    return path

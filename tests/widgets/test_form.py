@@ -1,0 +1,164 @@
+"""RunForm: built from the schema, per-field errors while typing, YAML round trip."""
+
+from __future__ import annotations
+
+import yaml
+from pydantic import Field
+
+from simlab.config import PRESETS, Box, RunConfig, load_config
+from simlab.widgets.form import RunForm
+
+
+def _schema_leaves(schema: dict, node: dict | None = None, prefix=()) -> set[str]:
+    """Dotted paths of every leaf of a JSON schema, walked independently."""
+    defs = schema.get("$defs", {})
+    node = schema if node is None else node
+    if "$ref" in node:
+        node = defs[node["$ref"].rsplit("/", 1)[-1]]
+    if node.get("type") == "object" and "properties" in node:
+        leaves: set[str] = set()
+        for name, sub in node["properties"].items():
+            leaves |= _schema_leaves(schema, sub, (*prefix, name))
+        return leaves
+    return {".".join(prefix)}
+
+
+def test_form_covers_every_field_of_the_schema():
+    form = RunForm()
+    expected = _schema_leaves(RunConfig.model_json_schema())
+    assert len(expected) > 30
+    assert set(form.rows) == expected
+
+
+def test_a_new_field_appears_without_widget_code():
+    class WiderBox(Box):
+        margin: float = Field(
+            2.5, gt=0, le=10, description="buffer around the zoom region in Mpc/h"
+        )
+
+    class ExtendedConfig(RunConfig):
+        box: WiderBox = Field(default_factory=WiderBox)
+
+    form = RunForm(model=ExtendedConfig)
+    row = form.rows["box.margin"]
+    assert row.spec.label == "margin [Mpc/h]"
+    assert row.input.value == 2.5
+    assert "buffer around the zoom region" in row.help.value
+    row.input.value = 20.0
+    assert "less than or equal to 10" in row.error_message
+    assert form.submit_button.disabled
+    row.input.value = 3.0
+    assert form.config.box.margin == 3.0
+
+
+def test_labels_carry_units_and_help_the_allowed_range():
+    form = RunForm()
+    assert form.rows["box.size"].spec.label == "size [Mpc/h]"
+    assert form.rows["cosmology.T_cmb"].spec.label == "T_cmb [K]"
+    assert "(0, 2]" in form.rows["cosmology.Omega0"].help.value
+    assert form.rows["box.particles_per_side"].input.value == 64
+    assert [v for _, v in form.rows["gravity.stepping"].input.options] == ["loga", "a"]
+
+
+def test_invalid_value_shows_its_error_and_disables_submit():
+    form = RunForm()
+    assert form.valid and not form.submit_button.disabled
+    omega = form.rows["cosmology.Omega0"]
+    omega.input.value = 3.0
+    assert not form.valid
+    assert form.submit_button.disabled
+    assert "allowed: a number in (0, 2]" in omega.error_message
+    assert omega.error.layout.display != "none"
+    assert form.rows["box.size"].error_message == ""
+    assert form.tabs.titles[0].startswith("⚠")
+    assert "cosmology.Omega0" in form.summary.value
+    omega.input.value = 0.3
+    assert form.valid and not form.submit_button.disabled
+    assert omega.error_message == ""
+    assert form.config.cosmology.Omega0 == 0.3
+
+
+def test_cross_field_and_engine_errors_land_on_their_field():
+    form = RunForm()
+    form.rows["box.particles_per_side"].input.value = 32
+    form.rows["gravity.mesh"].input.value = "16"
+    assert "at least as many cells per side" in form.rows["gravity.mesh"].error_message
+    form.rows["gravity.mesh"].input.value = ""
+    form.rows["cosmology.OmegaBaryon"].input.value = 0.5
+    assert "smaller than Omega0" in form.rows["cosmology.OmegaBaryon"].error_message
+    form.rows["cosmology.OmegaBaryon"].input.value = 0.04
+    form.rows["outputs.redshifts"].input.value = "1, 2, abc"
+    assert "number values separated by commas" in (
+        form.rows["outputs.redshifts"].error_message
+    )
+    form.rows["outputs.redshifts"].input.value = "1, 200"
+    message = form.rows["outputs.redshifts"].error_message
+    assert message.startswith("outputs.redshifts.1:") and "not in (a_start" in message
+    assert form.submit_button.disabled
+
+
+def test_preset_fills_its_section():
+    form = RunForm()
+    form.rows["cosmology.preset"].input.value = "wmap9"
+    for name, value in PRESETS["wmap9"].items():
+        assert form.rows[f"cosmology.{name}"].input.value == value
+    assert form.config.cosmology.sigma8 == PRESETS["wmap9"]["sigma8"]
+
+
+def test_form_config_equals_the_yaml_it_loads(tmp_path):
+    data = {
+        "cosmology": {"preset": "planck15", "sigma8": 0.79},
+        "box": {"size": 64.0, "particles_per_side": 16},
+        "ics": {"z_start": 24.0, "seed": 7, "lpt_order": 1},
+        "outputs": {"redshifts": [3.0, 1.0, 0.0], "power_spectra": False},
+        "gravity": {"steps": 12, "softening": 0.05},
+        "code": {"options": {"checkpoint_every": 5}},
+        "resources": {"cores": 1, "memory": "2GB"},
+        "metadata": {"name": "round-trip", "tags": ["a", "b"], "project": "p1"},
+    }
+    path = tmp_path / "in.yaml"
+    path.write_text(yaml.safe_dump(data))
+    form = RunForm()
+    form.load_yaml(path)
+    assert form.valid, form.errors
+    assert form.config == load_config(path)
+    assert form.config.cosmology.Omega0 == PRESETS["planck15"]["Omega0"]
+    saved = form.save_yaml(tmp_path / "out.yaml")
+    assert load_config(saved) == load_config(path)
+    assert RunForm(load_config(saved)).config == form.config
+
+
+def test_loading_an_invalid_file_shows_the_bad_fields(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("box:\n  size: -5\nmetadata:\n  name: 'has space'\n")
+    form = RunForm()
+    form.load_yaml(path)
+    assert not form.valid
+    assert "greater than 0" in form.rows["box.size"].error_message
+    assert "pattern" in form.rows["metadata.name"].error_message
+    assert form.rows["box.size"].input.value == -5.0
+
+
+def test_load_button_reports_a_missing_file_in_the_form(tmp_path):
+    form = RunForm()
+    form.path.value = str(tmp_path / "nope.yaml")
+    form.load_button.click()
+    assert "cannot read" in form.message.value
+    assert "nope.yaml" in form.message.value
+    assert form.valid  # the form kept its values
+
+
+def test_cost_estimate_follows_the_inputs():
+    form = RunForm()
+    before = form.estimate_line.value
+    assert "memory ≈" in before and "time ≈" in before
+    form.rows["box.particles_per_side"].input.value = 128
+    assert form.estimate_line.value != before
+    form.rows["cosmology.Omega0"].input.value = 5.0
+    assert form.estimate_line.value == ""
+
+
+def test_known_engines_and_profiles_are_offered():
+    form = RunForm()
+    assert "pm" in form.rows["code.engine"].input.options
+    assert "local" in form.rows["resources.cluster"].input.options

@@ -1,0 +1,95 @@
+"""The launcher chain (form → monitor → viewer), the sweep builder and Run display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import simlab
+from simlab.api import create
+from simlab.widgets import SweepBuilder, launcher
+from simlab.widgets import sweep as sweep_widgets
+from simlab.widgets.viewer import SnapshotViewer
+
+SMALL = {
+    "box": {"size": 64.0, "particles_per_side": 16},
+    "gravity": {"steps": 6},
+    "resources": {"cores": 1},
+    "metadata": {"name": "launched"},
+}
+
+
+@pytest.mark.slow
+def test_launcher_submits_follows_and_shows_the_last_snapshot():
+    app = launcher(SMALL, poll=0.2)
+    assert app.tabs.titles == ("New run", "Runs", "Sweep")
+    omega = app.form.rows["cosmology.Omega0"]
+    omega.input.value = 3.0
+    assert app.form.submit_button.disabled
+    omega.input.value = 0.31
+    app.form.submit_button.click()
+    monitor = app.monitor
+    assert monitor is not None and app.area.children == (monitor,)
+    assert monitor.join(timeout=120)
+    assert monitor.state == "completed" and monitor.progress.value == 100.0
+    (viewer,) = monitor.viewer_area.children
+    assert isinstance(viewer, SnapshotViewer)
+    assert bytes(viewer.image.value).startswith(b"\x89PNG")
+    assert monitor.run.config.cosmology.Omega0 == 0.31
+    app.table.refresh()
+    assert [r["name"] for r in app.table.rows] == ["launched"]
+
+
+def test_sweep_builder_counts_the_grid_and_flags_bad_values():
+    builder = SweepBuilder()
+    assert builder.launch_button.disabled
+    builder.add_parameter("sigma8", "0.7, 0.8, 0.9")
+    builder.add_parameter("box_size", "64, 128")
+    assert "3 × 2 = <b>6</b> run(s)" in builder.size.value
+    grid, problems = builder.grid()
+    assert grid == {"sigma8": [0.7, 0.8, 0.9], "box_size": [64.0, 128.0]}
+    assert problems == [] and not builder.launch_button.disabled
+    builder.add_parameter("particles_per_side", "16, many")
+    assert "&#x27;many&#x27; is not an integer" in builder.size.value
+    assert builder.launch_button.disabled
+    builder._remove(builder.rows_box.children[-1])
+    assert not builder.launch_button.disabled
+
+
+def test_sweep_builder_without_the_sweep_module_explains(monkeypatch):
+    monkeypatch.setattr(sweep_widgets, "_sweep_module", lambda: None)
+    builder = SweepBuilder()
+    builder.add_parameter(values="1, 2")
+    assert "= <b>2</b> run(s)" in builder.size.value
+    assert builder.launch_button.disabled
+    assert "not installed" in builder.message.value
+    assert builder.launch() is None
+
+
+def test_a_run_displays_as_html_outside_a_kernel(tmp_path):
+    run = create(
+        {"box": {"particles_per_side": 8}, "metadata": {"name": "shown"}}, root=tmp_path
+    )
+    bundle = run._repr_mimebundle_()
+    assert bundle["text/plain"] == repr(run)
+    assert run.id in bundle["text/html"] and ">created<" in bundle["text/html"]
+    assert "none yet" in bundle["text/html"]
+    assert "application/vnd.jupyter.widget-view+json" not in bundle  # no kernel
+    run.cancel()
+    assert ">cancelled<" in run._repr_mimebundle_()["text/html"]
+    assert simlab.Run(run.path)._repr_mimebundle_()["text/html"].count("<tr>") == 6
+
+
+def test_launch_shows_the_sweeps_own_validation_errors(tmp_path):
+    import dask.config
+
+    builder = SweepBuilder()
+    builder.add_parameter("sigma8", "0.8, -0.5")
+    assert not builder.launch_button.disabled  # numbers: the range is the sweep's
+    builder.launch_button.click()
+    assert builder.sweep is None
+    assert "cosmology.sigma8 = -0.5" in builder.message.value
+    assert "allowed: a number in (0, 3]" in builder.message.value
+    root = dask.config.get("simlab.run-root")
+    assert not list(Path(root).glob("*/status.json"))  # nothing was started

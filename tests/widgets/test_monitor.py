@@ -1,0 +1,110 @@
+"""RunMonitor on real runs of the embedded engine through a real LocalCluster."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import simlab
+from simlab.runs.states import State
+from simlab.widgets.form import RunForm
+from simlab.widgets.monitor import RunMonitor, timing
+from simlab.widgets.viewer import SnapshotViewer
+
+SMALL = {
+    "box": {"size": 64.0, "particles_per_side": 16},
+    "gravity": {"steps": 8},
+    "outputs": {"redshifts": [1.0, 0.0]},
+    "resources": {"cores": 1},
+    "metadata": {"name": "widget-small"},
+}
+LONG = {
+    "box": {"size": 128.0, "particles_per_side": 32},
+    "gravity": {"steps": 2000},
+    "resources": {"cores": 1},
+    "metadata": {"name": "widget-long"},
+}
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_monitor_follows_a_submitted_run_to_completed():
+    form = RunForm(SMALL)
+    run = form.submit()
+    assert run is not None, form.message.value
+    assert run.id in form.message.value
+    monitor = RunMonitor(run, poll=0.2)
+    assert monitor.updating
+    assert monitor.join(timeout=120), "the monitor still polls a run that ended"
+    assert run.state is State.COMPLETED
+    assert monitor.state == "completed"
+    assert "completed" in monitor.badge.value
+    assert monitor.progress.value == 100.0
+    assert monitor.progress.bar_style == "success"
+    steps = run.progress["steps"]
+    assert f"step {steps}/{steps}" in monitor.progress_text.value
+    assert "z = 0.00" in monitor.progress_text.value
+    assert "ETA 0 s" in monitor.timing.value
+    assert "process exited with status 0" in monitor.log_view.value
+    assert monitor.cancel_button.disabled and monitor.stop_button.disabled
+    names = [row.children[0].value for row in monitor.snapshot_list.children]
+    assert len(names) == 2
+    assert "snapshot_000.hdf5" in names[0] and "z = 1.00" in names[0]
+    viewer = monitor.open_snapshot(1)
+    assert isinstance(viewer, SnapshotViewer)
+    assert monitor.viewer_area.children == (viewer,)
+    assert bytes(viewer.image.value).startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_cancel_from_the_monitor_cancels_the_run():
+    run = simlab.submit(LONG)
+    monitor = RunMonitor(run, poll=0.2)
+    assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+    monitor.cancel_button.click()
+    assert monitor.confirm.layout.display != "none"
+    assert run.state is State.RUNNING  # nothing happens before the confirmation
+    monitor.keep_button.click()
+    assert monitor.confirm.layout.display == "none"
+    time.sleep(0.5)
+    assert run.state is State.RUNNING
+    monitor.cancel_button.click()
+    monitor.confirm_button.click()
+    assert monitor.join(timeout=60)
+    assert run.state is State.CANCELLED
+    assert monitor.state == "cancelled"
+    assert "cancelled" in monitor.badge.value
+    assert 0 < monitor.progress.value < 100
+    assert "cancel requested" in run.logs()
+
+
+def test_eta_extrapolates_the_elapsed_time_by_the_fraction_done():
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    status = {
+        "state": "running",
+        "times": {"running": start.isoformat()},
+        "progress": {"fraction": 0.25},
+    }
+    elapsed, eta = timing(status, now=start + timedelta(seconds=30))
+    assert elapsed == 30.0
+    assert eta == pytest.approx(90.0)
+    status["progress"] = {"fraction": 0.01}
+    assert timing(status, now=start + timedelta(seconds=30))[1] is None
+    status.update(
+        state="completed",
+        times={
+            **status["times"],
+            "completed": (start + timedelta(seconds=50)).isoformat(),
+        },
+    )
+    assert timing(status, now=start + timedelta(hours=1)) == (50.0, 0.0)
