@@ -215,9 +215,8 @@ def status(run_id: str, root: str | None, as_json: bool) -> None:
             f"progress: {_percent(record).strip()} step {progress.get('step')} "
             f"a={progress['a']:.4f} z={progress['z']:.3f}"
         )
-    estimate = handle.estimated_duration
-    if estimate is not None:
-        click.echo(f"estimate: {estimate:.0f} s in all")
+    if not handle.state.is_final:
+        click.echo(f"estimate: {handle.estimated_duration:.0f} s in all")
     for field in ("host", "job_id", "worker", "cluster", "returncode", "reason"):
         if record.get(field) is not None:
             click.echo(f"{field + ':':9} {record[field]}")

@@ -177,14 +177,21 @@ class Run:
         )
 
     @property
-    def estimated_duration(self) -> float | None:
-        """Seconds the run should take in all: from its progress rate once running."""
+    def estimated_duration(self) -> float:
+        """Seconds the run should take in all.
+
+        From its own progress rate once it is under way; before that from the cost
+        model (:func:`simlab.cost.estimate`), calibrated on the run root's past runs.
+        """
         status = self.status
         progress = status.get("progress") or {}
         fraction, elapsed = progress.get("fraction"), progress.get("elapsed")
         if fraction and elapsed and fraction > 0.02:
             return elapsed / fraction
-        return None
+        from simlab.cost import estimate
+        from simlab.runs.catalog import Catalog
+
+        return estimate(self.config, Catalog(self.path.parent)).seconds
 
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> Run:
         """Block until the run ends; RunError if it ends other than ``completed``.

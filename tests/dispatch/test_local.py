@@ -171,3 +171,15 @@ def test_existing_scheduler_profile_runs_on_its_workers(tmp_path):
                 dispatcher.submit(run.dir).result(timeout=60)
         assert run.state is State.COMPLETED
         assert run.status["worker"] in cluster.scheduler_info["workers"]
+
+
+def test_estimated_duration_from_the_cost_model_then_from_progress(tmp_path):
+    from simlab.cost import estimate
+
+    run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
+    prior = estimate(run.config, False).seconds
+    assert run.estimated_duration == pytest.approx(prior)  # no past runs here
+    run.dir.transition("queued")
+    run.dir.transition("running")
+    run.dir.update(progress={"step": 5, "a": 0.5, "fraction": 0.25, "elapsed": 30.0})
+    assert run.estimated_duration == pytest.approx(120.0)
