@@ -112,12 +112,14 @@ def demo(output: str, params: tuple[str, ...]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     parameters = {"output_dir": str(out), **_parse_set(params)}
     executed = execute_notebook("quickstart", out / "quickstart.ipynb", parameters)
+    sweep_dir = _demo_sweep(out)
     figures = sorted(out.glob("*.png"))
     click.echo(f"executed notebook: {executed}")
     for figure in figures:
         click.echo(f"figure:            {figure}")
-    for rundir in sorted((out / "runs").iterdir()):
+    for rundir in sorted(p.parent for p in (out / "runs").glob("*/status.json")):
         click.echo(f"run directory:     {rundir}")
+    click.echo(f"sweep directory:   {sweep_dir}")
 
 
 _root_option = click.option(
@@ -304,6 +306,162 @@ def doctor() -> None:
     if failed:
         click.echo(f"{failed} required part(s) missing", err=True)
         sys.exit(1)
+
+
+# --- sweeps (issue 7) ---------------------------------------------------------
+
+
+class _SweepGroup(click.Group):
+    """``simlab sweep TEMPLATE ...`` runs a sweep; ``status``, ``collect`` read one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _parse_grid(tokens: tuple[str, ...]) -> dict[str, list[Any]]:
+    """``-p NAME V1 V2 ... -p NAME2 ...`` into a grid; values parsed as YAML."""
+    grid: dict[str, list[Any]] = {}
+    name, after_p = None, False
+    for token in tokens:
+        if token in ("-p", "--parameter"):
+            after_p = True
+        elif after_p:
+            if token in grid or not token.isidentifier():
+                raise click.BadParameter(
+                    f"{token!r}: expected a new parameter name after -p",
+                    param_hint="-p NAME VALUE...",
+                )
+            name, after_p = token, False
+            grid[name] = []
+        elif name is None:
+            raise click.BadParameter(
+                f"{token!r}: values must follow -p NAME", param_hint="-p NAME VALUE..."
+            )
+        else:
+            grid[name].append(yaml.safe_load(token))
+    empty = [key for key, values in grid.items() if not values]
+    if not grid or empty:
+        raise click.BadParameter(
+            f"give each parameter its values, e.g. -p sigma8 0.7 0.8 (no values: "
+            f"{', '.join(empty) or 'no parameter named'})",
+            param_hint="-p NAME VALUE...",
+        )
+    return grid
+
+
+def _sweep_handle(directory: str) -> Any:
+    from simlab.sweep import Sweep
+
+    try:
+        return Sweep(directory)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _echo_sweep(handle: Any) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(handle.counts().items()))
+    click.echo(f"sweep {handle.id}: {len(handle.points)} points ({counts})")
+    click.echo(f"  template:  {handle.template}")
+    click.echo(f"  directory: {handle.path}")
+    for index, (point, run, state) in enumerate(
+        zip(handle.points, handle.runs(), handle.states(), strict=True)
+    ):
+        values = " ".join(f"{k}={v}" for k, v in point.items())
+        click.echo(f"  {index:4d}  {values:32} {run.id:48} {state}")
+
+
+def _demo_sweep(out: Path) -> Path:
+    """The demo's sweep: sigma8 = 0.7, 0.8, 0.9 at 16³, then its summary figure."""
+    from simlab.sweep import sweep as run_sweep
+    from simlab.templates import execute_notebook
+
+    base = RunConfig(
+        box={"size": 200.0, "particles_per_side": 16},
+        ics={"z_start": 19.0},
+        outputs={"redshifts": [0.0]},
+        gravity={"steps": 8},
+    )
+    handle = run_sweep(
+        "run_simulation",
+        grid={"sigma8": [0.7, 0.8, 0.9]},
+        base=base,
+        parameters={"figures": False},
+        root=out / "sweep",
+        name="demo",
+    )
+    summary = {"sweep_dir": str(handle.path), "output_dir": str(out)}
+    execute_notebook("sweep_summary", out / "sweep_summary.ipynb", summary)
+    return handle.path
+
+
+@main.group(cls=_SweepGroup)
+def sweep() -> None:
+    """Parameter sweeps: simlab sweep TEMPLATE -p NAME V1 V2 ... | status | collect."""
+
+
+@sweep.command(name="run", context_settings={"ignore_unknown_options": True})
+@click.argument("template")
+@click.argument("tokens", nargs=-1, type=click.UNPROCESSED, metavar="-p NAME VALUE...")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="base run configuration (YAML/JSON)",
+)
+@_set_option
+@click.option("--cluster", help="cluster profile (simlab.clusters.NAME)")
+@click.option("--root", type=click.Path(file_okay=False), help="run root folder")
+@click.option("--name", default="sweep", show_default=True, help="sweep name")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def sweep_run(
+    template: str,
+    tokens: tuple[str, ...],
+    config_path: str | None,
+    sets: tuple[str, ...],
+    cluster: str | None,
+    root: str | None,
+    name: str,
+    quiet: bool,
+) -> None:
+    """Run TEMPLATE for every combination of the -p values; collect the results."""
+    from simlab.sweep import RESULTS_FILE
+    from simlab.sweep import sweep as run_sweep
+
+    grid = _parse_grid(tokens)
+    handle = run_sweep(
+        template,
+        grid=grid,
+        base=_config(config_path, sets),
+        cluster=cluster,
+        root=root,
+        name=name,
+        progress=not quiet,
+    )
+    handle.collect()
+    _echo_sweep(handle)
+    click.echo(f"  results:   {handle.path / RESULTS_FILE}")
+    if any(state != "completed" for state in handle.states()):
+        sys.exit(1)
+
+
+@sweep.command(name="status")
+@click.argument("directory", type=click.Path(file_okay=False))
+def sweep_status(directory: str) -> None:
+    """Show each point of the sweep in DIRECTORY with its run and state."""
+    _echo_sweep(_sweep_handle(directory))
+
+
+@sweep.command(name="collect")
+@click.argument("directory", type=click.Path(file_okay=False))
+def sweep_collect(directory: str) -> None:
+    """Gather the sweep's results into DIRECTORY/results.nc and print them."""
+    from simlab.sweep import RESULTS_FILE
+
+    handle = _sweep_handle(directory)
+    click.echo(handle.collect())
+    click.echo(f"saved: {handle.path / RESULTS_FILE}")
 
 
 @main.group()

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import xarray as xr
 
 from simlab.errors import SimlabWarning
 from simlab.runs.run import Run
 
 if TYPE_CHECKING:
+    import xarray as xr
     from matplotlib.figure import Figure
 
 #: Relative tolerance for two runs' output times to count as the same time.
@@ -75,6 +75,8 @@ def _ic_key(run: Run) -> str:
 
 def snapshot_time(path: Path) -> float:
     """Scale factor of a snapshot of any code simlab reads (header only)."""
+    import xarray as xr
+
     from simlab.io import concept, gadget_binary
 
     if concept.is_concept_snapshot(path) or gadget_binary.snapformat(path):
@@ -85,6 +87,8 @@ def snapshot_time(path: Path) -> float:
 
 def snapshot_positions(path: Path) -> tuple[np.ndarray, float]:
     """Comoving positions in Mpc/h and the box side, from any code's snapshot."""
+    import xarray as xr
+
     from simlab.io import concept, gadget_binary
 
     if concept.is_concept_snapshot(path) or gadget_binary.snapformat(path):
@@ -149,6 +153,8 @@ def compare(
         when the runs do not start from the same particles: their ratios then
         include cosmic variance, not only the codes' differences.
     """
+    import xarray as xr
+
     from simlab.analysis.power import power_spectrum
 
     labelled = _as_runs(runs)

@@ -12,7 +12,12 @@ _SEARCH = (_HERE / "_notebooks", _HERE.parent / "notebooks")
 
 
 def template_path(name: str) -> Path:
-    """Path of the template ``name`` (``quickstart`` or ``quickstart.ipynb``)."""
+    """Path of the template ``name`` (``quickstart`` or ``quickstart.ipynb``).
+
+    A path to an existing ``.ipynb`` file is accepted as is (a user's template).
+    """
+    if name.endswith(".ipynb") and Path(name).is_file():
+        return Path(name).resolve()
     filename = name if name.endswith(".ipynb") else f"{name}.ipynb"
     for folder in _SEARCH:
         if (folder / filename).is_file():
@@ -24,22 +29,26 @@ def template_path(name: str) -> Path:
 
 
 def execute_notebook(
-    name: str, output: str | Path, parameters: dict[str, Any] | None = None
+    name: str,
+    output: str | Path,
+    parameters: dict[str, Any] | None = None,
+    *,
+    cwd: str | Path | None = None,
 ) -> Path:
     """Execute template ``name`` with papermill into ``output``; return its path.
 
-    The notebook runs with its folder as working directory, so relative paths in
-    it land beside the executed copy.
+    The notebook runs with ``cwd`` (default: its folder) as working directory, so
+    relative paths in it land beside the executed copy.
     """
     import papermill
 
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
-        str(template_path(name)),
+        str(template_path(str(name))),
         str(output),
         parameters=parameters or {},
-        cwd=str(output.parent),
+        cwd=str(cwd or output.parent),
         progress_bar=False,
         kernel_name="python3",
     )

@@ -3,15 +3,46 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from simlab.templates import _SEARCH, execute_notebook, template_path
+from tests.conftest import requires_fixture
 
 SMALL = {
     "quickstart": {"particles": 16, "box_size": 64.0, "steps": 8},
+    "run_simulation": {"particles_per_side": 16, "box_size": 64.0, "steps": 4},
+    "analyze_snapshot": {"mesh": 32},
 }
+#: A real Gadget4 snapshot (two files) for analyze_snapshot.
+GADGET4_SNAPSHOT = "gadget4-small/ngenic32/output/snapdir_003/snapshot_003.0.hdf5"
+
+
+def _small_sweep(root):
+    """A real two-point sweep of run_simulation for sweep_summary to read."""
+    import simlab
+
+    config = simlab.RunConfig(
+        box={"size": 200.0, "particles_per_side": 16},
+        ics={"z_start": 19.0},
+        outputs={"redshifts": [0.0]},
+        gravity={"steps": 4},
+    )
+    grid = {"sigma8": [0.7, 0.9]}
+    handle = simlab.sweep(
+        "run_simulation",
+        grid=grid,
+        base=config,
+        parameters={"figures": False},
+        root=root,
+        progress=False,
+    )
+    assert handle.states() == ["completed", "completed"]
+    return handle.path
+
+
 TEMPLATES = sorted(p.stem for folder in _SEARCH for p in folder.glob("*.ipynb"))
 
 
@@ -32,10 +63,17 @@ def test_unknown_template_lists_the_available_ones():
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_template_executes(name, tmp_path):
     params = {"output_dir": str(tmp_path), **SMALL.get(name, {})}
+    if name == "analyze_snapshot":
+        params["snapshot"] = str(requires_fixture(GADGET4_SNAPSHOT))
+    if name == "sweep_summary":
+        params["sweep_dir"] = str(_small_sweep(tmp_path / "runs"))
     executed = execute_notebook(name, tmp_path / f"{name}.ipynb", params)
     nb = json.loads(executed.read_text())
     errors = [
-        o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+        o
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        for o in c.get("outputs", [])
         if o.get("output_type") == "error"
     ]
     assert errors == []
@@ -43,3 +81,14 @@ def test_template_executes(name, tmp_path):
         for figure in ("projection.png", "power_spectrum.png"):
             assert (tmp_path / figure).stat().st_size > 10_000
         assert len(list((tmp_path / "runs").glob("*/status.json"))) == 1
+    if name == "run_simulation":
+        for figure in ("projection.png", "power_spectrum.png"):
+            assert (tmp_path / figure).stat().st_size > 10_000
+        (run,) = (tmp_path / "runs").glob("*/status.json")
+        assert json.loads(run.read_text())["state"] == "completed"
+    if name == "analyze_snapshot":
+        for figure in ("snapshot_power.png", "snapshot_projection.png"):
+            assert (tmp_path / figure).stat().st_size > 10_000
+    if name == "sweep_summary":
+        assert (tmp_path / "sweep_summary.png").stat().st_size > 10_000
+        assert (Path(params["sweep_dir"]) / "results.nc").stat().st_size > 1000

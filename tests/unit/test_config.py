@@ -192,3 +192,20 @@ def test_direct_construction_reports_fields_the_same_way():
     assert "allowed: a number in (0, 2]" in str(info.value)
     with pytest.raises(ConfigError, match="must be a mapping, found list"):
         validate_config([1, 2])
+
+
+def test_import_simlab_loads_no_heavy_library():
+    """``import simlab`` stays light: each sweep point's kernel and the CLI pay it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, simlab; "
+        "print(sorted(m for m in ('distributed', 'xarray', 'scipy') "
+        "if m in sys.modules)); "
+        "print(sorted(set(simlab.__all__) - set(dir(simlab))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["[]", "[]"]
