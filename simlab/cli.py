@@ -153,8 +153,12 @@ def _percent(status: dict[str, Any]) -> str:
 @click.option("--text", help="only runs whose name contains this")
 @click.option("--order", default="-created", show_default=True, help="sort column")
 @click.option("--limit", default=50, show_default=True, help="rows to show")
-def list_runs(root: str | None, limit: int, **filters: Any) -> None:
+@click.option("--group", is_flag=True, help="runs published in the group space")
+def list_runs(root: str | None, limit: int, group: bool, **filters: Any) -> None:
     """List runs with their state and progress, newest first."""
+    if group:
+        _list_published()
+        return
     catalog = _catalog(root)
     try:
         rows, total = catalog.query(per_page=limit, **filters)
@@ -462,6 +466,36 @@ def sweep_collect(directory: str) -> None:
     handle = _sweep_handle(directory)
     click.echo(handle.collect())
     click.echo(f"saved: {handle.path / RESULTS_FILE}")
+
+
+# --- group space (issue 10) -----------------------------------------------------
+
+
+def _list_published() -> None:
+    """Print the runs published in the group space, newest first."""
+    from simlab.publish import published
+
+    click.echo(f"{'RUN':48} {'OWNER':12} {'STATE':10} {'ENGINE':8} PUBLISHED")
+    for record in published():
+        click.echo(
+            f"{record['id']:48} {record['owner']:12} {record['state']:10} "
+            f"{record.get('engine') or '':8} {record['published'][:19]}"
+        )
+
+
+@main.command(name="publish")
+@click.argument("run_id")
+@_root_option
+@click.option("--remove", is_flag=True, help="withdraw your published run instead")
+def publish_run(run_id: str, root: str | None, remove: bool) -> None:
+    """Publish a finished run read-only in the group space (simlab.group-root)."""
+    from simlab.publish import publish, unpublish
+
+    if remove:
+        unpublish(run_id)
+        click.echo(f"unpublished: {run_id}")
+        return
+    click.echo(f"published: {publish(run_id, root=root)}")
 
 
 @main.group()

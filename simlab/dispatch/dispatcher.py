@@ -17,7 +17,12 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simlab.dispatch.profiles import batch_directives, cluster_class, cluster_options
+from simlab.dispatch.profiles import (
+    batch_directives,
+    cluster_class,
+    cluster_options,
+    import_batch_classes,
+)
 from simlab.dispatch.task import execute
 from simlab.runs.liveness import mark_lost
 from simlab.runs.rundir import RunDir, TransitionError
@@ -30,6 +35,10 @@ if TYPE_CHECKING:
     from simlab.config import RunConfig
 
 logger = logging.getLogger(__name__)
+
+# whoever imports the Dispatcher (the Jupyter server extension at load) does so from
+# the main thread: the only place dask_jobqueue can be imported (see the function)
+import_batch_classes()
 
 #: Fraction of the job walltime a run may use before it checkpoints; the rest covers
 #: worker start-up and writing the checkpoint before the worker's lifetime ends.
@@ -74,7 +83,14 @@ def start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> Any
     import distributed  # noqa: F401  (its config defaults must load outside the set)
 
     # a task whose worker died is never rerun from scratch: its run is failed
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    settings: dict[str, Any] = {"distributed.scheduler.allowed-failures": 0}
+    if profile.get("kind", "local") == "local" and not profile.get("dashboard_address"):
+        # without a dashboard, distributed still serves scheduler and worker pages
+        # (task names, logs, call stacks) over plain HTTP on localhost; on a shared
+        # machine other users could read them, so serve none
+        settings["distributed.scheduler.http.routes"] = []
+        settings["distributed.worker.http.routes"] = []
+    with dask.config.set(settings):
         return _start_cluster(profile, config, root)
 
 
@@ -88,6 +104,12 @@ def _start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> An
         # TLS with credentials held in memory: on a shared machine (a hub) other
         # users cannot reach this scheduler or its workers and run code as us
         options.setdefault("security", Security.temporary())
+        if not options.get("dashboard_address"):
+            # the HTTP server distributed starts anyway: any free loopback port,
+            # not 8787 (which a user's own dashboard may want)
+            scheduler = dict(options.get("scheduler_kwargs") or {})
+            scheduler.setdefault("dashboard_address", "127.0.0.1:0")
+            options["scheduler_kwargs"] = scheduler
         return cls(**options)
 
     resources = config.resources

@@ -9,6 +9,9 @@ batch directives of a multi-node run, and the MPI launcher line.
 from __future__ import annotations
 
 import importlib
+import signal
+import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,6 +39,25 @@ def cluster_class(kind: str) -> type:
         )
     module, name = KINDS[kind]
     return getattr(importlib.import_module(module), name)
+
+
+def import_batch_classes() -> None:
+    """Import dask-jobqueue now, from the main thread, keeping the SIGINT handler.
+
+    dask_jobqueue installs a SIGINT handler when first imported: that raises outside
+    the main thread (the Jupyter server starts clusters from worker threads) and in
+    the main thread it would replace the host's own handler (Jupyter's).
+    """
+    if "dask_jobqueue" in sys.modules or (
+        threading.current_thread() is not threading.main_thread()
+    ):
+        return
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        importlib.import_module("dask_jobqueue")
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
 
 
 def cluster_options(profile: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from simlab.config import physics_hash
-from simlab.runs.rundir import RunDir
+from simlab.runs.rundir import RunDir, private_root
 from simlab.runs.states import State
 
 CATALOG_FILE = ".simlab-catalog.sqlite"
@@ -84,8 +84,7 @@ class Catalog:
     """SQLite index of the runs under ``root``."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root = private_root(root)
         self.path = self.root / CATALOG_FILE
         with self._connect() as db:
             db.executescript(_SCHEMA)

@@ -62,6 +62,20 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def private_root(root: str | Path) -> Path:
+    """The run root, created owner-only (0700); an existing one of ours made so.
+
+    On a shared machine (a JupyterHub) home folders are often world-listable, and
+    a run root is nobody else's business: sharing goes through ``simlab publish``.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = root.stat()
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        os.chmod(root, 0o700)
+    return root
+
+
 def new_run_id(name: str) -> str:
     """``NAME-YYYYMMDDTHHMMSS-xxxxxx``: sortable by creation, unique, path-safe."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -99,8 +113,7 @@ class RunDir:
         """
         from simlab.engines import registry
 
-        root = Path(root)
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        root = private_root(root)
         run_id = new_run_id(config.metadata.name)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{run_id}."))
         try:
