@@ -61,17 +61,9 @@ def slurm_profile(slurm, request):
     """A ``testslurm`` cluster profile; dumps Slurm's view if the test failed."""
     import dask.config
 
-    profile = {
-        "kind": "slurm",
-        "queue": "debug",
-        "cores": 1,
-        "processes": 1,
-        "memory": "1GB",
-        "interface": "lo",
-        "scheduler_options": {"dashboard_address": "127.0.0.1:0"},
-        "max_jobs": 2,
-    }
-    with dask.config.set({"simlab.clusters.testslurm": profile}):
+    from tests.slurm_cluster import PROFILE
+
+    with dask.config.set({"simlab.clusters.testslurm": PROFILE}):
         yield "testslurm"
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:

@@ -20,6 +20,19 @@ from pathlib import Path
 PACKAGES = ("slurmctld", "slurmd", "sinfo", "munged")
 
 
+#: The cluster profile that runs on this one-node Slurm (``simlab.clusters.NAME``).
+PROFILE = {
+    "kind": "slurm",
+    "queue": "debug",
+    "cores": 1,
+    "processes": 1,
+    "memory": "1GB",
+    "interface": "lo",
+    "scheduler_options": {"dashboard_address": "127.0.0.1:0"},
+    "max_jobs": 2,
+}
+
+
 def available() -> str | None:
     """None if Slurm can be started here, else why not."""
     missing = [p for p in PACKAGES if shutil.which(p) is None]

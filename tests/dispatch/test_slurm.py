@@ -12,6 +12,7 @@ import xarray as xr
 import simlab
 from simlab.api import dispatcher
 from simlab.runs.states import State
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -26,15 +27,6 @@ def _config(name, steps=10, n=16, walltime="00:10:00"):
     }
 
 
-def _wait(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
-
-
 def _squeue() -> list[str]:
     out = subprocess.run(
         ["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, check=True
@@ -45,9 +37,9 @@ def _squeue() -> list[str]:
 def test_run_completes_in_a_slurm_job(slurm_profile, tmp_path):
     submitted = time.monotonic()
     run = simlab.submit(_config("slurm-ok"), cluster=slurm_profile, root=tmp_path)
-    assert _wait(lambda: run.state is not State.QUEUED, 120)
+    assert wait_for(lambda: run.state is not State.QUEUED, 120)
     latency = time.monotonic() - submitted
-    assert _wait(lambda: run.state.is_final, 180), run.status
+    assert wait_for(lambda: run.state.is_final, 180), run.status
     status = run.status
     assert status["state"] == "completed", status
     assert status["job_id"].isdigit()
@@ -66,23 +58,23 @@ def test_cancel_on_slurm(slurm_profile, tmp_path):
     run = simlab.submit(
         _config("slurm-cancel", steps=5000, n=32), cluster=slurm_profile, root=tmp_path
     )
-    assert _wait(lambda: (run.progress or {}).get("step", 0) >= 2, 180), run.status
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 180), run.status
     pid = run.status["job_pid"]
     run.cancel()
-    assert _wait(lambda: run.state is State.CANCELLED, 30), run.status
+    assert wait_for(lambda: run.state is State.CANCELLED, 30), run.status
     assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
     # adapt gives the idle job back
-    assert _wait(lambda: _squeue() == [], 120), _squeue()
+    assert wait_for(lambda: _squeue() == [], 120), _squeue()
 
 
 def test_scancel_mid_run_fails_the_run_with_reason(slurm_profile, tmp_path):
     run = simlab.submit(
         _config("slurm-lost", steps=5000, n=32), cluster=slurm_profile, root=tmp_path
     )
-    assert _wait(lambda: (run.progress or {}).get("step", 0) >= 2, 180), run.status
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 180), run.status
     job = run.status["job_id"]
     subprocess.run(["scancel", job], check=True)
-    assert _wait(lambda: run.state is State.FAILED, 120), run.status
+    assert wait_for(lambda: run.state is State.FAILED, 120), run.status
     assert "lost" in run.status["reason"]
     assert "pm: step" in run.logs()
 
@@ -95,7 +87,7 @@ def test_walltime_restart_chain_ends_bitwise_equal(slurm_profile, tmp_path):
         root=tmp_path,
         progress=False,
     )
-    assert _wait(lambda: chained.state.is_final, 400), chained.status
+    assert wait_for(lambda: chained.state.is_final, 400), chained.status
     assert chained.state is State.COMPLETED, chained.status
     states = [e["state"] for e in chained.dir.events()]
     assert states.count("checkpointed") >= 2, states
@@ -133,7 +125,7 @@ def test_two_codes_queues_fail_and_scale_apart(slurm_profile, tmp_path, monkeypa
         for i in range(2)
     ]
     everything = concept_runs + pm_runs
-    assert _wait(lambda: all(r.state.is_final for r in everything), 240), [
+    assert wait_for(lambda: all(r.state.is_final for r in everything), 240), [
         r.status for r in everything
     ]
     assert {r.state for r in concept_runs} == {State.FAILED}
@@ -150,4 +142,4 @@ def test_two_codes_queues_fail_and_scale_apart(slurm_profile, tmp_path, monkeypa
     # each cluster gives its idle jobs back on its own
     for key, cluster in dispatcher().clusters().items():
         if key[0] == slurm_profile:
-            assert _wait(lambda c=cluster: not c.workers, 120), key
+            assert wait_for(lambda c=cluster: not c.workers, 120), key

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import slurm_cluster
 from tests.conftest import _needs
 from tests.hub import hubsetup
 
@@ -40,16 +41,7 @@ def _system_config(venv: Path, space: Path) -> None:
             "clusters": {
                 "local": {"kind": "local", "n_workers": 1},
                 # the one-node Slurm of tests/slurm_cluster.py, when it runs
-                "testslurm": {
-                    "kind": "slurm",
-                    "queue": "debug",
-                    "cores": 1,
-                    "processes": 1,
-                    "memory": "1GB",
-                    "interface": "lo",
-                    "scheduler_options": {"dashboard_address": "127.0.0.1:0"},
-                    "max_jobs": 1,
-                },
+                "testslurm": {**slurm_cluster.PROFILE, "max_jobs": 1},
             },
         }
     }

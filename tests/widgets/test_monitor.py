@@ -12,6 +12,7 @@ from simlab.runs.states import State
 from simlab.widgets.form import RunForm
 from simlab.widgets.monitor import RunMonitor, timing
 from simlab.widgets.viewer import SnapshotViewer
+from tests.helpers import wait_for
 
 SMALL = {
     "box": {"size": 64.0, "particles_per_side": 16},
@@ -26,15 +27,6 @@ LONG = {
     "resources": {"cores": 1},
     "metadata": {"name": "widget-long"},
 }
-
-
-def _wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.slow
@@ -70,7 +62,7 @@ def test_monitor_follows_a_submitted_run_to_completed():
 def test_cancel_from_the_monitor_cancels_the_run():
     run = simlab.submit(LONG)
     monitor = RunMonitor(run, poll=0.2)
-    assert _wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
     monitor.cancel_button.click()
     assert monitor.confirm.layout.display != "none"
     assert run.state is State.RUNNING  # nothing happens before the confirmation
