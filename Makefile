@@ -35,7 +35,10 @@ format: setup
 	$(VENV)/bin/ruff check --fix simlab tests benchmarks
 
 bench: setup
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test,bench]' || \
+	for peer in numba yt pynbody Pylians; do \
+		$(PY) -m pip install --quiet "$$peer" || echo "bench: $$peer did not install" >&2; \
+	done
 	$(PY) -m benchmarks
 
 clean:

@@ -204,12 +204,23 @@ def _overdensity_k(
     total: float,
     shift: float = 0.0,
 ) -> np.ndarray:
-    """``rfftn`` of the particles' overdensity on a float32 mesh (complex64)."""
-    mesh = np.empty((n_mesh,) * 3, dtype=np.float32)
+    """``rfftn`` of the particles' overdensity on a float32 mesh (complex64).
+
+    The mesh lives inside the complex array its transform is written to (rows
+    padded to 2 (n // 2 + 1) floats, FFTW's in-place layout): the z transform
+    goes plane block by plane block, then the x-y transform runs in place, so the
+    mesh and its modes never take memory at the same time.
+    """
+    modes = np.empty((n_mesh, n_mesh, n_mesh // 2 + 1), dtype=np.complex64)
+    mesh = modes.view(np.float32)[:, :, :n_mesh]
     deposit(positions, box_size, n_mesh, scheme, weights, out=mesh, shift=shift)
     mesh *= n_mesh**3 / total
     mesh -= 1.0
-    return scipy.fft.rfftn(mesh, workers=-1, overwrite_x=True)
+    planes = max(_CHUNK_MODES // (n_mesh * n_mesh), 1)
+    for start in range(0, n_mesh, planes):
+        stop = min(start + planes, n_mesh)
+        modes[start:stop] = scipy.fft.rfft(mesh[start:stop], axis=-1, workers=-1)
+    return scipy.fft.fftn(modes, axes=(0, 1), overwrite_x=True, workers=-1)
 
 
 def _half_cell_phases(n_mesh: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

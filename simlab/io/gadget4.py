@@ -184,15 +184,13 @@ class Gadget4Store:
                 self.counts[index] = header["NumPart_ThisFile"]
                 if index == 0:
                     self._read_attrs(f)
-                for ptype in range(NTYPES):
-                    group = f.get(f"PartType{ptype}")
-                    if group is None:
-                        continue
-                    fields = self.fields.setdefault(f"PartType{ptype}", {})
-                    for key, dset in group.items():
-                        fields.setdefault(
-                            key, (dset.shape[1:], dset.dtype, dict(dset.attrs))
-                        )
+                for name in sorted(k for k in f if k.startswith("PartType")):
+                    group = f[name]
+                    fields = self.fields.setdefault(name, {})
+                    for key in group:
+                        if key not in fields:
+                            dset = group[key]
+                            fields[key] = (dset.shape[1:], dset.dtype, dict(dset.attrs))
         except SnapshotError:
             raise
         except (OSError, KeyError, ValueError) as exc:
@@ -235,10 +233,12 @@ class Gadget4Store:
             dims = ("particle", "xyz") if tail == (3,) else ("particle",)
             dims += tuple(f"{key}_dim{i}" for i in range(len(tail) - len(dims) + 1))
             variables[key] = xr.Variable(dims, data, self._var_attrs(key, attrs))
-        ds = xr.Dataset(variables, attrs=self.dataset_attrs())
-        if any("xyz" in v.dims for v in variables.values()):
-            ds = ds.assign_coords(xyz=["x", "y", "z"])
-        return ds
+        coords = (
+            {"xyz": ["x", "y", "z"]}
+            if any("xyz" in v.dims for v in variables.values())
+            else None
+        )
+        return xr.Dataset(variables, coords=coords, attrs=self.dataset_attrs())
 
     def _var_attrs(self, key: str, attrs: dict[str, Any]) -> dict[str, Any]:
         out = {k: _decode(v) for k, v in attrs.items()}
@@ -284,38 +284,86 @@ class Gadget4ArrayWrapper(BackendArray):
         )
 
     def _getitem(self, key: tuple[Any, ...]) -> np.ndarray:
-        first, rest = key[0], tuple(key[1:])
+        first, rest = key[0], list(key[1:])
+        # whole trailing axes need no selection: the rows go straight to the output
+        while rest and isinstance(rest[-1], slice):
+            if rest[-1].indices(self.shape[len(rest)]) != (0, self.shape[len(rest)], 1):
+                break
+            rest.pop()
+        rest = tuple(rest)
         if isinstance(first, int | np.integer):
             row = int(first) % self.shape[0]
             return self._read_rows(slice(row, row + 1), rest)[0]
         return self._read_rows(first, rest)
 
     def _read_rows(self, rows: slice, rest: tuple[Any, ...]) -> np.ndarray:
-        """Rows ``rows`` (any step) of the global field, then ``rest`` on the tail."""
-        wanted = np.arange(*rows.indices(self.shape[0]))
+        """Rows ``rows`` (any step) of the global field, then ``rest`` on the tail.
+
+        Whole contiguous rows go straight from HDF5 into the output array; strided
+        rows or a part of the tail go through a small reused buffer, so no
+        temporary ever holds more than :data:`_READ_ROWS` rows.
+        """
+        start, stop, step = rows.indices(self.shape[0])
+        count = len(range(start, stop, step))
         tail = np.empty(self.shape[1:], dtype=bool)[rest].shape if rest else None
-        out = np.empty(
-            (wanted.size, *(self.shape[1:] if tail is None else tail)), self.dtype
-        )
-        contiguous = wanted.size > 0 and (
-            wanted.size == 1 or rows.indices(self.shape[0])[2] == 1
-        )
+        out = np.empty((count, *(self.shape[1:] if tail is None else tail)), self.dtype)
+        if count == 0:
+            return out
+        # the wanted rows in ascending order, filled through a (reversed) view
+        low = start if step > 0 else start + (count - 1) * step
+        stride = abs(step)
+        ascending = out if step > 0 else out[::-1]
+        buffer = None
         for i, manager in enumerate(self.managers):
             lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-            inside = np.nonzero((wanted >= lo) & (wanted < hi))[0]
-            if inside.size == 0:
+            j0 = max(-(-(lo - low) // stride), 0)
+            j1 = min(-(-(hi - low) // stride), count)
+            if j0 >= j1:
                 continue
-            first, last = wanted[inside].min() - lo, wanted[inside].max() - lo + 1
-            target = out[inside[0] : inside[-1] + 1]
+            first = low + j0 * stride - lo
+            last = low + (j1 - 1) * stride - lo
+            target = ascending[j0:j1]
             with HDF5_LOCK:
                 dset = manager.acquire()[self.name]
-                if contiguous and rest == ():
-                    dset.read_direct(target, source_sel=np.s_[first:last])
+                if stride == 1 and not rest and target.flags.c_contiguous:
+                    dset.read_direct(target, source_sel=np.s_[first : last + 1])
                     continue
-                block = dset[first:last]
-            picked = block[wanted[inside] - lo - first]
-            target[...] = picked[(slice(None), *rest)] if rest else picked
+                rows_needed = min(_READ_ROWS, last - first + 1)
+                if buffer is None or len(buffer) < rows_needed:
+                    buffer = np.empty((rows_needed, *self.shape[1:]), self.dtype)
+                self._read_strided(dset, buffer, target, first, last, stride, rest)
         return out
+
+    @staticmethod
+    def _read_strided(
+        dset: h5py.Dataset,
+        buffer: np.ndarray,
+        target: np.ndarray,
+        first: int,
+        last: int,
+        stride: int,
+        rest: tuple[Any, ...],
+    ) -> None:
+        """Rows first, first + stride, … last of ``dset``, then ``rest``, into target.
+
+        The rows are read block by block into ``buffer``: HDF5 copies contiguous
+        rows far faster than it walks a strided or column selection.
+        """
+        block_rows = len(buffer)
+        for c0 in range(first, last + 1, block_rows):
+            c1 = min(c0 + block_rows, last + 1)
+            r0 = first + -(-(c0 - first) // stride) * stride
+            if r0 >= c1:
+                continue
+            block = buffer[: c1 - c0]
+            dset.read_direct(block, source_sel=np.s_[c0:c1])
+            picked = block[r0 - c0 :: stride]
+            j = (r0 - first) // stride
+            target[j : j + len(picked)] = picked[(slice(None), *rest)]
+
+
+#: Rows per block of a strided or partial read (3 MB for float32 triples).
+_READ_ROWS = 2**18
 
 
 class Gadget4BackendEntrypoint(BackendEntrypoint):

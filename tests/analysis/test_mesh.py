@@ -127,7 +127,10 @@ def test_unknown_scheme_names_the_value_and_the_choices() -> None:
         ({"box_size": -1.0}, "box_size must be a positive"),
         ({"n_mesh": 0}, "n_mesh must be at least 1"),
         ({"weights": np.ones(3)}, r"weights must have shape \(10,\)"),
-        ({"out": np.zeros((4, 4, 4))}, "out must be a C-contiguous"),
+        (
+            {"out": np.zeros((4, 4, 4))},
+            r"out must be a float32 or float64 array of shape \(8, 8, 8\)",
+        ),
     ],
 )
 def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:

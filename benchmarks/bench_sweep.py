@@ -1,0 +1,139 @@
+"""Per-point overhead of ``simlab.sweep`` over running the same configs directly.
+
+Both sides run the same 16³-particle configs, one after the other, on the same
+one-worker local cluster profile, each in a fresh process whose untimed warm-up
+step starts the cluster: ``simlab.run(config)`` per config, or one
+``simlab.sweep`` over those configs with ``run_simulation.ipynb`` (figures off)
+followed by ``collect()``. The difference per point is what the sweep machinery
+costs: validation against the notebook, run directories, the papermill kernel, the
+notebook's imports, P(k) and ``simlab.record``, and collecting. Goal: ≤ 1.5 s.
+Peak RSS is the driving process's (workers and kernels are separate processes).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks._harness import measure, record
+
+PROFILE = "bench-sweep"
+SIGMA8 = [0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+
+
+def _setup() -> Any:
+    """The benchmark's cluster profile and base config (16³, 6 steps)."""
+    import dask.config
+
+    import simlab
+
+    profile = {"kind": "local", "n_workers": 1, "dashboard_address": ":0"}
+    dask.config.set({f"simlab.clusters.{PROFILE}": profile})
+    return simlab.RunConfig(
+        box={"size": 200.0, "particles_per_side": 16},
+        ics={"z_start": 19.0, "seed": 7},
+        outputs={"redshifts": [0.0]},
+        gravity={"steps": 6},
+        resources={"cluster": PROFILE},
+    )
+
+
+def case_direct(points: int) -> Callable[[], dict]:
+    """Each step runs ``points`` configs with simlab.run, one after the other."""
+    import simlab
+    from simlab.config import apply_overrides
+
+    base = _setup()
+    scratch = tempfile.TemporaryDirectory(prefix="simlab-bench-direct-")
+
+    def step() -> dict:
+        root = Path(tempfile.mkdtemp(dir=scratch.name))
+        for sigma8 in SIGMA8[:points]:
+            config = apply_overrides(base, {"cosmology.sigma8": sigma8})
+            simlab.run(config, root=root, progress=False)
+        return {}
+
+    return step
+
+
+def case_sweep(points: int) -> Callable[[], dict]:
+    """Each step runs one sweep over the same configs and collects it."""
+    import simlab
+
+    base = _setup()
+    scratch = tempfile.TemporaryDirectory(prefix="simlab-bench-sweep-")
+
+    def step() -> dict:
+        handle = simlab.sweep(
+            "run_simulation",
+            grid={"sigma8": SIGMA8[:points]},
+            base=base,
+            parameters={"figures": False},
+            root=Path(tempfile.mkdtemp(dir=scratch.name)),
+            progress=False,
+        )
+        handle.collect()
+        states = handle.states()
+        if states != ["completed"] * points:
+            raise RuntimeError(f"benchmark sweep did not complete: {states}")
+        return {}
+
+    return step
+
+
+CASES = {"direct": case_direct, "sweep": case_sweep}
+
+
+def _per_point(rec: dict[str, Any], points: int) -> dict[str, Any]:
+    for key in ("min_s", "median_s"):
+        if rec[key] is not None:
+            rec[key] = round(rec[key] / points, 3)
+    rec["extra"]["points_per_step"] = points
+    return rec
+
+
+def run(quick: bool = False) -> list[dict]:
+    """Per-point time of direct runs and of a sweep, and their difference."""
+    points = 2 if quick else 4
+    repeat = 1 if quick else 3
+    size = f"{points} points of 16^3, 1 worker"
+    direct = _per_point(
+        measure(
+            "bench_sweep",
+            "direct",
+            {"points": points},
+            tool="simlab.run",
+            operation="run one config (per point)",
+            size=size,
+            repeat=repeat,
+        ),
+        points,
+    )
+    swept = _per_point(
+        measure(
+            "bench_sweep",
+            "sweep",
+            {"points": points},
+            tool="simlab.sweep",
+            operation="sweep point with notebook (per point)",
+            size=size,
+            repeat=repeat,
+        ),
+        points,
+    )
+    records = [direct, swept]
+    if direct["median_s"] is not None and swept["median_s"] is not None:
+        records.append(
+            record(
+                "simlab.sweep",
+                "overhead over simlab.run (per point)",
+                size,
+                round(swept["min_s"] - direct["min_s"], 3),
+                round(swept["median_s"] - direct["median_s"], 3),
+                swept["peak_rss_mb"],
+                goal_s=1.5,
+            )
+        )
+    return records
