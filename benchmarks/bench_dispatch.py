@@ -17,7 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchmarks._harness import measure, record
+from benchmarks._harness import measure, missing, record
+from tests import slurm_cluster
 
 N_RUNS = 10_000
 QUERIES = {
@@ -37,10 +38,25 @@ def _tiny_config(name: str) -> dict:
     }
 
 
-def case_submit(count: int) -> Callable[[], dict]:
-    """``count`` sequential submits; latencies in the step's extra."""
+def case_submit(count: int, cluster: str = "local") -> Callable[[], dict]:
+    """``count`` sequential submits; latencies in the step's extra.
+
+    ``cluster="slurm"`` starts the one-node Slurm of ``tests/slurm_cluster.py``
+    (root and Debian's slurm packages needed) for this process and submits there.
+    """
+    import atexit
+
+    import dask.config
+
     import simlab
 
+    profile = "local"
+    if cluster == "slurm":
+        state = slurm_cluster.state_dir()
+        slurm_cluster.start(state)
+        atexit.register(slurm_cluster.stop, state)
+        dask.config.set({"simlab.clusters.benchslurm": slurm_cluster.PROFILE})
+        profile = "benchslurm"
     roots: list[tempfile.TemporaryDirectory] = []  # removed when the worker exits
 
     def step() -> dict:
@@ -49,8 +65,8 @@ def case_submit(count: int) -> Callable[[], dict]:
         latencies = []
         for i in range(count):
             started = datetime.now(UTC)
-            run = simlab.submit(_tiny_config(f"latency{i}"), root=root)
-            run.wait(timeout=120, poll=0.01)
+            run = simlab.submit(_tiny_config(f"latency{i}"), cluster=profile, root=root)
+            run.wait(timeout=300, poll=0.01)
             running = datetime.fromisoformat(run.status["times"]["running"])
             latencies.append((running - started).total_seconds())
         return {"latencies": latencies}
@@ -112,47 +128,60 @@ def case_query(query: str) -> Callable[[], dict]:
 CASES = {"submit": case_submit, "query": case_query}
 
 
+def _latency_records(rec: dict, tool: str) -> list[dict]:
+    """Cold (first submit starts the cluster) and warm rows from one measurement."""
+    latencies = rec["extra"].pop("latencies", None)
+    if not latencies:
+        return [rec]
+    warm = latencies[1:]
+    return [
+        record(
+            tool,
+            "submit → running (cold: starts the cluster)",
+            "tiny PM run",
+            latencies[0],
+            latencies[0],
+            rec["peak_rss_mb"],
+        ),
+        record(
+            tool,
+            "submit → running (warm)",
+            "tiny PM run",
+            min(warm),
+            statistics.median(warm),
+            rec["peak_rss_mb"],
+            repeat=len(warm),
+        ),
+    ]
+
+
 def run(quick: bool = False) -> list[dict]:
     """Submit latency (cold and warm) and catalogue queries on 10,000 runs."""
     records = []
     count = 3 if quick else 6
-    rec = measure(
-        "bench_dispatch",
-        "submit",
-        {"count": count},
-        tool="simlab local cluster",
-        operation="submit → running",
-        size="tiny PM run",
-        repeat=1,
-        warmup=0,
-        timeout=600,
-    )
-    latencies = rec["extra"].pop("latencies", None)
-    if latencies:
-        warm = latencies[1:]
-        records.append(
-            record(
-                "simlab local cluster",
-                "submit → running (cold: starts the cluster)",
-                "tiny PM run",
-                latencies[0],
-                latencies[0],
-                rec["peak_rss_mb"],
-            )
-        )
-        records.append(
-            record(
-                "simlab local cluster",
-                "submit → running (warm)",
-                "tiny PM run",
-                min(warm),
-                statistics.median(warm),
-                rec["peak_rss_mb"],
-                repeat=len(warm),
-            )
-        )
+    clusters = {"local": "simlab local cluster"}
+    why_not = slurm_cluster.available()
+    if why_not is None:
+        clusters["slurm"] = "simlab on Slurm (one node)"
     else:
-        records.append(rec)
+        records.append(
+            missing(
+                "simlab on Slurm (one node)", "submit → running", "tiny PM run", why_not
+            )
+        )
+    for cluster, tool in clusters.items():
+        rec = measure(
+            "bench_dispatch",
+            "submit",
+            {"count": count, "cluster": cluster},
+            tool=tool,
+            operation="submit → running",
+            size="tiny PM run",
+            repeat=1,
+            warmup=0,
+            timeout=900,
+        )
+        records.extend(_latency_records(rec, tool))
     records.extend(
         measure(
             "bench_dispatch",

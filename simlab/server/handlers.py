@@ -166,6 +166,24 @@ class StopHandler(SimlabHandler):
         self.reply(await self.call(self.manager.stop, run_id), 202)
 
 
+class PublishHandler(SimlabHandler):
+    """``POST runs/{id}/publish``: copy a finished run into the group space."""
+
+    @tornado.web.authenticated
+    async def post(self, run_id: str) -> None:
+        """201 with the published folder; 409 when the run or space refuses it."""
+        self.reply(await self.call(self.manager.publish, run_id), 201)
+
+
+class PublishedHandler(SimlabHandler):
+    """``GET published``: the group's published runs, read-only."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        """Every published run's record (owner, time, source) and path."""
+        self.reply({"runs": await self.call(self.manager.published)})
+
+
 class LogHandler(SimlabHandler):
     """``GET runs/{id}/log?offset=N`` or ``?tail=N``."""
 

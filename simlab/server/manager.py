@@ -483,6 +483,26 @@ class SimlabManager:
             f"cluster {cluster_id} is not running; running clusters: {known}"
         )
 
+    def publish(self, run_id: str) -> dict[str, Any]:
+        """Publish a finished run into the group space; Conflict when refused."""
+        from simlab.publish import PublishError, publish
+
+        rundir = self.rundir(run_id)
+        try:
+            target = publish(run_id, root=self.root)
+        except PublishError as exc:
+            raise Conflict(str(exc)) from exc
+        return {"id": rundir.id, "path": str(target)}
+
+    def published(self) -> list[dict[str, Any]]:
+        """The runs in the group space (empty when none is configured)."""
+        from simlab.publish import PublishError, published
+
+        try:
+            return published()
+        except PublishError:
+            return []
+
     def stats(self) -> dict[str, Any]:
         """Counts by state and code, mean run durations by code and the queue length."""
         counts = self.catalog.counts()

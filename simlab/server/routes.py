@@ -19,6 +19,8 @@ ROUTES: list[tuple[str, type]] = [
     (r"runs", handlers.RunsHandler),
     (_RUN, handlers.RunHandler),
     (_RUN + r"/stop", handlers.StopHandler),
+    (_RUN + r"/publish", handlers.PublishHandler),
+    (r"published", handlers.PublishedHandler),
     (_RUN + r"/log", handlers.LogHandler),
     (_RUN + r"/events", handlers.EventsHandler),
     (_RUN + r"/artifacts", handlers.ArtifactsHandler),

@@ -332,3 +332,40 @@ async def test_clusters_lists_profiles_before_any_run(jp_fetch, manager):
     )
     assert response.code == 400
     assert "workers" in (await _json(response))["message"]
+
+
+async def test_publish_a_finished_run_and_list_the_group_space(
+    jp_fetch, manager, tmp_path
+):
+    import os
+
+    import dask.config
+
+    space = tmp_path / "group"
+    space.mkdir()
+    os.chmod(space, 0o3770)
+    done = fake_run(manager.root, "pub")
+    busy = fake_run(manager.root, "busy", state="running", suffix=1)
+    with dask.config.set({"simlab.group-root": str(space)}):
+        assert (await _json(await jp_fetch("simlab/api/published")))["runs"] == []
+        response = await jp_fetch(
+            "simlab/api/runs", done.name, "publish", method="POST", body=""
+        )
+        assert response.code == 201
+        answer = await _json(response)
+        assert answer == {"id": done.name, "path": str(space / done.name)}
+        assert (space / done.name / "config.json").read_bytes() == (
+            done / "config.json"
+        ).read_bytes()
+        listed = (await _json(await jp_fetch("simlab/api/published")))["runs"]
+        assert [run["path"] for run in listed] == [str(space / done.name)]
+        refused = await jp_fetch(
+            "simlab/api/runs",
+            busy.name,
+            "publish",
+            method="POST",
+            body="",
+            raise_error=False,
+        )
+        assert refused.code == 409
+        assert not (space / busy.name).exists()
