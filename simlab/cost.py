@@ -127,13 +127,23 @@ def work_units(config: RunConfig) -> float:
     return config.gravity.steps * per_step / speedup
 
 
+#: Python objects numba allocates when the PM engine's compiled kernels load
+#: (tracemalloc, 32³ and 64³ runs with and without ``SIMLAB_NO_NUMBA``).
+NUMBA_BYTES = 55e6
+
+
 def memory_bytes(config: RunConfig) -> int:
     """Peak array memory of the engine process for ``config``."""
     costs = costs_for(config.code.engine)
+    fixed = costs.fixed_bytes
+    if config.code.engine == "pm":
+        from simlab.analysis import _compiled
+
+        fixed += NUMBA_BYTES if _compiled.available() else 0.0
     return int(
         costs.bytes_per_particle * config.box.n_particles
         + costs.bytes_per_cell * config.mesh**3
-        + costs.fixed_bytes
+        + fixed
     )
 
 

@@ -65,6 +65,10 @@ class Engine(Protocol):
         """Probe the code (executable, version); never raises."""
         ...
 
+    def options_schema(self) -> dict[str, dict[str, Any]]:
+        """The ``code.options`` it accepts: JSON-schema nodes by option name."""
+        ...
+
     def validate(self, config: RunConfig) -> list[Problem]:
         """What this code cannot do with ``config``; empty when it can."""
         ...

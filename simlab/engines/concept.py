@@ -250,6 +250,22 @@ class ConceptEngine:
     def __init__(self) -> None:
         self._parser = ProgressParser()
 
+    def options_schema(self) -> dict[str, dict[str, Any]]:
+        """``code.options`` this engine accepts, as JSON-schema nodes by name."""
+        nodes: dict[str, dict[str, Any]] = {
+            name: {"enum": list(choices), "description": OPTIONS[name]}
+            for name, choices in _CHOICES.items()
+        }
+        nodes["A_s"] = {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "exclusiveMaximum": 1e-7,
+            "description": OPTIONS["A_s"],
+        }
+        for name in ("random_seeds", "parameters"):
+            nodes[name] = {"type": "object", "description": OPTIONS[name]}
+        return nodes
+
     def health(self, config: RunConfig | None = None) -> Health:
         """Find the ``concept`` script and ask it ``--version``; never raises."""
         exe, source = find_executable(config)

@@ -85,6 +85,25 @@ class OptionSpec:
     choices: tuple[str, ...] = ()
     help: str = ""
 
+    def schema(self, default: Any = None) -> dict[str, Any]:
+        """This option as a JSON-schema node (what forms draw an input from)."""
+        node: dict[str, Any] = {"description": self.help}
+        if self.kind == "choice":
+            node["enum"] = list(self.choices)
+        elif self.kind == "str":
+            node["type"] = "string"
+        elif self.kind == "bool":
+            node["type"] = "boolean"
+        else:
+            node["type"] = "integer" if self.kind == "int" else "number"
+            if self.low is not None:
+                node["exclusiveMinimum"] = self.low
+            if self.high is not None:
+                node["maximum"] = self.high
+        if default is not None:
+            node["description"] = f"{self.help} (default {default})".lstrip()
+        return node
+
     def check(self, value: Any) -> str | None:
         """None when ``value`` fits, else what is allowed."""
         if self.kind == "bool":
@@ -466,6 +485,13 @@ class Gadget4Engine:
         )
 
     # -- the Engine protocol -----------------------------------------------------
+    def options_schema(self) -> dict[str, dict[str, Any]]:
+        """``code.options`` this engine accepts, as JSON-schema nodes by name."""
+        nodes = {name: spec.schema() for name, spec in SIMLAB_OPTIONS.items()}
+        for name, (default, spec) in PARAMETER_DEFAULTS.items():
+            nodes[name] = spec.schema(default)
+        return nodes
+
     def validate(self, config: RunConfig) -> list[Problem]:
         """What no Gadget4 build can do with ``config`` (cheap: no executable run)."""
         import math

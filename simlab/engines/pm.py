@@ -16,7 +16,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,21 @@ class PMEngine:
     name = "pm"
     #: xarray backend that opens this engine's snapshots
     snapshot_backend = "gadget4"
+
+    def options_schema(self) -> dict[str, dict[str, Any]]:
+        """``code.options`` this engine accepts, as JSON-schema nodes by name."""
+        return {
+            "time_limit": {
+                "type": "number",
+                "minimum": 0,
+                "description": "checkpoint and stop after this long, in s (0: never)",
+            },
+            "checkpoint_every": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "write a checkpoint every N steps (0: never)",
+            },
+        }
 
     def health(self, config: RunConfig | None = None) -> Health:
         """Always available: it ships with simlab."""

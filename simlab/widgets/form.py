@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from simlab.config import RunConfig, config_errors
 from simlab.errors import ConfigError
 from simlab.widgets.inputs import make_input, read_input, write_input
-from simlab.widgets.schema import FieldSpec, Section, sections
+from simlab.widgets.schema import FieldSpec, Section, field_spec, sections
 
 if TYPE_CHECKING:
     from simlab.cost import Calibration
@@ -42,6 +42,28 @@ def _cluster_names() -> list[str]:
     import simlab.settings  # noqa: F401  (loads simlab's defaults into dask config)
 
     return sorted(dask.config.get("simlab.clusters", default={}))
+
+
+#: Where an engine's own options live in the configuration.
+OPTIONS_PATH = ("code", "options")
+
+
+def engine_option_specs(engine: str) -> list[FieldSpec]:
+    """One field per option the engine declares (``Engine.options_schema``).
+
+    Every option is optional: an empty input means "not given", so the engine's
+    default applies. An unknown engine declares none.
+    """
+    from simlab.engines import registry
+
+    try:
+        nodes = registry.get(engine).options_schema()
+    except (KeyError, AttributeError):
+        return []
+    return [
+        field_spec((*OPTIONS_PATH, name), {"anyOf": [node, {"type": "null"}]}, {})
+        for name, node in nodes.items()
+    ]
 
 
 #: Known values offered (not imposed) for free-text fields, by dotted path.
@@ -115,6 +137,10 @@ class RunForm(widgets.VBox):
         self.model = model
         self.sections: list[Section] = sections(model)
         self.rows: dict[str, FieldRow] = {}
+        #: inputs of the chosen engine's own options, rebuilt when it changes
+        self.option_rows: dict[str, FieldRow] = {}
+        self.option_box = widgets.VBox()
+        self._options_engine: str | None = None
         pages = []
         for section in self.sections:
             rows = []
@@ -127,6 +153,8 @@ class RunForm(widgets.VBox):
             caption = widgets.HTML(
                 f"<i style='{_HELP_STYLE}'>{html.escape(section.description)}</i>"
             )
+            if section.key == OPTIONS_PATH[0]:
+                rows.append(self.option_box)
             pages.append(widgets.VBox([caption, *rows]))
         self.tabs = widgets.Tab(pages, titles=[s.title for s in self.sections])
         self.summary = widgets.HTML()
@@ -182,9 +210,29 @@ class RunForm(widgets.VBox):
                         else None
                     )
                 write_input(row.spec, row.input, node)
+            engine = (data.get("code") or {}).get("engine")
+            self._show_engine_options(engine)
+            given = _at(data, OPTIONS_PATH) or {}
+            for row in self.option_rows.values():
+                write_input(row.spec, row.input, given.get(row.spec.name))
         finally:
             self._quiet = False
         self.validate()
+
+    def _show_engine_options(self, engine: str | None) -> None:
+        """One input per option of ``engine``; the free-form mapping otherwise."""
+        if engine == self._options_engine:
+            return
+        self._options_engine = engine
+        self.option_rows = {}
+        for spec in engine_option_specs(engine or ""):
+            row = FieldRow(spec)
+            row.input.observe(self._changed, names="value")
+            self.option_rows[spec.key] = row
+        self.option_box.children = list(self.option_rows.values())
+        generic = self.rows.get(".".join(OPTIONS_PATH))
+        if generic is not None:
+            generic.layout.display = "none" if self.option_rows else ""
 
     def _complete(self, data: dict[str, Any]) -> dict[str, Any]:
         """Fill sections a mapping leaves out, as the model would (presets too)."""
@@ -219,6 +267,17 @@ class RunForm(widgets.VBox):
             for part in row.spec.path[:-1]:
                 node = node.setdefault(part, {})
             node[row.spec.name] = value
+        if self.option_rows:
+            options: dict[str, Any] = {}
+            for key, row in self.option_rows.items():
+                try:
+                    value = read_input(row.spec, row.input)
+                except ValueError as exc:
+                    unreadable[key] = str(exc)
+                    continue
+                if value not in (None, {}):  # empty: not given, engine default
+                    options[row.spec.name] = value
+            data.setdefault(OPTIONS_PATH[0], {})[OPTIONS_PATH[1]] = options
         return data, unreadable
 
     # validation --------------------------------------------------------------
@@ -235,7 +294,7 @@ class RunForm(widgets.VBox):
             except ValidationError as exc:
                 errors = self._locate(config_errors(exc))
         self._errors = errors
-        for key, row in self.rows.items():
+        for key, row in {**self.rows, **self.option_rows}.items():
             row.show_error(errors.get(key))
         self._show_state()
         return self._config is not None
@@ -243,13 +302,14 @@ class RunForm(widgets.VBox):
     def _locate(self, records: list[dict[str, Any]]) -> dict[str, str]:
         """Attach each error to the field its location falls in (longest prefix)."""
         located: dict[str, str] = {}
+        known = {**self.rows, **self.option_rows}
         for record in records:
             parts = str(record["loc"]).split(".")
             key = next(
                 (
                     ".".join(parts[:n])
                     for n in range(len(parts), 0, -1)
-                    if ".".join(parts[:n]) in self.rows
+                    if ".".join(parts[:n]) in known
                 ),
                 "(config)",
             )
@@ -300,9 +360,12 @@ class RunForm(widgets.VBox):
     def _changed(self, change: dict[str, Any]) -> None:
         if self._quiet:
             return
-        owner = next(r for r in self.rows.values() if r.input is change["owner"])
+        rows = {**self.rows, **self.option_rows}.values()
+        owner = next(r for r in rows if r.input is change["owner"])
         if owner.spec.name == "preset" and change["new"] is not None:
             self._apply_preset(owner.spec.path[:-1], change["new"])
+        if owner.spec.key == "code.engine":
+            self._show_engine_options(change["new"])
         self.validate()
 
     def _apply_preset(self, section: tuple[str, ...], preset: Any) -> None:
@@ -422,3 +485,10 @@ class RunForm(widgets.VBox):
             self.message.value = (
                 f"<span style='{_ERROR_STYLE}'>{html.escape(str(exc))}</span>"
             )
+
+
+def _at(data: Any, path: tuple[str, ...]) -> Any:
+    """``data[path[0]][path[1]]...``, None where a level is missing."""
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data

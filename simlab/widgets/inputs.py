@@ -29,6 +29,9 @@ def make_input(spec: FieldSpec, choices: list[str] | None = None) -> widgets.Wid
         if spec.nullable:
             options.insert(0, (NONE_LABEL, None))
         return widgets.Dropdown(options=options, **common)
+    if kind == "boolean" and spec.nullable:  # a checkbox cannot say "not given"
+        options = [(NONE_LABEL, None), ("true", True), ("false", False)]
+        return widgets.Dropdown(options=options, **common)
     if kind == "boolean":
         return widgets.Checkbox(indent=False, **common)
     if kind in ("integer", "number") and not spec.nullable:
