@@ -81,6 +81,16 @@ def test_template_executes(name, tmp_path):
         for figure in ("projection.png", "power_spectrum.png"):
             assert (tmp_path / figure).stat().st_size > 10_000
         assert len(list((tmp_path / "runs").glob("*/status.json"))) == 1
+        # the launcher cell built the form for this run and printed its estimate
+        launcher = next(
+            c for c in nb["cells"] if "launcher(config)" in "".join(c["source"])
+        )
+        printed = "".join(
+            "".join(o.get("text", ""))
+            for o in launcher["outputs"]
+            if o["output_type"] == "stream"
+        )
+        assert "Estimate:" in printed and " s" in printed
     if name == "run_simulation":
         for figure in ("projection.png", "power_spectrum.png"):
             assert (tmp_path / figure).stat().st_size > 10_000
