@@ -33,7 +33,7 @@ from simlab.particles import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from simlab.config import Cosmology
 
@@ -366,6 +366,18 @@ class Gadget4ArrayWrapper(BackendArray):
 _READ_ROWS = 2**18
 
 
+def looks_like(filename_or_obj: Any, is_file: Callable[[Path], bool]) -> bool:
+    """Whether a path is a file ``is_file`` accepts, or a multi-file folder whose
+    ``*.0.hdf5`` is; never raises (xarray asks every backend about every path)."""
+    try:
+        path = Path(filename_or_obj)
+        if path.is_dir():
+            return any(is_file(p) for p in path.glob("*.0.hdf5"))
+        return path.is_file() and is_file(path)
+    except (TypeError, OSError):
+        return False
+
+
 class Gadget4BackendEntrypoint(BackendEntrypoint):
     """Open Gadget4 HDF5 snapshots, single or multi-file, without reading particles.
 
@@ -387,13 +399,7 @@ class Gadget4BackendEntrypoint(BackendEntrypoint):
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """Cheap content check; never raises."""
-        try:
-            path = Path(filename_or_obj)
-            if path.is_dir():
-                return any(_is_snapshot_file(p) for p in path.glob("*.0.hdf5"))
-            return path.is_file() and _is_snapshot_file(path)
-        except (TypeError, OSError):
-            return False
+        return looks_like(filename_or_obj, _is_snapshot_file)
 
     def open_dataset(
         self,

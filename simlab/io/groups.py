@@ -26,7 +26,12 @@ from xarray.backends.locks import HDF5_LOCK
 from xarray.core import indexing
 
 from simlab.errors import SnapshotError
-from simlab.io.gadget4 import HDF5_SIGNATURE, Gadget4ArrayWrapper, _decode
+from simlab.io.gadget4 import (
+    HDF5_SIGNATURE,
+    Gadget4ArrayWrapper,
+    _decode,
+    looks_like,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -198,13 +203,7 @@ class GroupCatalogueBackendEntrypoint(BackendEntrypoint):
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """Cheap content check; never raises."""
-        try:
-            path = Path(filename_or_obj)
-            if path.is_dir():
-                return any(_is_catalogue_file(p) for p in path.glob("*.0.hdf5"))
-            return path.is_file() and _is_catalogue_file(path)
-        except (TypeError, OSError):
-            return False
+        return looks_like(filename_or_obj, _is_catalogue_file)
 
     def open_dataset(
         self,

@@ -8,7 +8,7 @@ shows exactly the messages the CLI and REST API give, each next to its field.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -257,26 +257,17 @@ class RunForm(widgets.VBox):
         """The nested mapping typed in the form, and inputs that could not be read."""
         data: dict[str, Any] = {}
         unreadable: dict[str, str] = {}
-        for key, row in self.rows.items():
-            try:
-                value = read_input(row.spec, row.input)
-            except ValueError as exc:
-                unreadable[key] = str(exc)
-                continue
+        for row, value in _read(self.rows, unreadable):
             node = data
             for part in row.spec.path[:-1]:
                 node = node.setdefault(part, {})
             node[row.spec.name] = value
         if self.option_rows:
-            options: dict[str, Any] = {}
-            for key, row in self.option_rows.items():
-                try:
-                    value = read_input(row.spec, row.input)
-                except ValueError as exc:
-                    unreadable[key] = str(exc)
-                    continue
-                if value not in (None, {}):  # empty: not given, engine default
-                    options[row.spec.name] = value
+            options = {
+                row.spec.name: value
+                for row, value in _read(self.option_rows, unreadable)
+                if value not in (None, {})  # empty: not given, engine default
+            }
             data.setdefault(OPTIONS_PATH[0], {})[OPTIONS_PATH[1]] = options
         return data, unreadable
 
@@ -492,3 +483,15 @@ def _at(data: Any, path: tuple[str, ...]) -> Any:
     for part in path:
         data = data.get(part) if isinstance(data, dict) else None
     return data
+
+
+def _read(
+    rows: dict[str, FieldRow], unreadable: dict[str, str]
+) -> Iterator[tuple[FieldRow, Any]]:
+    """Each row with the value typed in it; what cannot be read goes to
+    ``unreadable`` under the row's key instead."""
+    for key, row in rows.items():
+        try:
+            yield row, read_input(row.spec, row.input)
+        except ValueError as exc:
+            unreadable[key] = str(exc)
