@@ -95,9 +95,18 @@ def check_active_limit(root: Path) -> None:
     """Refuse a new run when the user already has the configured number active."""
     limit = int(dask.config.get("simlab.max-active-runs"))
     catalog = Catalog(root)
-    reap_lost(catalog)
-    counts = catalog.counts()["state"]
-    active = sum(counts.get(state.value, 0) for state in State if state.is_active)
+    # every process adds its runs to the catalogue when it creates them, so only
+    # rows not yet final can be active now: re-read those, not the whole root
+    listed = [
+        RunDir(row["path"])
+        for state in State
+        if not state.is_final
+        for row in catalog.query(state=state.value, per_page=1000)[0]
+    ]
+    for rundir in listed:
+        reap(rundir)
+    catalog.refresh(listed)
+    active = sum(rundir.state.is_active for rundir in listed)
     if active >= limit:
         raise SimlabError(
             f"{active} runs are already queued or running under {root}; "

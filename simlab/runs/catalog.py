@@ -130,6 +130,11 @@ class Catalog:
                 db.execute("ROLLBACK")
                 raise
 
+    def refresh(self, rundirs: list[RunDir]) -> None:
+        """Re-read these runs' directories into their rows, in one transaction."""
+        if rundirs:
+            self._write([_record(rundir) for rundir in rundirs])
+
     def _run_dirs(self) -> list[RunDir]:
         return [RunDir(p.parent) for p in self.root.glob("*/status.json")]
 
