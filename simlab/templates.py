@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -51,5 +53,38 @@ def execute_notebook(
         cwd=str(cwd or output.parent),
         progress_bar=False,
         kernel_name="python3",
+        kernel_manager_class="simlab.templates.IPCKernelManager",
     )
     return output
+
+
+@functools.cache
+def _ipc_kernel_manager() -> type:
+    """:class:`IPCKernelManager`, built on first use (jupyter_client is heavy)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        """A kernel on Unix sockets, not TCP: notebooks started at the same time
+        cannot race for a port ("Address already in use"), and nothing listens
+        on the network."""
+
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            folder = Path(jupyter_runtime_dir())
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return str(folder / f"simlab-kernel-{uuid.uuid4().hex}")
+
+    return IPCKernelManager
+
+
+def __getattr__(name: str) -> Any:
+    if name == "IPCKernelManager":
+        return _ipc_kernel_manager()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
