@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 import xarray as xr
-from xarray.backends import BackendArray, BackendEntrypoint, CachingFileManager
+from xarray.backends import BackendArray, CachingFileManager
 from xarray.backends.locks import HDF5_LOCK
 from xarray.core import indexing
 
 from simlab.errors import SnapshotError
 from simlab.io import gadget_binary
+from simlab.io._backend import GroupedBackend
 from simlab.io.concept_powerspec import powerspec_bins, read_powerspec
 from simlab.particles import ParticleSet
 
@@ -287,7 +288,7 @@ def _gadget_groups(path: Path, drop: Iterable[str]) -> dict[str, xr.Dataset]:
     return groups
 
 
-class ConceptBackendEntrypoint(BackendEntrypoint):
+class ConceptBackendEntrypoint(GroupedBackend):
     """Open CONCEPT snapshots (HDF5 or GADGET binary) without reading particles.
 
     ``open_datatree`` gives one node per component (CONCEPT HDF5: ``matter``) or
@@ -299,8 +300,6 @@ class ConceptBackendEntrypoint(BackendEntrypoint):
 
     description = "CONCEPT HDF5 and GADGET binary N-body snapshots (simlab)"
     url = "https://github.com/simlab/simlab/blob/main/docs/codes/concept.md"
-    supports_groups = True
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "group")
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """CONCEPT HDF5 (``Ωcdm`` attribute) or GADGET SnapFormat 1/2; never raises."""
@@ -356,14 +355,6 @@ class ConceptBackendEntrypoint(BackendEntrypoint):
             groups[f"/{name}"] = store.component_dataset(name, drop)
         groups["/"].set_close(store.close)
         return groups
-
-    def open_datatree(
-        self, filename_or_obj: Any, *, drop_variables: Iterable[str] | None = None
-    ) -> xr.DataTree:
-        """The snapshot as a DataTree with a node per component or particle type."""
-        return xr.DataTree.from_dict(
-            self.open_groups_as_dict(filename_or_obj, drop_variables=drop_variables)
-        )
 
 
 def read_particles(path: str | os.PathLike[str]) -> ParticleSet:

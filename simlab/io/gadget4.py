@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 import xarray as xr
-from xarray.backends import BackendArray, BackendEntrypoint, CachingFileManager
+from xarray.backends import BackendArray, CachingFileManager
 from xarray.backends.locks import HDF5_LOCK
 from xarray.core import indexing
 
 from simlab.__about__ import __version__
 from simlab.errors import SnapshotError
+from simlab.io._backend import GroupedBackend, looks_like
 from simlab.particles import (
     UNIT_LENGTH_IN_CM,
     UNIT_MASS_IN_G,
@@ -33,7 +34,7 @@ from simlab.particles import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from simlab.config import Cosmology
 
@@ -366,19 +367,7 @@ class Gadget4ArrayWrapper(BackendArray):
 _READ_ROWS = 2**18
 
 
-def looks_like(filename_or_obj: Any, is_file: Callable[[Path], bool]) -> bool:
-    """Whether a path is a file ``is_file`` accepts, or a multi-file folder whose
-    ``*.0.hdf5`` is; never raises (xarray asks every backend about every path)."""
-    try:
-        path = Path(filename_or_obj)
-        if path.is_dir():
-            return any(is_file(p) for p in path.glob("*.0.hdf5"))
-        return path.is_file() and is_file(path)
-    except (TypeError, OSError):
-        return False
-
-
-class Gadget4BackendEntrypoint(BackendEntrypoint):
+class Gadget4BackendEntrypoint(GroupedBackend):
     """Open Gadget4 HDF5 snapshots, single or multi-file, without reading particles.
 
     Picked automatically for HDF5 files with a Gadget4 ``Header`` (and for
@@ -394,8 +383,6 @@ class Gadget4BackendEntrypoint(BackendEntrypoint):
 
     description = "Gadget4 HDF5 N-body snapshots (simlab)"
     url = "https://github.com/simlab/simlab/blob/main/docs/architecture.md"
-    supports_groups = True
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "group")
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """Cheap content check; never raises."""
@@ -426,15 +413,6 @@ class Gadget4BackendEntrypoint(BackendEntrypoint):
             groups[f"/{name}"] = store.group_dataset(name, drop_variables or ())
         groups["/"].set_close(store.close)
         return groups
-
-    def open_datatree(
-        self, filename_or_obj: Any, *, drop_variables: Iterable[str] | None = None
-    ) -> xr.DataTree:
-        """The snapshot as a DataTree with a node per particle type."""
-        groups = self.open_groups_as_dict(
-            filename_or_obj, drop_variables=drop_variables
-        )
-        return xr.DataTree.from_dict(groups)
 
 
 def _header(particles: ParticleSet, counts: np.ndarray, nfiles: int) -> dict[str, Any]:

@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 import xarray as xr
-from xarray.backends import BackendEntrypoint, CachingFileManager
+from xarray.backends import CachingFileManager
 from xarray.backends.locks import HDF5_LOCK
 from xarray.core import indexing
 
 from simlab.errors import SnapshotError
+from simlab.io._backend import GroupedBackend, looks_like
 from simlab.io.gadget4 import (
     HDF5_SIGNATURE,
     Gadget4ArrayWrapper,
     _decode,
-    looks_like,
 )
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class GroupCatalogueStore:
             manager.close()
 
 
-class GroupCatalogueBackendEntrypoint(BackendEntrypoint):
+class GroupCatalogueBackendEntrypoint(GroupedBackend):
     """Open Gadget4 FOF/Subfind catalogues, single or multi-file, lazily.
 
     Picked automatically for HDF5 files whose Header has ``Ngroups_ThisFile`` (and
@@ -198,8 +198,6 @@ class GroupCatalogueBackendEntrypoint(BackendEntrypoint):
 
     description = "Gadget4 FOF/Subfind group catalogues (simlab)"
     url = "https://github.com/simlab/simlab/blob/main/docs/codes/gadget4.md"
-    supports_groups = True
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "group")
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """Cheap content check; never raises."""
@@ -228,14 +226,6 @@ class GroupCatalogueBackendEntrypoint(BackendEntrypoint):
             groups[f"/{table}"] = store.table(table, drop_variables or ())
         groups["/"].set_close(store.close)
         return groups
-
-    def open_datatree(
-        self, filename_or_obj: Any, *, drop_variables: Iterable[str] | None = None
-    ) -> xr.DataTree:
-        """The catalogue as a DataTree with ``Group`` and ``Subhalo`` nodes."""
-        return xr.DataTree.from_dict(
-            self.open_groups_as_dict(filename_or_obj, drop_variables=drop_variables)
-        )
 
 
 def open_groups(path: str | os.PathLike[str], table: str = "Group") -> xr.Dataset:
