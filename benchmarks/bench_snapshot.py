@@ -50,6 +50,16 @@ def _summary(array: Any) -> dict[str, Any]:
     return {"rows": int(array.shape[0]), "dtype": str(array.dtype)}
 
 
+def _from_positions(pos: np.ndarray, op: str) -> dict[str, Any]:
+    """What ``op`` keeps of tools that read all positions at once: all of them,
+    the x column, or those in the sub-box."""
+    if op == "x":
+        return _summary(pos[:, 0])
+    if op == "subbox":
+        return _summary(_inside(pos))
+    return _summary(pos)
+
+
 def case_h5py(path: str, op: str) -> Callable[[], dict]:
     """The floor: h5py, one ``read_direct`` per file into one preallocated array."""
     import h5py
@@ -74,12 +84,7 @@ def case_h5py(path: str, op: str) -> Callable[[], dict]:
                     header = handle["Header"].attrs
                     _ = header["NumPart_ThisFile"], header["BoxSize"]
             return {}
-        pos = read_all()
-        if op == "x":
-            return _summary(pos[:, 0])
-        if op == "subbox":
-            return _summary(_inside(pos))
-        return _summary(pos)
+        return _from_positions(read_all(), op)
 
     return step
 
@@ -172,12 +177,7 @@ def case_pylians(path: str, op: str) -> Callable[[], dict]:
         if op == "open":
             readgadget.header(base)
             return {}
-        pos = readgadget.read_block(base, "POS ", [1])
-        if op == "x":
-            return _summary(pos[:, 0])
-        if op == "subbox":
-            return _summary(_inside(pos))
-        return _summary(pos)
+        return _from_positions(readgadget.read_block(base, "POS ", [1]), op)
 
     return step
 
