@@ -515,6 +515,15 @@ def validate_config(data: RunConfig | dict[str, Any]) -> RunConfig:
 
 def load_config(path: str | Path) -> RunConfig:
     """Read a RunConfig from a YAML or JSON file."""
+    return validate_config(read_config_file(path))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML or JSON config file holds, not yet validated.
+
+    ConfigError (location ``(file)``) when it cannot be read, parsed, or is not a
+    mapping; forms use this to show a file's invalid values next to their fields.
+    """
     path = Path(path)
     try:
         text = path.read_text()
@@ -552,7 +561,7 @@ def load_config(path: str | Path) -> RunConfig:
                 }
             ]
         )
-    return validate_config(data)
+    return data
 
 
 def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from simlab.config import RunConfig, config_errors
+from simlab.config import RunConfig, config_errors, read_config_file
 from simlab.errors import ConfigError
 from simlab.widgets.inputs import make_input, read_input, write_input
 from simlab.widgets.schema import FieldSpec, Section, field_spec, sections
@@ -406,32 +406,7 @@ class RunForm(widgets.VBox):
     def load_yaml(self, path: str | Path | None = None) -> None:
         """Fill the form from a YAML or JSON file; invalid values show their errors."""
         source = Path(path or self.path.value).expanduser()
-        try:
-            data = yaml.safe_load(source.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(
-                [
-                    {
-                        "loc": "(file)",
-                        "value": str(source),
-                        "msg": f"cannot read: {exc.strerror}",
-                    }
-                ]
-            ) from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(
-                [
-                    {
-                        "loc": "(file)",
-                        "value": str(source),
-                        "msg": f"not valid YAML: {exc}",
-                    }
-                ]
-            ) from exc
-        if not isinstance(data, dict):
-            raise ConfigError(
-                [{"loc": "(file)", "value": str(source), "msg": "must hold a mapping"}]
-            )
+        data = read_config_file(source)
         self.set_config(data)
         unknown = sorted(
             f"{section}.{name}" if isinstance(body, dict) else section
