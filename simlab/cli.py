@@ -515,7 +515,8 @@ def gadget4_config(
     """Print (or write) the Config.sh of a Gadget4 build that can run CONFIG."""
     from simlab.engines.gadget4_build import config_sh, write_config_sh
 
-    run_config = apply_overrides(_config(config, sets), {"code.engine": "gadget4"})
+    # the engine first, so that gadget4's own options are checked as gadget4's
+    run_config = _config(config, ("code.engine=gadget4", *sets))
     if output:
         click.echo(f"wrote {write_config_sh(run_config, output)}")
     else:

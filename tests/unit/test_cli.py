@@ -78,3 +78,6 @@ def test_gadget4_config_writes_the_build_a_run_needs(cli, tmp_path):
     assert result.exit_code == 0, result.output
     lines = target.read_text().splitlines()
     assert "PMGRID=64" in lines and "PERIODIC" in lines
+    with_fof = cli.invoke(main, ["gadget4", "config", "--set", "code.options.fof=true"])
+    assert with_fof.exit_code == 0, with_fof.output
+    assert "FOF" in with_fof.output.splitlines()
