@@ -4,7 +4,7 @@
   call to the ``running`` time the task writes into ``status.json``. The first
   submit starts the LocalCluster (cold); later ones reuse it (warm). Each run is
   waited for before the next, so a worker is free.
-- Catalogue: 10,000 run rows in ``simlab.runs.catalog.Catalog`` (written in one
+- Catalogue: 10,000 run rows in ``simlab.state.catalog.Catalog`` (written in one
   transaction through its ``_write``, as ``reindex`` does), then typical queries.
 """
 
@@ -109,7 +109,7 @@ def _rows(root: Path) -> list[dict]:
 
 def case_query(query: str) -> Callable[[], dict]:
     """A catalogue of :data:`N_RUNS` rows, then one query per step."""
-    from simlab.runs.catalog import Catalog
+    from simlab.state.catalog import Catalog
 
     folder = tempfile.TemporaryDirectory(prefix="simlab-bench-catalog-")
     root = Path(folder.name)

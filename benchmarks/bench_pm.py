@@ -83,7 +83,7 @@ def _final_power(rundir: Path, n_mesh: int) -> Any:
 
 def run(quick: bool = False) -> list[dict]:
     """The PM run, its 1-core time, and its P(k) against a converged reference."""
-    from simlab.runs.rundir import RunDir
+    from simlab.state.rundir import RunDir
 
     particles, box, mesh, steps = (32, 64.0, 64, 20) if quick else (64, 128.0, 128, 30)
     ref_mesh, ref_steps = 2 * mesh, 3 * steps // 2

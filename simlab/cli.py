@@ -8,20 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from simlab.config import RunConfig, apply_overrides, load_config
+from simlab.config import RunConfig, apply_overrides, load_config, parse_value
 from simlab.errors import SimlabError
 
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
-    """``key=value`` pairs, values parsed as YAML (numbers, lists, booleans)."""
+    """``key=value`` pairs, values typed by :func:`simlab.config.parse_value`."""
     overrides = {}
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
-        overrides[key.strip()] = yaml.safe_load(raw)
+        overrides[key.strip()] = parse_value(raw)
     return overrides
 
 
@@ -60,8 +59,11 @@ _set_option = click.option(
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @_set_option
 def validate(config: str | None, sets: tuple[str, ...]) -> None:
-    """Check a YAML/JSON run configuration and print it with every default."""
-    click.echo(_config(config, sets).to_yaml(), nl=False)
+    """Check a run configuration as a submission would (fields, engine options,
+    cluster profile, executable) and print it with every default."""
+    from simlab.service.validation import validate_run
+
+    click.echo(validate_run(_config(config, sets)).config.to_yaml(), nl=False)
 
 
 @main.command()
@@ -78,10 +80,17 @@ def schema() -> None:
 def run(
     config: str | None, sets: tuple[str, ...], root: str | None, quiet: bool
 ) -> None:
-    """Create a run from CONFIG (or the defaults) and run it to the end."""
-    from simlab.api import run as run_config
+    """Create a run from CONFIG (or the defaults) and run it to the end.
 
-    finished = run_config(_config(config, sets), root=root, progress=not quiet)
+    Ctrl-C cancels the run, as for any command in the foreground.
+    """
+    from simlab.service.submission import run as run_config
+
+    try:
+        finished = run_config(_config(config, sets), root=root, progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo("interrupted: the run was cancelled", err=True)
+        sys.exit(130)
     click.echo(f"run {finished.id} {finished.state.value}")
     click.echo(f"  directory: {finished.path}")
     for snapshot in finished.snapshots:
@@ -128,14 +137,14 @@ _root_option = click.option(
 
 
 def _catalog(root: str | None) -> Any:
-    """The catalogue of the run root, with lost runs marked failed first."""
-    from simlab.api import reap_lost
-    from simlab.runs.catalog import Catalog
+    """The catalogue of the run root, after settling runs no process owns."""
+    from simlab.service.submission import settle
     from simlab.settings import run_root
+    from simlab.state.catalog import Catalog
 
-    catalog = Catalog(root or run_root())
-    reap_lost(catalog)
-    return catalog
+    folder = Path(root) if root else run_root()
+    settle(folder)
+    return Catalog(folder)
 
 
 def _percent(status: dict[str, Any]) -> str:
@@ -167,7 +176,10 @@ def list_runs(root: str | None, limit: int, group: bool, **filters: Any) -> None
     click.echo(f"{'RUN':48} {'STATE':12} {'ENGINE':8} PROGRESS")
     for row in rows:
         done = "" if row["fraction"] is None else f"{100 * row['fraction']:5.1f}%"
-        click.echo(f"{row['id']:48} {row['state']:12} {row['engine']:8} {done}")
+        engine = row["engine"] or ""
+        click.echo(f"{row['id']:48} {row['state']:12} {engine:8} {done}")
+        if row["state"] == "corrupt":
+            click.echo(f"    {row['reason']}")
     if total > len(rows):
         click.echo(f"... {total - len(rows)} more (use --limit)")
 
@@ -185,12 +197,14 @@ def submit(
     cluster: str | None,
     wait: bool,
 ) -> None:
-    """Create a run from CONFIG and queue it; return at once unless --wait."""
-    from simlab.api import submit as submit_config
+    """Create a run from CONFIG and queue it; return at once unless --wait.
 
-    handle = submit_config(
-        _config(config, sets), cluster=cluster, root=root, detach=not wait
-    )
+    The run belongs to the run root's dispatcher process, which carries on after
+    this command exits (see `simlab dispatcher`).
+    """
+    from simlab.service.submission import submit as submit_config
+
+    handle = submit_config(_config(config, sets), cluster=cluster, root=root)
     click.echo(handle.id)
     if wait:
         handle.wait()
@@ -202,9 +216,10 @@ def submit(
 @_root_option
 @click.option("--json", "as_json", is_flag=True, help="the whole status.json")
 def status(run_id: str, root: str | None, as_json: bool) -> None:
-    """Show a run's state, progress, where it runs and why it ended."""
-    from simlab.runs.liveness import reap
-    from simlab.runs.run import find_run
+    """Show a run's state, progress, ETA, where it runs and why it ended."""
+    from simlab.service.eta import remaining
+    from simlab.service.run import find_run
+    from simlab.state.liveness import reap
 
     handle = find_run(run_id, root)
     reap(handle.dir)
@@ -216,13 +231,17 @@ def status(run_id: str, root: str | None, as_json: bool) -> None:
     click.echo(f"run:      {handle.id}")
     click.echo(f"state:    {record['state']}")
     click.echo(f"engine:   {record['engine']}")
+    if record.get("segment", 1) > 1:
+        click.echo(f"segment:  {record['segment']}")
     if progress:
         click.echo(
             f"progress: {_percent(record).strip()} step {progress.get('step')} "
             f"a={progress['a']:.4f} z={progress['z']:.3f}"
         )
-    if not handle.state.is_final:
-        click.echo(f"estimate: {handle.estimated_duration:.0f} s in all")
+    eta = remaining(record, handle.config)
+    if eta is not None:
+        how = "measured" if eta.source == "progress" else "cost model"
+        click.echo(f"eta:      {eta.seconds:.0f} s left ({how})")
     for field in ("host", "job_id", "worker", "cluster", "returncode", "reason"):
         if record.get(field) is not None:
             click.echo(f"{field + ':':9} {record[field]}")
@@ -234,11 +253,12 @@ def status(run_id: str, root: str | None, as_json: bool) -> None:
 @_root_option
 def cancel(run_ids: tuple[str, ...], root: str | None) -> None:
     """Cancel runs: queued ones never start, running ones are ended."""
-    from simlab.runs.run import find_run
+    from simlab.service.run import find_run
 
     for run_id in run_ids:
-        find_run(run_id, root).cancel()
-        click.echo(f"cancel requested: {run_id}")
+        handle = find_run(run_id, root)
+        handle.cancel()
+        click.echo(f"{run_id}: {handle.state.value}")
 
 
 @main.command()
@@ -246,10 +266,22 @@ def cancel(run_ids: tuple[str, ...], root: str | None) -> None:
 @_root_option
 def stop(run_id: str, root: str | None) -> None:
     """Ask a running run to write a checkpoint and stop (state checkpointed)."""
-    from simlab.runs.run import find_run
+    from simlab.service.run import find_run
 
     find_run(run_id, root).stop()
     click.echo(f"stop requested: {run_id}")
+
+
+@main.command()
+@click.argument("run_id")
+@_root_option
+def resume(run_id: str, root: str | None) -> None:
+    """Continue a checkpointed, cancelled or failed run from its checkpoint or its
+    last snapshot, as a new segment of the same run."""
+    from simlab.service.submission import resume as resume_run
+
+    handle = resume_run(run_id, root=root)
+    click.echo(f"{run_id}: {handle.state.value} (segment {handle.status['segment']})")
 
 
 @main.command()
@@ -259,7 +291,7 @@ def stop(run_id: str, root: str | None) -> None:
 @click.option("-n", "--tail", type=int, help="only the last N lines")
 def logs(run_id: str, root: str | None, follow: bool, tail: int | None) -> None:
     """Print a run's log."""
-    from simlab.runs.run import find_run
+    from simlab.service.run import find_run
 
     handle = find_run(run_id, root)
     if follow:
@@ -273,19 +305,22 @@ def logs(run_id: str, root: str | None, follow: bool, tail: int | None) -> None:
 @_root_option
 def reindex(root: str | None) -> None:
     """Rebuild the run catalogue from the run directories."""
-    from simlab.runs.catalog import Catalog
     from simlab.settings import run_root
+    from simlab.state.catalog import Catalog
 
-    catalog = Catalog(root or run_root())
+    catalog = Catalog(Path(root) if root else run_root())
     click.echo(f"indexed {catalog.reindex()} runs in {catalog.path}")
 
 
 @main.command()
-def clusters() -> None:
-    """List the cluster profiles with their kind, cores, memory and walltime."""
-    import dask.config
+@_root_option
+def clusters(root: str | None) -> None:
+    """List the cluster profiles, then the clusters the run root's dispatchers run."""
+    from simlab import settings
+    from simlab.settings import run_root
+    from simlab.state import owners
 
-    profiles = dask.config.get("simlab.clusters", default={})
+    profiles = settings.profiles()
     header = ("PROFILE", "KIND", "CORES", "MEMORY", "WALLTIME")
     click.echo("{:16} {:9} {:>5} {:8} {:10} QUEUE".format(*header))
     for name, profile in sorted(profiles.items()):
@@ -295,15 +330,90 @@ def clusters() -> None:
             f"{profile.get('memory', '')!s:8} {profile.get('walltime', '')!s:10} "
             f"{profile.get('queue', '')}"
         )
+    running = [
+        (record["host"], cluster)
+        for record in owners.records(Path(root) if root else run_root())
+        for cluster in record.get("clusters", [])
+    ]
+    click.echo("")
+    if not running:
+        click.echo("no cluster running")
+        return
+    click.echo(f"{'CLUSTER':32} {'HOST':16} {'WORKERS':>7} {'TASKS':>5} DASHBOARD")
+    for host, cluster in running:
+        click.echo(
+            f"{cluster['id']:32} {host:16} {len(cluster['workers']):>7} "
+            f"{cluster['tasks']:>5} {cluster.get('dashboard') or ''}"
+        )
 
 
 @main.command()
-def doctor() -> None:
+@click.argument("cluster_id")
+@click.argument("workers", type=click.IntRange(0, 1000))
+@_root_option
+def scale(cluster_id: str, workers: int, root: str | None) -> None:
+    """Ask a running cluster (see `simlab clusters`) for WORKERS workers."""
+    from simlab.settings import run_root
+    from simlab.state import owners
+
+    folder = Path(root) if root else run_root()
+    request = {"op": "scale", "cluster": cluster_id, "workers": workers}
+    if not owners.holds_lock(folder):
+        raise click.UsageError(f"no dispatcher runs for {folder} on this host")
+    answer = owners.await_reply(folder, owners.post(folder, request), timeout=30)
+    if answer is None or not answer.get("ok"):
+        why = "no answer" if answer is None else answer.get("error")
+        raise click.UsageError(f"cluster {cluster_id}: {why}")
+    click.echo(f"{cluster_id}: scaling to {workers} worker(s)")
+
+
+@main.group()
+def dispatcher() -> None:
+    """The run root's dispatcher process on this host (it owns the runs)."""
+
+
+@dispatcher.command(name="status")
+@_root_option
+def dispatcher_status(root: str | None) -> None:
+    """Show whether the dispatcher runs, since when, and what it holds."""
+    import time
+
+    from simlab.settings import run_root
+    from simlab.state import owners
+
+    folder = Path(root) if root else run_root()
+    record = owners.read_record(folder)
+    if not owners.holds_lock(folder) or record is None:
+        click.echo(f"no dispatcher runs for {folder} on this host")
+        return
+    uptime = time.time() - float(record["started"])
+    click.echo(f"dispatcher pid {record['pid']} on {record['host']}, up {uptime:.0f} s")
+    click.echo(f"runs held: {len(record.get('runs', []))}")
+    for cluster in record.get("clusters", []):
+        click.echo(f"cluster:   {cluster['id']} ({len(cluster['workers'])} workers)")
+
+
+@dispatcher.command(name="stop")
+@_root_option
+def dispatcher_stop(root: str | None) -> None:
+    """Stop the dispatcher: runs it holds are cancelled, its clusters closed."""
+    from simlab.dispatch.owner import stop as stop_owner
+    from simlab.settings import run_root
+
+    folder = Path(root) if root else run_root()
+    if not stop_owner(folder):
+        raise click.ClickException(f"the dispatcher of {folder} did not stop")
+    click.echo(f"no dispatcher runs for {folder} now")
+
+
+@main.command()
+@click.option("--cluster", help="check the executables of this profile only")
+def doctor(cluster: str | None) -> None:
     """Report what is installed: engines, MPI launchers, batch schedulers."""
-    from simlab.doctor import checks
+    from simlab.service.doctor import checks
 
     failed = 0
-    for section, name, ok, detail in checks():
+    for section, name, ok, detail in checks(cluster):
         failed += ok is False
         mark = {True: "ok", False: "MISSING", None: "-"}[ok]
         click.echo(f"{section:10} {name:16} {mark:8} {detail}")
@@ -344,7 +454,7 @@ def _parse_grid(tokens: tuple[str, ...]) -> dict[str, list[Any]]:
                 f"{token!r}: values must follow -p NAME", param_hint="-p NAME VALUE..."
             )
         else:
-            grid[name].append(yaml.safe_load(token))
+            grid[name].append(parse_value(token))
     empty = [key for key, values in grid.items() if not values]
     if not grid or empty:
         raise click.BadParameter(
@@ -356,7 +466,7 @@ def _parse_grid(tokens: tuple[str, ...]) -> dict[str, list[Any]]:
 
 
 def _sweep_handle(directory: str) -> Any:
-    from simlab.sweep import Sweep
+    from simlab.service.sweeps import Sweep
 
     try:
         return Sweep(directory)
@@ -378,7 +488,7 @@ def _echo_sweep(handle: Any) -> None:
 
 def _demo_sweep(out: Path) -> Path:
     """The demo's sweep: sigma8 = 0.7, 0.8, 0.9 at 16³, then its summary figure."""
-    from simlab.sweep import sweep as run_sweep
+    from simlab.service.sweeps import sweep as run_sweep
     from simlab.templates import execute_notebook
 
     base = RunConfig(
@@ -430,8 +540,8 @@ def sweep_run(
     quiet: bool,
 ) -> None:
     """Run TEMPLATE for every combination of the -p values; collect the results."""
-    from simlab.sweep import RESULTS_FILE
-    from simlab.sweep import sweep as run_sweep
+    from simlab.service.sweeps import RESULTS_FILE
+    from simlab.service.sweeps import sweep as run_sweep
 
     grid = _parse_grid(tokens)
     handle = run_sweep(
@@ -461,7 +571,7 @@ def sweep_status(directory: str) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 def sweep_collect(directory: str) -> None:
     """Gather the sweep's results into DIRECTORY/results.nc and print them."""
-    from simlab.sweep import RESULTS_FILE
+    from simlab.service.sweeps import RESULTS_FILE
 
     handle = _sweep_handle(directory)
     click.echo(handle.collect())
@@ -473,7 +583,7 @@ def sweep_collect(directory: str) -> None:
 
 def _list_published() -> None:
     """Print the runs published in the group space, newest first."""
-    from simlab.publish import published
+    from simlab.service.publish import published
 
     click.echo(f"{'RUN':48} {'OWNER':12} {'STATE':10} {'ENGINE':8} PUBLISHED")
     for record in published():
@@ -489,7 +599,7 @@ def _list_published() -> None:
 @click.option("--remove", is_flag=True, help="withdraw your published run instead")
 def publish_run(run_id: str, root: str | None, remove: bool) -> None:
     """Publish a finished run read-only in the group space (simlab.group-root)."""
-    from simlab.publish import publish, unpublish
+    from simlab.service.publish import publish, unpublish
 
     if remove:
         unpublish(run_id)

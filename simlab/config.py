@@ -7,6 +7,7 @@ dotted path, the value given and what is allowed (see :func:`validate_config`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -20,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -63,17 +65,26 @@ PRESETS: dict[str, dict[str, float]] = {
     },
 }
 
+# ASCII classes only: pydantic's regex engine reads \d and \s as Unicode classes,
+# which would let other scripts' digits through to #SBATCH lines
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_WALLTIME_PATTERN = r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$"
-_MEMORY_PATTERN = r"^\d+(\.\d+)?\s*(B|kB|KB|KiB|MB|MiB|GB|GiB|TB|TiB)$"
+_WALLTIME_PATTERN = r"^([0-9]{1,3}-)?[0-9]{1,3}:[0-9]{2}(:[0-9]{2})?$"
+_MEMORY_PATTERN = r"^[0-9]{1,6}(\.[0-9]{1,3})? ?(B|kB|KB|KiB|MB|MiB|GB|GiB|TB|TiB)$"
+#: Most output times a run may ask for (each is a snapshot and a spectrum).
+MAX_OUTPUTS = 1000
+#: Longest text echoed back in an error message, in characters.
+ECHO_LIMIT = 80
 
 Name = Annotated[str, Field(pattern=_NAME_PATTERN)]
 
 
 class _Section(BaseModel):
-    """Common settings: unknown keys are errors, assignments are validated."""
+    """Common settings: unknown keys are errors, assignments are validated, and
+    every float is finite (an ``inf`` must never reach a parameter file)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, allow_inf_nan=False
+    )
 
 
 class Cosmology(_Section):
@@ -145,6 +156,18 @@ class Cosmology(_Section):
                 "must be smaller than Omega0 ({Omega0})",
                 Omega0=self.Omega0,
             )
+        a_bounce = _bounce(self.Omega0, self.OmegaLambda)
+        if a_bounce is not None:
+            _raise(
+                ("OmegaLambda",),
+                self.OmegaLambda,
+                "with Omega0={Omega0} there is no big bang: H² would be negative "
+                "at a={a:.3g} (the universe bounces); allowed: OmegaLambda below "
+                "{limit:.4g} for this Omega0",
+                Omega0=self.Omega0,
+                a=a_bounce,
+                limit=_largest_lambda(self.Omega0),
+            )
         return self
 
     @property
@@ -156,6 +179,35 @@ class Cosmology(_Section):
     def Omega_k(self) -> float:
         """Curvature density 1 - Ω_m - Ω_Λ (radiation is neglected)."""
         return 1.0 - self.Omega0 - self.OmegaLambda
+
+
+def _bounce(omega_m: float, omega_l: float) -> float | None:
+    """The scale factor in (0, 1] where H² < 0 (no big bang), or None.
+
+    a³H²/H0² = Ω_m + Ω_k a + Ω_Λ a³ is positive at a → 0 and 1 at a = 1; inside,
+    its only minimum is where its derivative Ω_k + 3 Ω_Λ a² vanishes.
+
+    Examples
+    --------
+    >>> _bounce(0.3, 0.7) is None, round(_bounce(0.1, 2.0), 3)
+    (True, 0.428)
+    """
+    omega_k = 1.0 - omega_m - omega_l
+    if omega_k >= 0 or omega_l <= 0:
+        return None
+    a = math.sqrt(-omega_k / (3.0 * omega_l))
+    if a < 1.0 and omega_m + omega_k * a + omega_l * a**3 <= 0:
+        return a
+    return None
+
+
+def _largest_lambda(omega_m: float) -> float:
+    """The largest Ω_Λ that still has a big bang for this Ω_m (bisection)."""
+    low, high = 0.0, 10.0
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        low, high = (low, mid) if _bounce(omega_m, mid) is not None else (mid, high)
+    return low
 
 
 class Box(_Section):
@@ -223,25 +275,50 @@ class InitialConditions(_Section):
 
 
 class Outputs(_Section):
-    """When snapshots and spectra are written. Give redshifts or scale factors."""
+    """When snapshots and spectra are written. Give redshifts or scale factors,
+    each time once (at most MAX_OUTPUTS); outputs are numbered in time order."""
 
-    redshifts: list[Annotated[float, Field(ge=0)]] | None = Field(
-        None, description="output redshifts (z >= 0)"
+    redshifts: list[Annotated[float, Field(ge=0, le=1000)]] | None = Field(
+        None,
+        max_length=MAX_OUTPUTS,
+        description=f"output redshifts (z >= 0), each once; at most {MAX_OUTPUTS}",
     )
     scale_factors: list[Annotated[float, Field(gt=0, le=1)]] | None = Field(
-        None, description="output scale factors in (a_start, 1]"
+        None,
+        max_length=MAX_OUTPUTS,
+        description=f"output scale factors in (a_start, 1], each once; at most "
+        f"{MAX_OUTPUTS}",
     )
     snapshots: bool = Field(True, description="write particle snapshots")
     power_spectra: bool = Field(True, description="write P(k) at each output")
 
     @model_validator(mode="after")
-    def _one_kind(self) -> Self:
+    def _one_kind_each_time_once(self) -> Self:
         if self.redshifts is not None and self.scale_factors is not None:
             _raise(
                 ("scale_factors",),
                 self.scale_factors,
                 "give either redshifts or scale_factors, not both",
             )
+        kind = "scale_factors" if self.scale_factors is not None else "redshifts"
+        given = getattr(self, kind)
+        if given is None:
+            return self
+        if not given:
+            _raise((kind,), given, "give at least one output time (or leave it out)")
+        seen: dict[float, int] = {}
+        for i, value in enumerate(given):
+            key = round(float(value), 9)
+            if key in seen:
+                _raise(
+                    (kind, i),
+                    value,
+                    "output time given twice (also {kind}[{first}]); each output "
+                    "time must be given once",
+                    kind=kind,
+                    first=seen[key],
+                )
+            seen[key] = i
         return self
 
     @property
@@ -281,13 +358,20 @@ class Code(_Section):
     """Which simulation code runs, and options only that code understands."""
 
     engine: str = Field(
-        "pm", pattern=r"^[a-z][a-z0-9_]*$", description="simulation code (engine name)"
+        "pm",
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="simulation code (engine name)",
     )
     executable: str | None = Field(
-        None, description="path to the code's executable (external codes)"
+        None,
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="path to the code's executable (external codes)",
     )
     options: dict[str, Any] = Field(
-        default_factory=dict, description="engine-specific options"
+        default_factory=dict,
+        description="engine-specific options, checked by the engine's own model",
     )
 
 
@@ -300,9 +384,41 @@ class Resources(_Section):
         None, pattern=_MEMORY_PATTERN, description="memory per node, e.g. '4GB'"
     )
     walltime: str = Field(
-        "01:00:00", pattern=_WALLTIME_PATTERN, description="[D-]HH:MM[:SS]"
+        "01:00:00",
+        pattern=_WALLTIME_PATTERN,
+        description="[D-]HH:MM[:SS], more than zero; minutes and seconds below 60",
     )
     cluster: Name = Field("local", description="cluster profile name")
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime_in_range(cls, value: str) -> str:
+        clock = value.rpartition("-")[2]
+        parts = [int(p) for p in clock.split(":")]
+        if any(p >= 60 for p in parts[1:]):
+            raise ValueError("minutes and seconds must be below 60 ([D-]HH:MM[:SS])")
+        if walltime_seconds(value) == 0:
+            raise ValueError("a run needs more than zero time")
+        return value
+
+    @property
+    def walltime_seconds(self) -> int:
+        """The walltime in seconds."""
+        return walltime_seconds(self.walltime)
+
+
+def walltime_seconds(walltime: str) -> int:
+    """Seconds in a ``[D-]HH:MM[:SS]`` walltime.
+
+    Examples
+    --------
+    >>> walltime_seconds("1-00:30:00"), walltime_seconds("00:02")
+    (88200, 120)
+    """
+    days, _, clock = walltime.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    hours, minutes, seconds = ([*parts, 0])[:3]
+    return int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
 
 
 class Metadata(_Section):
@@ -349,7 +465,7 @@ class RunConfig(_Section):
         values = getattr(self.outputs, kind) or []
         for i, value in enumerate(values):
             a = value if kind == "scale_factors" else 1.0 / (1.0 + value)
-            if not a_start < a <= 1.0:
+            if not a_start < a <= 1.0 and len(errors) < 5:  # the first few say it
                 errors.append(
                     _error(
                         ("outputs", kind, i),
@@ -359,23 +475,6 @@ class RunConfig(_Section):
                         a0=a_start,
                     )
                 )
-        from simlab.engines import registry
-
-        try:
-            engine = registry.get(self.code.engine)
-        except KeyError:
-            errors.append(
-                _error(
-                    ("code", "engine"),
-                    self.code.engine,
-                    "unknown engine; installed: {names}",
-                    names=", ".join(registry.names()),
-                )
-            )
-        else:
-            errors += [
-                _error(loc, value, msg) for loc, value, msg in engine.validate(self)
-            ]
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
@@ -426,9 +525,14 @@ def _raise(loc: tuple[str | int, ...], value: Any, msg: str, **ctx: Any) -> None
     )
 
 
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
 def _allowed(model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
     """Describe the allowed values of the field at ``loc`` from the JSON schema."""
-    schema = model.model_json_schema()
+    schema = _schema(model)
     defs = schema.get("$defs", {})
     node: dict[str, Any] = schema
     for part in loc:
@@ -461,27 +565,87 @@ def _allowed(model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
         hi = "inf" if high is None else f"{high:g}"
         return f"{kind} in {left}{lo}, {hi}{right}"
     if "pattern" in node:
-        return f"text matching {node['pattern']}"
+        what = node.get("description", "text")
+        return f"{what} (ASCII, matching {node['pattern']})"
     return ""
 
 
-def config_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Turn a pydantic error into ``[{'loc', 'value', 'msg'}]`` with allowed ranges."""
+#: Most field errors one ConfigError lists (the rest are counted).
+MAX_ERRORS = 20
+
+
+def echo(value: Any) -> Any:
+    """``value`` as an error message may repeat it: short, and safe to ``repr``.
+
+    Long text is cut to :data:`ECHO_LIMIT` characters, huge integers and long
+    containers are described instead of shown (an integer of 5000 digits cannot
+    even be printed by default).
+
+    Examples
+    --------
+    >>> echo("x" * 100)[-20:]
+    'xx… (100 characters)'
+    >>> echo(10**5000), echo(list(range(50))), echo(0.5)
+    ('<integer of about 5000 digits>', '<list of 50 items>', 0.5)
+    """
+    if isinstance(value, str):
+        if len(value) <= ECHO_LIMIT:
+            return value
+        return f"{value[:ECHO_LIMIT]}… ({len(value)} characters)"
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() <= 96:
+            return value
+        return f"<integer of about {round(value.bit_length() * math.log10(2))} digits>"
+    if isinstance(value, list | tuple):
+        if len(value) > 10:
+            return f"<list of {len(value)} items>"
+        return [echo(v) for v in value]
+    if isinstance(value, dict):
+        if len(value) > 10:
+            return f"<mapping of {len(value)} keys>"
+        return {echo(str(k)): echo(v) for k, v in value.items()}
+    text = repr(value)
+    return text if len(text) <= ECHO_LIMIT else f"{text[:ECHO_LIMIT]}…"
+
+
+def config_errors(
+    exc: ValidationError, model: type[BaseModel] | None = None, prefix: str = ""
+) -> list[dict[str, Any]]:
+    """Turn a pydantic error into ``[{'loc', 'value', 'msg'}]`` with allowed ranges.
+
+    ``model`` is the model whose schema describes the allowed values (default
+    RunConfig) and ``prefix`` the dotted path of that model inside a RunConfig
+    (``code.options`` for an engine's options). At most :data:`MAX_ERRORS` are
+    listed; values are shortened with :func:`echo`.
+    """
+    model = model or RunConfig
     errors = []
-    for err in exc.errors(include_url=False):
+    found = exc.errors(include_url=False)
+    for err in found[:MAX_ERRORS]:
         loc = tuple(err["loc"])
         msg = err["msg"]
         if err["type"] != "value_error":
-            allowed = _allowed(RunConfig, loc)
+            allowed = _allowed(model, loc)
             if allowed:
                 msg = f"{msg}; allowed: {allowed}"
         else:
             msg = msg.removeprefix("Value error, ")
+        path = ".".join(str(p) for p in ((prefix,) if prefix else ()) + loc)
         errors.append(
             {
-                "loc": ".".join(str(p) for p in loc) or "(config)",
-                "value": err.get("input"),
+                "loc": path or "(config)",
+                "value": echo(err.get("input")),
                 "msg": msg,
+            }
+        )
+    if len(found) > MAX_ERRORS:
+        errors.append(
+            {
+                "loc": prefix or "(config)",
+                "value": None,
+                "msg": f"and {len(found) - MAX_ERRORS} more invalid value(s)",
             }
         )
     return errors
@@ -564,11 +728,53 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def parse_value(text: str) -> Any:
+    """A value typed on a command line or in a form, by one rule for every face.
+
+    Integers and numbers in any float notation (``2e-9``, ``1E5``, ``.5``) are
+    numbers; ``true``/``false`` booleans; ``null`` None; ``[...]`` and ``{...}``
+    YAML flow lists and mappings; anything else is text as typed.
+
+    Examples
+    --------
+    >>> parse_value("2e-9"), parse_value("64"), parse_value("true"), parse_value("x y")
+    (2e-09, 64, True, 'x y')
+    >>> parse_value("[1.0, 0]"), parse_value("0.3, 5")
+    ([1.0, 0], '0.3, 5')
+    """
+    raw = text.strip()
+    if _NUMBER.fullmatch(raw):
+        number = float(raw)
+        if re.fullmatch(r"[+-]?[0-9]+", raw) and abs(number) < 2**63:
+            return int(raw)
+        return number
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none", "~"):
+        return None
+    if raw[:1] in "[{":
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError:
+            return text
+    return text
+
+
+def _type_name(value: Any) -> str:
+    names = {str: "text", bool: "a boolean", int: "an integer", float: "a number"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
 def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """Return a copy with dotted-path overrides (``{"box.size": 64}``) applied.
 
     Setting ``cosmology.preset`` resets the preset's parameters unless they are
-    overridden too, so ``{"cosmology.preset": "wmap9"}`` means WMAP9 values.
+    overridden too, so ``{"cosmology.preset": "wmap9"}`` means WMAP9 values. An
+    error at an overridden field says what type the override was read as.
     """
     data = config.model_dump(mode="json")
     if "cosmology.preset" in overrides:
@@ -577,15 +783,28 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     for dotted, value in overrides.items():
         if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", dotted):
             raise ConfigError(
-                [{"loc": dotted, "value": value, "msg": "not a field path"}]
+                [{"loc": echo(dotted), "value": echo(value), "msg": "not a field path"}]
             )
         node = data
         *parents, leaf = dotted.split(".")
         for part in parents:
             if not isinstance(node.get(part), dict):
                 raise ConfigError(
-                    [{"loc": dotted, "value": value, "msg": f"no section {part!r}"}]
+                    [
+                        {
+                            "loc": dotted,
+                            "value": echo(value),
+                            "msg": f"no section {part!r}",
+                        }
+                    ]
                 )
             node = node[part]
         node[leaf] = value
-    return validate_config(data)
+    try:
+        return validate_config(data)
+    except ConfigError as exc:
+        for error in exc.errors:
+            if error["loc"] in overrides:
+                given = overrides[error["loc"]]
+                error["msg"] += f" (the override was read as {_type_name(given)})"
+        raise ConfigError(exc.errors) from None

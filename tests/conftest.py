@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -26,11 +27,31 @@ def requires_fixture(relpath: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _private_run_root(tmp_path_factory):
-    """Keep every test's runs out of the real ~/simlab/runs."""
+    """Keep every test's runs out of the real ~/simlab/runs, and stop the run
+    roots' dispatcher processes the test started (they would outlive it)."""
     import dask.config
 
     with dask.config.set({"simlab.run-root": str(tmp_path_factory.mktemp("runroot"))}):
         yield
+    stop_dispatchers(tmp_path_factory.getbasetemp())
+
+
+def stop_dispatchers(under: Path, timeout: float = 30.0) -> None:
+    """End every ``simlab.dispatch.owner`` process serving a root under ``under``."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "simlab.dispatch.owner" in cmd and cmd[-1].startswith(str(under)):
+            found.append(proc)
+    for proc in found:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, alive = psutil.wait_procs(found, timeout=timeout)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
 
 
 def _needs(reason: str | None, what: str) -> None:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import simlab
-from simlab.api import create
 from simlab.dispatch.task import execute
 from simlab.errors import SimlabWarning
 from simlab.io.concept import read_powerspec
+from simlab.service.submission import create
 from tests.conftest import requires_fixture
 from tests.engines.test_concept import FIXTURE_RUN
 

@@ -1,22 +1,32 @@
-"""The Dispatcher: owns one dask cluster per (profile, code) and submits runs to it.
+"""The Dispatcher: owns one dask cluster per (profile, code, job shape) and submits
+runs to it.
 
 Each run is one task with ``resources={"run": 1}``, so a worker runs one simulation
 at a time. Tasks are fire-and-forget: the run directory, not the future, carries the
 outcome. A done-callback follows each future the dispatcher handed out: a run that
 came back ``checkpointed`` is resubmitted from its checkpoint (the restart chain),
 and a task lost with its worker marks its run ``failed`` with the reason.
+
+Clusters are started under a lock, keyed by the profile (its name and contents),
+the code and the job shape, where the shape only counts for batch kinds: a local
+cluster serves every walltime. A profile's ``max_clusters`` (default 8) caps how
+many it may have at once; an idle one is closed to make room.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import threading
 import time
 import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simlab.dispatch.notebook_task import NOTEBOOK_TASK_FILE, execute_notebook_run
 from simlab.dispatch.profiles import (
     batch_directives,
     cluster_class,
@@ -24,39 +34,32 @@ from simlab.dispatch.profiles import (
     import_batch_classes,
 )
 from simlab.dispatch.task import execute
-from simlab.runs.liveness import mark_lost
-from simlab.runs.rundir import RunDir, TransitionError
-from simlab.runs.states import State
-from simlab.settings import cluster_profile
+from simlab.errors import SimlabError
+from simlab.state.liveness import mark_lost
+from simlab.state.owners import process_ref
+from simlab.state.rundir import RunDir, TransitionError
+from simlab.state.states import State
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-    from simlab.config import RunConfig
-
 logger = logging.getLogger(__name__)
 
-# whoever imports the Dispatcher (the Jupyter server extension at load) does so from
-# the main thread: the only place dask_jobqueue can be imported (see the function)
+# whoever imports the Dispatcher (the owner process at start) does so from the
+# main thread: the only place dask_jobqueue can be imported (see the function)
 import_batch_classes()
 
 #: Fraction of the job walltime a run may use before it checkpoints; the rest covers
 #: worker start-up and writing the checkpoint before the worker's lifetime ends.
 WALLTIME_SAFETY = 0.7
+#: Clusters one profile may have at once unless it sets ``max_clusters``.
+MAX_CLUSTERS = 8
+#: The run directory file that says how to start a run and on which cluster.
+LAUNCH_FILE = "launch.json"
 
 
-def walltime_seconds(walltime: str) -> int:
-    """Seconds in a ``[D-]HH:MM[:SS]`` walltime.
-
-    Examples
-    --------
-    >>> walltime_seconds("1-00:30:00"), walltime_seconds("00:02")
-    (88200, 120)
-    """
-    days, _, clock = walltime.rpartition("-")
-    parts = [int(p) for p in clock.split(":")]
-    hours, minutes, seconds = ([*parts, 0])[:3]
-    return int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
+class DispatchError(SimlabError, RuntimeError):
+    """A run that cannot be handed to a cluster (the reason names the profile)."""
 
 
 def jobs_dir(root: Path) -> Path:
@@ -72,8 +75,93 @@ def jobs_dir(root: Path) -> Path:
     return path
 
 
-def start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> Any:
-    """Start the cluster a profile describes, shaped for runs like ``config``.
+@dataclass(frozen=True)
+class Shape:
+    """What a batch job of one run looks like (empty for local clusters)."""
+
+    nodes: int = 1
+    cores: int = 1
+    walltime: str = ""
+    memory: str | None = None
+
+
+@dataclass
+class ClusterRecord:
+    """A cluster this dispatcher started (or a client of an existing scheduler)."""
+
+    id: str
+    profile: str
+    kind: str
+    code: str
+    shape: Shape
+    client: Client
+    cluster: Any = None
+    started: float = field(default_factory=time.time)
+    tasks: int = 0
+
+    def model(self) -> dict[str, Any]:
+        """JSON-ready description with the workers the scheduler knows now."""
+        info = {}
+        try:
+            info = self.client.scheduler_info() or {}
+        except Exception:
+            info = {}
+        workers = [
+            {
+                "address": address,
+                "name": str(worker.get("name", address)),
+                "cores": worker.get("nthreads", 0),
+                "memory": worker.get("memory_limit", 0),
+                "state": worker.get("status", "running"),
+            }
+            for address, worker in sorted((info.get("workers") or {}).items())
+        ]
+        return {
+            "id": self.id,
+            "profile": self.profile,
+            "kind": self.kind,
+            "code": self.code,
+            "shape": vars(self.shape),
+            "workers": workers,
+            "cores": sum(w["cores"] for w in workers),
+            "memory": sum(w["memory"] or 0 for w in workers),
+            "dashboard": getattr(self.cluster, "dashboard_link", None),
+            "started": self.started,
+            "tasks": self.tasks,
+        }
+
+
+def launch_record(rundir: RunDir) -> dict[str, Any]:
+    """The run's ``launch.json``: executable, launcher, walltime, cluster, profile."""
+    data = rundir.read_json(LAUNCH_FILE)
+    if not isinstance(data, dict) or "profile" not in data:
+        raise DispatchError(f"{rundir.path / LAUNCH_FILE}: no cluster profile in it")
+    return data
+
+
+def cluster_key(
+    name: str, profile: dict[str, Any], code: str, shape: Shape
+) -> tuple[str, str, str, Shape]:
+    """What makes two runs share a cluster: the profile (name and contents), the
+    code and, for batch kinds only, the job shape."""
+    digest = hashlib.sha256(
+        json.dumps(profile, sort_keys=True, default=str).encode()
+    ).hexdigest()[:12]
+    kind = profile.get("kind", "local")
+    return (name, digest, code, shape if kind not in ("local", "existing") else Shape())
+
+
+def cluster_id(name: str, code: str, shape: Shape) -> str:
+    """A URL-safe id: ``profile.code`` plus ``.NODESxCORES.HHMMSS`` for batch jobs."""
+    if shape == Shape():
+        return f"{name}.{code}"
+    return (
+        f"{name}.{code}.{shape.nodes}x{shape.cores}.{shape.walltime.replace(':', '')}"
+    )
+
+
+def start_cluster(profile: dict[str, Any], code: str, shape: Shape, root: Path) -> Any:
+    """Start the cluster a profile describes, shaped for runs of ``shape``.
 
     Batch kinds get TLS with temporary credentials kept in ``jobs_dir(root)``, the
     directives that give one job the run's nodes and tasks, and ``adapt`` so that
@@ -91,11 +179,13 @@ def start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> Any
         settings["distributed.scheduler.http.routes"] = []
         settings["distributed.worker.http.routes"] = []
     with dask.config.set(settings):
-        return _start_cluster(profile, config, root)
+        return _start_cluster(profile, code, shape, root)
 
 
-def _start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> Any:
+def _start_cluster(profile: dict[str, Any], code: str, shape: Shape, root: Path) -> Any:
     from distributed.security import Security
+
+    from simlab.config import Resources, walltime_seconds
 
     kind = profile.get("kind", "local")
     cls = cluster_class(kind)
@@ -112,17 +202,17 @@ def _start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> An
             options["scheduler_kwargs"] = scheduler
         return cls(**options)
 
-    resources = config.resources
-    options.setdefault("walltime", resources.walltime)
+    resources = Resources(nodes=shape.nodes, cores=shape.cores, walltime=shape.walltime)
+    options.setdefault("walltime", shape.walltime)
     options.setdefault("cores", 1)
-    options.setdefault("memory", resources.memory or "2GB")
+    options.setdefault("memory", shape.memory or "2GB")
     extra = list(options.get("job_extra_directives", []))
     options["job_extra_directives"] = extra + batch_directives(kind, resources)
     if kind == "slurm":
         options.setdefault("job_directives_skip", ["-n 1"])
     # each code's jobs are named after it, so `squeue` shows whose queue is whose
-    options.setdefault("job_name", f"simlab-{config.code.engine}")
-    lifetime = int(walltime_seconds(resources.walltime) * 0.95)
+    options.setdefault("job_name", f"simlab-{code}")
+    lifetime = int(walltime_seconds(shape.walltime) * 0.95)
     worker_args = list(options.get("worker_extra_args", []))
     options["worker_extra_args"] = [*worker_args, "--lifetime", f"{lifetime}s"]
     workdir = jobs_dir(root)
@@ -134,7 +224,7 @@ def _start_cluster(profile: dict[str, Any], config: RunConfig, root: Path) -> An
     return cluster
 
 
-#: Dispatchers alive in this process, so that ``Run.cancel`` can withdraw a task.
+#: Dispatchers alive in this process, so that a cancel can withdraw a task.
 _LIVE: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 
 
@@ -144,53 +234,114 @@ def withdraw(rundir: RunDir) -> bool:
 
 
 class Dispatcher:
-    """Submit runs to per-(profile, code) clusters; close them when done."""
+    """Submit runs to per-(profile, code, shape) clusters; close them when done."""
 
     def __init__(self) -> None:
-        self._clusters: dict[tuple[Any, ...], Any] = {}
-        self._clients: dict[tuple[Any, ...], Client] = {}
+        self._clusters: dict[tuple[str, str, str, Shape], ClusterRecord] = {}
         self._watched: dict[str, Future] = {}
-        self._lock = threading.Lock()
+        self._where: dict[str, str] = {}  # run id → id of the cluster it is on
+        self._lock = threading.RLock()
         self._closed = False
+        self.ref = process_ref()
         _LIVE.add(self)
 
-    def client(self, config: RunConfig, root: Path) -> Client:
-        """The client of the cluster for this run's profile, code and shape."""
-        res = config.resources
-        key = (res.cluster, config.code.engine, res.nodes, res.cores, res.walltime)
-        if key not in self._clients:
-            from distributed import Client
-
-            profile = cluster_profile(res.cluster)
-            if profile.get("kind") == "existing":
-                # a scheduler someone else runs: its workers must offer run=1
-                self._clients[key] = Client(profile["address"], set_as_default=False)
-            else:
-                cluster = start_cluster(profile, config, root)
-                self._clusters[key] = cluster
-                self._clients[key] = Client(cluster, set_as_default=False)
-        return self._clients[key]
-
-    def submit(self, rundir: RunDir, *, resume: bool = False) -> Future:
-        """Queue the run and hand it to its cluster as one task."""
+    def client(self, rundir: RunDir) -> Client:
+        """The client of the cluster for this run, started under the lock if new."""
+        launch = launch_record(rundir)
         config = rundir.config()
-        client = self.client(config, Path(rundir.path).resolve().parent)
-        profile = cluster_profile(config.resources.cluster)
-        time_limit = None
-        if profile.get("kind", "local") != "local":
-            time_limit = walltime_seconds(config.resources.walltime) * WALLTIME_SAFETY
-        rundir.transition(State.QUEUED, cluster=config.resources.cluster)
-        future = client.submit(
-            execute,
-            str(Path(rundir.path).resolve()),
-            resume=resume,
-            time_limit=time_limit,
-            key=f"simlab-run-{rundir.id}-{time.monotonic_ns()}",
-            resources={"run": 1},
-            pure=False,
-            retries=0,
-        )
+        res = config.resources
+        name, profile = launch["cluster"], dict(launch["profile"])
+        shape = Shape(res.nodes, res.cores, res.walltime, res.memory)
+        key = cluster_key(name, profile, config.code.engine, shape)
         with self._lock:
+            record = self._clusters.get(key)
+            if record is None:
+                self._make_room(name, profile)
+                record = self._start(key, name, profile, config.code.engine, rundir)
+                self._clusters[key] = record
+            record.tasks += 1
+            return record.client
+
+    def _start(
+        self,
+        key: tuple[str, str, str, Shape],
+        name: str,
+        profile: dict[str, Any],
+        code: str,
+        rundir: RunDir,
+    ) -> ClusterRecord:
+        from distributed import Client
+
+        kind = profile.get("kind", "local")
+        cid = cluster_id(name, code, key[3])
+        if kind == "existing":
+            # a scheduler someone else runs: its workers must offer run=1
+            client = Client(profile["address"], set_as_default=False)
+            return ClusterRecord(cid, name, kind, code, key[3], client)
+        root = Path(rundir.path).resolve().parent
+        cluster = start_cluster(profile, code, key[3], root)
+        client = Client(cluster, set_as_default=False)
+        return ClusterRecord(cid, name, kind, code, key[3], client, cluster)
+
+    def _make_room(self, name: str, profile: dict[str, Any]) -> None:
+        """Close an idle cluster of the profile when it is at its cap."""
+        cap = int(profile.get("max_clusters", MAX_CLUSTERS))
+        mine = [(k, r) for k, r in self._clusters.items() if r.profile == name]
+        if len(mine) < cap:
+            return
+        busy = set(self._where.values())
+        for key, record in mine:
+            if record.id not in busy:
+                logger.info("closing idle cluster %s to make room", record.id)
+                self._close_record(record)
+                del self._clusters[key]
+                return
+        raise DispatchError(
+            f"cluster profile {name!r} already runs {len(mine)} clusters, all busy "
+            f"(max_clusters {cap}); runs of another job shape wait until one is "
+            "free: submit later, or raise max_clusters in the profile"
+        )
+
+    def submit(
+        self, rundir: RunDir, *, resume: bool = False, adopt: bool = False
+    ) -> Future:
+        """Queue the run and hand it to its cluster as one task.
+
+        ``resume`` continues it from its checkpoint or last snapshot; ``adopt``
+        takes over a run already queued by a dispatcher that is gone.
+        """
+        launch = launch_record(rundir)
+        client = self.client(rundir)
+        if adopt and rundir.state == State.QUEUED:
+            rundir.update(owner=self.ref)
+        else:
+            rundir.transition(State.QUEUED, cluster=launch["cluster"], owner=self.ref)
+        path = str(Path(rundir.path).resolve())
+        options = {"resources": {"run": 1}, "pure": False, "retries": 0}
+        if (rundir.path / NOTEBOOK_TASK_FILE).exists():
+            task = rundir.read_json(NOTEBOOK_TASK_FILE)
+            future = client.submit(
+                execute_notebook_run,
+                path,
+                task["template"],
+                task["parameters"],
+                key=f"simlab-point-{rundir.id}-{time.monotonic_ns()}",
+                **options,
+            )
+        else:
+            walltime = launch.get("walltime")
+            future = client.submit(
+                execute,
+                path,
+                resume=resume,
+                time_limit=float(walltime) * WALLTIME_SAFETY if walltime else None,
+                key=f"simlab-run-{rundir.id}-{time.monotonic_ns()}",
+                **options,
+            )
+        with self._lock:
+            self._where[rundir.id] = next(
+                (r.id for r in self._clusters.values() if r.client is client), ""
+            )
             self._watched[rundir.id] = future
         future.add_done_callback(lambda done: self._settle(rundir, done))
         return future
@@ -205,21 +356,32 @@ class Dispatcher:
         with self._lock:
             if self._watched.get(rundir.id) is future:
                 del self._watched[rundir.id]
+                self._where.pop(rundir.id, None)
+        try:
+            state = rundir.state
+        except Exception:
+            logger.exception("run %s: status unreadable after its task", rundir.id)
+            return
         if future.status == "error":
             exc = future.exception()
-            if not rundir.state.is_final:
+            if not state.is_final:
                 reason = f"its task ended with {type(exc).__name__}: {exc}"
                 logger.warning("run %s: %s", rundir.id, reason)
                 mark_lost(rundir, reason)
+        elif future.status == "cancelled" and state.is_active:
+            mark_lost(rundir, "its task was cancelled by the scheduler")
         elif (
-            rundir.state == State.CHECKPOINTED
+            state == State.CHECKPOINTED
             and not rundir.status().get("stop_requested")
             and not self._closed
         ):
             logger.info(
                 "run %s checkpointed: resubmitting from its checkpoint", rundir.id
             )
-            self.submit(rundir, resume=True)
+            try:
+                self.submit(rundir, resume=True)
+            except Exception as exc:
+                mark_lost(rundir, f"could not resubmit its next segment: {exc}")
 
     def withdraw(self, rundir: RunDir) -> bool:
         """Cancel a run whose task has not started yet; False if it has or is not ours.
@@ -239,9 +401,24 @@ class Dispatcher:
         future.cancel()
         return True
 
-    def clusters(self) -> dict[tuple[Any, ...], Any]:
-        """The clusters started here, by (profile, engine, nodes, cores, walltime)."""
-        return dict(self._clusters)
+    def held(self) -> list[str]:
+        """Ids of the runs whose tasks this dispatcher follows."""
+        with self._lock:
+            return list(self._watched)
+
+    def clusters(self) -> list[ClusterRecord]:
+        """The clusters started here."""
+        with self._lock:
+            return list(self._clusters.values())
+
+    def scale(self, cid: str, workers: int) -> None:
+        """Ask cluster ``cid`` for ``workers`` workers (jobs for batch clusters)."""
+        with self._lock:
+            record = next((r for r in self._clusters.values() if r.id == cid), None)
+        if record is None or record.cluster is None:
+            known = ", ".join(r.id for r in self.clusters()) or "none"
+            raise LookupError(f"cluster {cid} is not running here; running: {known}")
+        record.cluster.scale(workers)
 
     def pending(self) -> int:
         """Number of runs whose tasks have not finished yet."""
@@ -251,12 +428,17 @@ class Dispatcher:
     def close(self) -> None:
         """Shut down every client and cluster started here."""
         self._closed = True
-        for client in self._clients.values():
-            client.close()
-        for cluster in self._clusters.values():
-            cluster.close()
-        self._clients.clear()
-        self._clusters.clear()
+        with self._lock:
+            records = list(self._clusters.values())
+            self._clusters.clear()
+        for record in records:
+            self._close_record(record)
+
+    @staticmethod
+    def _close_record(record: ClusterRecord) -> None:
+        record.client.close()
+        if record.cluster is not None:
+            record.cluster.close()
 
     def __enter__(self) -> Dispatcher:
         return self

@@ -10,6 +10,7 @@ anyone has to keep.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -22,8 +23,9 @@ from pathlib import Path
 from typing import IO
 
 from simlab.engines import registry
-from simlab.runs.rundir import RunDir, host_info
-from simlab.runs.states import State
+from simlab.engines.base import Launch, Progress
+from simlab.state.rundir import RunDir, host_info
+from simlab.state.states import State
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +63,59 @@ def execute(
     """Run the engine for the run at ``path`` to its end; return the final state.
 
     Whatever goes wrong, the run does not stay ``running``: an unexpected error marks
-    it ``failed`` with the error as its reason, then propagates.
+    it ``failed`` with the error as its reason, then propagates. A full disk is
+    named as such, and the reason reaches both status.json and the log.
     """
     rundir = RunDir(path)
     try:
         return _execute(rundir, resume, time_limit)
     except BaseException as exc:
         logger.exception("run %s: task failed", rundir.id)
+        reason = failure_reason(exc)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            rundir.release_reserve()
+        with contextlib.suppress(OSError), open(rundir.log_path, "a") as log:
+            log.write(f"simlab: run failed: {reason}\n")
         if not rundir.state.is_final:
-            rundir.transition(State.FAILED, reason=f"{type(exc).__name__}: {exc}")
+            rundir.transition(State.FAILED, reason=reason)
         raise
+
+
+def failure_reason(exc: BaseException) -> str:
+    """An error as a run's failure reason, with a full disk said in words.
+
+    Examples
+    --------
+    >>> failure_reason(OSError(28, "No space left on device", "/runs/x/log"))
+    'disk full (ENOSPC) writing /runs/x/log: free space in the run root, then resume'
+    """
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return f"disk full (ENOSPC){where}: free space in the run root, then resume"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def exit_reason(argv0: str, returncode: int, tail: list[str]) -> str:
+    """Why a code's process ended badly, from its exit status and last lines.
+
+    Examples
+    --------
+    >>> exit_reason("python", -9, [])
+    'python was killed by signal 9 (SIGKILL)'
+    >>> exit_reason("Gadget4", 1, ["fwrite: No space left on device"])
+    'disk full (ENOSPC): Gadget4 exited with status 1: fwrite: No space left on device'
+    """
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "unknown"
+        return f"{argv0} was killed by signal {-returncode} ({name})"
+    reason = f"{argv0} exited with status {returncode}"
+    full = next((line for line in tail if "No space left on device" in line), None)
+    if full is not None:
+        return f"disk full (ENOSPC): {reason}: {full.strip()}"
+    return reason
 
 
 def _time_left(time_limit: float | None) -> float | None:
@@ -111,10 +156,11 @@ def _job_info() -> dict[str, str]:
 def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     config = rundir.config()
     engine = registry.get(config.code.engine)
+    launch = Launch.from_dict(rundir.read_json("launch.json"))
     argv = (
-        engine.restart(config, rundir.path)
+        engine.restart(config, rundir.path, launch)
         if resume
-        else engine.command(config, rundir.path)
+        else engine.command(config, rundir.path, launch)
     )
     if argv is None:
         reason = "asked to resume but the run has no checkpoint (not restarting afresh)"
@@ -165,68 +211,88 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
             job_pid=proc.pid,
             heartbeat=time.time(),
         )
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-        last_write = 0.0
-        latest = None
-        cancelled = stop_requested = False
-        while True:
-            try:
-                line = lines.get(timeout=0.2)
-            except queue.Empty:
-                line = ""
-            if line is None:
-                break
-            if line:
-                log.write(line)
-                tail.append(line.rstrip("\n"))
-                progress = engine.parse_progress(line)
-                if progress is not None:
-                    latest = progress
-            now = time.monotonic()
-            if latest is not None and now - last_write > STATUS_INTERVAL:
-                rundir.update(
-                    progress={
-                        **latest.to_dict(),
-                        "fraction": latest.fraction(a_start, a_end),
-                    },
-                    heartbeat=time.time(),
-                )
-                latest, last_write = None, now
-            elif now - last_write > HEARTBEAT_INTERVAL:
-                rundir.update(heartbeat=time.time())
-                last_write = now
-            if rundir.requested("stop"):
-                stop_requested = True
-                log.write("simlab: stop requested, asking the code to checkpoint\n")
-                engine.request_stop(rundir.path)
-                (rundir.path / ".request-stop").unlink(missing_ok=True)
-            if rundir.requested("cancel") and not cancelled:
-                cancelled = True
-                log.write("simlab: cancel requested, ending the process group\n")
-                _terminate(proc)
+        try:
+            lines: queue.Queue[str | None] = queue.Queue()
+            threading.Thread(
+                target=_pump, args=(proc.stdout, lines), daemon=True
+            ).start()
+            last_write = 0.0
+            latest = None
+            first_report = True
+            cancelled = stop_requested = False
+            while True:
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    line = ""
+                if line is None:
+                    break
+                if line:
+                    log.write(line)
+                    tail.append(line.rstrip("\n"))
+                    progress = engine.parse_progress(line)
+                    if progress is not None:
+                        latest = progress
+                now = time.monotonic()
+                if latest is not None and now - last_write > STATUS_INTERVAL:
+                    fields = _progress_fields(latest, a_start, a_end)
+                    if first_report:  # where this segment's measured rate starts
+                        fields["progress_start"] = fields["progress"]
+                        first_report = False
+                    rundir.update(**fields, heartbeat=time.time())
+                    latest, last_write = None, now
+                elif now - last_write > HEARTBEAT_INTERVAL:
+                    rundir.update(heartbeat=time.time())
+                    last_write = now
+                if rundir.requested("stop"):
+                    stop_requested = True
+                    log.write("simlab: stop requested, asking the code to checkpoint\n")
+                    engine.request_stop(rundir.path)
+                    (rundir.path / ".request-stop").unlink(missing_ok=True)
+                if rundir.requested("cancel") and not cancelled:
+                    cancelled = True
+                    log.write("simlab: cancel requested, ending the process group\n")
+                    _terminate(proc)
+        except BaseException:
+            # the task itself failed (a full disk, an interrupt): never leave the
+            # code running without anyone reading its output
+            _terminate(proc)
+            raise
         returncode = proc.wait()
         log.write(f"simlab: process exited with status {returncode}\n")
     if latest is not None:
-        rundir.update(
-            progress={**latest.to_dict(), "fraction": latest.fraction(a_start, a_end)}
-        )
+        rundir.update(**_progress_fields(latest, a_start, a_end))
     if cancelled:
         rundir.clear_requests()
-        rundir.transition(State.CANCELLED, returncode=returncode)
+        rundir.transition(
+            State.CANCELLED, returncode=returncode, reason="cancelled while running"
+        )
         return State.CANCELLED.value
     outcome = engine.outcome(config, rundir.path, returncode)
-    if outcome == State.FAILED.value:
-        reason = f"{argv[0]} exited with status {returncode}"
+    if outcome.details:
+        rundir.update(**outcome.details)
+    if outcome.state == State.FAILED.value:
+        reason = outcome.reason or exit_reason(argv[0], returncode, list(tail))
         rundir.transition(
             State.FAILED, returncode=returncode, reason=reason, log_tail=list(tail)
         )
-    elif outcome == State.CHECKPOINTED.value:
+    elif outcome.state == State.CHECKPOINTED.value:
         # a checkpoint the user asked for ends the chain; one forced by the time
         # limit is continued by the dispatcher
         rundir.transition(
             State.CHECKPOINTED, returncode=returncode, stop_requested=stop_requested
         )
     else:
-        rundir.transition(State(outcome), returncode=returncode)
-    return outcome
+        rundir.transition(State(outcome.state), returncode=returncode)
+    return outcome.state
+
+
+def _progress_fields(progress: Progress, a_start: float, a_end: float) -> dict:
+    """The status fields of one progress report, stamped with the wall time."""
+    return {
+        "progress": {
+            **progress.to_dict(),
+            "fraction": progress.fraction(a_start, a_end),
+            "time": time.time(),
+        }
+    }

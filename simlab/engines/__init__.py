@@ -1,9 +1,16 @@
-"""Registry of simulation engines: built-ins plus ``simlab.engines`` entry points."""
+"""Registry of simulation engines: built-ins plus ``simlab.engines`` entry points.
+
+A third-party engine that fails to load is reported with a warning and left out,
+as xarray does for a broken backend: one broken plugin never breaks the others.
+"""
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
+
+from simlab.errors import SimlabWarning
 
 if TYPE_CHECKING:
     from simlab.engines.base import Engine
@@ -26,8 +33,17 @@ class EngineRegistry:
         """Register engines that other packages declare under ``simlab.engines``."""
         self._loaded_entry_points = True
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name not in self._engines:
+            if ep.name in self._engines:
+                continue
+            try:
                 self.register(ep.load()())
+            except Exception as exc:  # a plugin's own bug: report it, skip it
+                warnings.warn(
+                    f"simlab engine {ep.name!r} ({ep.value}) could not be loaded and "
+                    f"is skipped: {type(exc).__name__}: {exc}",
+                    SimlabWarning,
+                    stacklevel=2,
+                )
 
     def names(self) -> list[str]:
         """Sorted names of every engine available."""

@@ -3,19 +3,90 @@
 An engine turns a validated :class:`~simlab.config.RunConfig` into input files and a
 command line, and reads progress and outputs back. It holds no state between calls,
 so the same object serves every run; the run directory carries the rest.
+
+Engines are handed what they need and look nothing up themselves: the service
+resolves the executable (one rule for every code), the MPI launcher and the job's
+walltime from the cluster profile once, at submission, and passes them as a
+:class:`Launch`. Each engine declares its ``code.options`` as a pydantic model
+(:class:`EngineOptions`), which both validates them and gives forms their schema.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from simlab.config import RunConfig
 
 #: One problem found by ``Engine.validate``: (field path, value, message).
 Problem = tuple[tuple[str | int, ...], Any, str]
+
+
+class EngineOptions(BaseModel):
+    """Base of every engine's ``code.options`` model.
+
+    Unknown option names and non-finite numbers are errors, as in RunConfig.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+def options_schema(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
+    """An options model as JSON-schema nodes by option name (``$ref`` resolved).
+
+    Examples
+    --------
+    >>> from pydantic import Field
+    >>> class Opts(EngineOptions):
+    ...     steps: int = Field(3, ge=0, description="how many")
+    >>> options_schema(Opts)["steps"]["minimum"]
+    0
+    """
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in node:
+            target = defs[node["$ref"].rsplit("/", 1)[-1]]
+            return {**resolve(target), **{k: v for k, v in node.items() if k != "$ref"}}
+        return node
+
+    return {name: resolve(node) for name, node in schema["properties"].items()}
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a run's code: resolved by the service once, at submission.
+
+    ``executable`` is the absolute path of the code (None for the embedded engine)
+    and ``source`` says which setting named it; ``launcher`` is the MPI argv prefix
+    from the cluster profile; ``walltime`` the batch job's length in seconds (None
+    on a machine without one).
+    """
+
+    executable: str | None = None
+    source: str = ""
+    launcher: tuple[str, ...] = ()
+    walltime: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as kept in the run directory's ``launch.json``."""
+        return {**asdict(self), "launcher": list(self.launcher)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Launch:
+        """Read back :meth:`to_dict` (other keys of ``launch.json`` are skipped)."""
+        return cls(
+            executable=data.get("executable"),
+            source=data.get("source", ""),
+            launcher=tuple(data.get("launcher", ())),
+            walltime=data.get("walltime"),
+        )
 
 
 @dataclass(frozen=True)
@@ -34,8 +105,6 @@ class Progress:
 
     def fraction(self, a_start: float, a_end: float) -> float:
         """Fraction of the run done, linear in ln a (how codes spend their steps)."""
-        import math
-
         if self.a <= a_start:
             return 0.0
         done = math.log(self.a / a_start) / math.log(a_end / a_start)
@@ -55,29 +124,47 @@ class Health:
     message: str
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a code's process ended, as its engine reads it.
+
+    ``state`` is ``completed``, ``checkpointed`` or ``failed``; ``reason`` says why
+    it failed in words a user can act on (None to let the task describe the exit
+    status); ``details`` are extra status fields the engine wants recorded.
+    """
+
+    state: str
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A simulation code simlab can prepare, launch and read."""
 
     name: str
+    #: the model of the ``code.options`` this engine accepts
+    options_model: ClassVar[type[EngineOptions]]
+    #: the executable's default name on PATH (None: nothing to find, e.g. pm)
+    executable_name: ClassVar[str | None]
+    #: environment variable that may name the executable
+    executable_env: ClassVar[str | None]
+    #: whether a running code can be asked to write a checkpoint and stop
+    can_checkpoint: ClassVar[bool]
 
-    def health(self, config: RunConfig | None = None) -> Health:
+    def health(self, launch: Launch | None = None) -> Health:
         """Probe the code (executable, version); never raises."""
         ...
 
-    def options_schema(self) -> dict[str, dict[str, Any]]:
-        """The ``code.options`` it accepts: JSON-schema nodes by option name."""
-        ...
-
     def validate(self, config: RunConfig) -> list[Problem]:
-        """What this code cannot do with ``config``; empty when it can."""
+        """What this code cannot do with ``config`` (its options already valid)."""
         ...
 
-    def prepare(self, config: RunConfig, rundir: Path) -> None:
+    def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
         """Write everything the code reads into ``rundir/inputs``."""
         ...
 
-    def command(self, config: RunConfig, rundir: Path) -> list[str]:
+    def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """The argv that runs the code from ``rundir`` (no shell involved)."""
         ...
 
@@ -89,16 +176,19 @@ class Engine(Protocol):
         """Snapshot paths written so far, in time order."""
         ...
 
-    def restart(self, config: RunConfig, rundir: Path) -> list[str] | None:
-        """The argv that continues from the run's checkpoint, or None if none."""
+    def restart(
+        self, config: RunConfig, rundir: Path, launch: Launch
+    ) -> list[str] | None:
+        """The argv that continues from the run's checkpoint or last snapshot, or
+        None if there is nothing to continue from."""
         ...
 
     def request_stop(self, rundir: Path) -> None:
         """Ask the running code to write a checkpoint and exit (e.g. a stop file)."""
         ...
 
-    def outcome(self, config: RunConfig, rundir: Path, returncode: int) -> str:
-        """``completed``, ``checkpointed`` or ``failed`` for a process that ended.
+    def outcome(self, config: RunConfig, rundir: Path, returncode: int) -> Outcome:
+        """How a process that ended did: completed, checkpointed or failed.
 
         Codes differ: Gadget4 exits 0 after a time-limit stop, so the engine, not the
         exit status alone, decides.

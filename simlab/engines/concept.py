@@ -13,16 +13,30 @@ CONCEPT leaves when anything went wrong. Formats as observed on real runs:
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from simlab.engines.base import Health, Problem, Progress
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
+
+from simlab.engines.base import (
+    EngineOptions,
+    Health,
+    Launch,
+    Outcome,
+    Problem,
+    Progress,
+    options_schema,
+)
 from simlab.engines.concept_log import ProgressParser, read_log, strip_ansi
 
 if TYPE_CHECKING:
@@ -30,38 +44,78 @@ if TYPE_CHECKING:
 
     from simlab.config import RunConfig
 
-logger = logging.getLogger(__name__)
 
-#: Environment variable naming the ``concept`` script (third in the lookup order).
-ENV_EXECUTABLE = "SIMLAB_CONCEPT"
-#: Cluster-profile key naming the ``concept`` script (second in the lookup order).
-PROFILE_EXECUTABLE = "executables.concept"
+#: Where the service's one rule looks for the ``concept`` script, as words.
 _WHERE = (
-    f"set code.executable, {PROFILE_EXECUTABLE} in the cluster profile, "
-    f"{ENV_EXECUTABLE}, or put 'concept' on PATH"
+    "set code.executable, executables.concept in the cluster profile, "
+    "SIMLAB_CONCEPT, or put 'concept' on PATH"
 )
 PARAMS = "inputs/params.py"
 _SNAPSHOT = re.compile(r"^snapshot_a=(?P<a>\d+(?:\.\d*)?)(?:\.hdf5)?$")
 _POWERSPEC = re.compile(r"^powerspec_a=(?P<a>\d+(?:\.\d*)?)$")
-#: ``code.options`` CONCEPT understands, with what each may hold.
-OPTIONS = {
-    "gravity": "'pm' or 'p3m'",
-    "initial_conditions": "'simlab' (simlab's particles, default) or 'concept' "
-    "(CONCEPT realises them with CLASS)",
-    "ic_format": "'concept' (HDF5, default) or 'gadget' (SnapFormat 2)",
-    "snapshot_type": "'concept' (HDF5, default) or 'gadget'",
-    "A_s": "primordial amplitude in (0, 1e-7) (needed with initial_conditions "
-    "'concept': CONCEPT normalises by A_s, not sigma8)",
-    "random_seeds": "{'primordial amplitudes': int, 'primordial phases': int}",
-    "parameters": "{CONCEPT parameter name: literal value} passed as -c overrides",
-}
-_CHOICES = {
-    "gravity": ("pm", "p3m"),
-    "initial_conditions": ("simlab", "concept"),
-    "ic_format": ("concept", "gadget"),
-    "snapshot_type": ("concept", "gadget"),
-}
 _SEED_KEYS = ("primordial amplitudes", "primordial phases")
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+
+
+class ConceptSeeds(BaseModel):
+    """CONCEPT's two random seeds (its parameter ``random_seeds``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    primordial_amplitudes: Seed = Field(alias="primordial amplitudes")
+    primordial_phases: Seed = Field(alias="primordial phases")
+
+
+class ConceptOptions(EngineOptions):
+    """``code.options`` of the concept engine."""
+
+    gravity: Literal["pm", "p3m"] = Field("pm", description="gravity solver")
+    initial_conditions: Literal["simlab", "concept"] = Field(
+        "simlab",
+        description="'simlab': simlab's particles; 'concept': CONCEPT realises "
+        "them with CLASS (needs A_s)",
+    )
+    ic_format: Literal["concept", "gadget"] = Field(
+        "concept", description="IC file: CONCEPT HDF5 or GADGET SnapFormat 2"
+    )
+    snapshot_type: Literal["concept", "gadget"] = Field(
+        "concept", description="snapshot format CONCEPT writes"
+    )
+    A_s: float | None = Field(
+        None,
+        gt=0,
+        lt=1e-7,
+        description="primordial amplitude (needed with initial_conditions "
+        "'concept': CONCEPT normalises by A_s, not sigma8)",
+    )
+    random_seeds: ConceptSeeds | None = Field(
+        None, description="{'primordial amplitudes': int, 'primordial phases': int}"
+    )
+    parameters: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="{CONCEPT parameter name: literal value} passed as -c overrides",
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _plain_literals(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, item in value.items():
+            if not _parameter_name_ok(name):
+                raise ValueError(f"parameter name {name!r} must be a Python identifier")
+            problem = _literal_problem(item, name)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _amplitude_for_concept_ics(self) -> Self:
+        if self.initial_conditions == "concept" and self.A_s is None:
+            raise ValueError(
+                "A_s is required with initial_conditions 'concept': CONCEPT "
+                "normalises the primordial spectrum by A_s, not sigma8"
+            )
+        return self
 
 
 def _literal_problem(value: Any, where: str) -> str | None:
@@ -103,31 +157,36 @@ def _parameter_name_ok(name: Any) -> bool:
     return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
 
 
+def options(config: RunConfig) -> ConceptOptions:
+    """The run's ``code.options`` as the engine's model (validated before)."""
+    return ConceptOptions.model_validate(config.code.options)
+
+
 def overrides(config: RunConfig) -> list[str]:
     """``name = value`` strings for CONCEPT's ``-c`` from ``code.options.parameters``.
 
     Only checked names (Python identifiers, e.g. ``Δt_base_background_factor``) and
-    plain literals reach the command line; ``validate`` refuses anything else.
+    plain literals reach the command line; the options model refuses the rest.
     """
-    extra = config.code.options.get("parameters") or {}
+    extra = options(config).parameters
     return [f"{name} = {_literal(value)}" for name, value in extra.items()]
 
 
 def random_seeds(config: RunConfig) -> dict[str, int]:
     """CONCEPT's two seeds: ``code.options.random_seeds`` or ics.seed and seed + 1."""
-    given = config.code.options.get("random_seeds")
-    if given:
-        return {key: int(given[key]) for key in _SEED_KEYS}
+    given = options(config).random_seeds
+    if given is not None:
+        return given.model_dump(by_alias=True)
     seed = int(config.ics.seed)
     return {_SEED_KEYS[0]: seed, _SEED_KEYS[1]: (seed + 1) % 2**63}
 
 
 def ic_filename(config: RunConfig) -> str | None:
     """Name of the IC file in ``inputs/``, or None when CONCEPT makes the ICs."""
-    options = config.code.options
-    if options.get("initial_conditions", "simlab") == "concept":
+    opts = options(config)
+    if opts.initial_conditions == "concept":
         return None
-    return "ics.gadget" if options.get("ic_format") == "gadget" else "ics.hdf5"
+    return "ics.gadget" if opts.ic_format == "gadget" else "ics.hdf5"
 
 
 def parameter_file(config: RunConfig) -> str:
@@ -140,7 +199,7 @@ def parameter_file(config: RunConfig) -> str:
     from simlab.__about__ import __version__
 
     cosmo = config.cosmology
-    options = config.code.options
+    opts = options(config)
     h = cosmo.h
     times = tuple(config.outputs.times)
     kinds = [
@@ -151,7 +210,7 @@ def parameter_file(config: RunConfig) -> str:
         )
         if wanted
     ]
-    gravity = options.get("gravity", "pm")
+    gravity = opts.gravity
     ic_file = ic_filename(config)
     lines = [
         f"# CONCEPT parameter file written by simlab {__version__} for run "
@@ -176,7 +235,7 @@ def parameter_file(config: RunConfig) -> str:
         "output_times = {"
         + ", ".join(f"{k!r}: {_literal(times)}" for k in kinds)
         + "}",
-        f"snapshot_type = {options.get('snapshot_type', 'concept')!r}",
+        f"snapshot_type = {opts.snapshot_type!r}",
         "",
         "# Numerics",
         f"boxsize = {config.box.size / h!r}*Mpc  # {config.box.size!r} Mpc/h",
@@ -190,8 +249,8 @@ def parameter_file(config: RunConfig) -> str:
         f"a_begin = {config.ics.start!r}",
     ]
     spectrum: dict[str, float] = {"n_s": cosmo.n_s}
-    if "A_s" in options:
-        spectrum = {"A_s": float(options["A_s"]), **spectrum}
+    if opts.A_s is not None:
+        spectrum = {"A_s": opts.A_s, **spectrum}
     lines.append(f"primordial_spectrum = {_literal(spectrum)}")
     lines += [
         "",
@@ -208,42 +267,15 @@ def parameter_file(config: RunConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _profile_executable(config: RunConfig | None) -> str | None:
-    """``executables.concept`` of the run's cluster profile (default: ``local``)."""
-    from simlab.settings import cluster_profile
-
-    try:
-        profile = cluster_profile(config.resources.cluster if config else "local")
-    except KeyError:
-        return None
-    executables = profile.get("executables") or {}
-    return executables.get("concept") if isinstance(executables, dict) else None
-
-
-def find_executable(config: RunConfig | None = None) -> tuple[str | None, str]:
-    """The ``concept`` script and where it was found.
-
-    Order: ``code.executable`` of the run, ``executables.concept`` in the run's
-    cluster profile (dask config ``simlab.clusters.<name>.executables.concept``),
-    the ``SIMLAB_CONCEPT`` environment variable, then ``concept`` on ``PATH``.
-    """
-    candidates = [
-        (config.code.executable if config is not None else None, "code.executable"),
-        (_profile_executable(config), PROFILE_EXECUTABLE),
-        (os.environ.get(ENV_EXECUTABLE), ENV_EXECUTABLE),
-        ("concept", "PATH"),
-    ]
-    for value, source in candidates:
-        if value:
-            found = shutil.which(str(value))
-            return (found, source) if found else (None, f"{source}={value!r}")
-    return None, "PATH"
-
-
 class ConceptEngine:
     """Engine plugin for CONCEPT, driven through its ``concept`` script."""
 
     name = "concept"
+    options_model = ConceptOptions
+    executable_name = "concept"
+    executable_env = "SIMLAB_CONCEPT"
+    #: CONCEPT has no stop file: a run is cancelled and resumed from a snapshot
+    can_checkpoint = False
     #: xarray backend that opens this engine's snapshots
     snapshot_backend = "concept"
 
@@ -252,29 +284,13 @@ class ConceptEngine:
 
     def options_schema(self) -> dict[str, dict[str, Any]]:
         """``code.options`` this engine accepts, as JSON-schema nodes by name."""
-        nodes: dict[str, dict[str, Any]] = {
-            name: {"enum": list(choices), "description": OPTIONS[name]}
-            for name, choices in _CHOICES.items()
-        }
-        nodes["A_s"] = {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "exclusiveMaximum": 1e-7,
-            "description": OPTIONS["A_s"],
-        }
-        for name in ("random_seeds", "parameters"):
-            nodes[name] = {"type": "object", "description": OPTIONS[name]}
-        return nodes
+        return options_schema(ConceptOptions)
 
-    def health(self, config: RunConfig | None = None) -> Health:
-        """Find the ``concept`` script and ask it ``--version``; never raises."""
-        exe, source = find_executable(config)
+    def health(self, launch: Launch | None = None) -> Health:
+        """Ask the ``concept`` script for ``--version``; never raises."""
+        exe = (launch or Launch()).executable
         if exe is None:
-            return Health(
-                ok=False,
-                version="",
-                message=f"CONCEPT not found ({source}); {_WHERE}",
-            )
+            return Health(ok=False, version="", message=f"CONCEPT not found; {_WHERE}")
         try:
             done = subprocess.run(
                 [exe, "--version"],
@@ -295,42 +311,13 @@ class ConceptEngine:
                 version=version,
                 message=f"{exe} --version exited with status {done.returncode}: {tail}",
             )
+        source = (launch or Launch()).source
         return Health(ok=True, version=version, message=f"{exe} (from {source})")
 
     def validate(self, config: RunConfig) -> list[Problem]:
-        """Options CONCEPT does not know and requests simlab cannot map to it."""
+        """Requests simlab cannot map to CONCEPT (its options already valid)."""
         problems: list[Problem] = []
-        options = config.code.options
-        loc = ("code", "options")
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            allowed = "; ".join(f"{k}: {v}" for k, v in OPTIONS.items())
-            problems.append(
-                (loc, unknown, f"unknown concept option(s); allowed: {allowed}")
-            )
-        for key, choices in _CHOICES.items():
-            if key in options and options[key] not in choices:
-                problems.append(
-                    ((*loc, key), options[key], f"must be one of {', '.join(choices)}")
-                )
-        if "A_s" in options:
-            value = options["A_s"]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not (0 < value < 1e-7)
-            ):
-                problems.append(((*loc, "A_s"), value, f"must be {OPTIONS['A_s']}"))
-        concept_ics = options.get("initial_conditions", "simlab") == "concept"
-        if concept_ics and "A_s" not in options:
-            problems.append(
-                (
-                    (*loc, "A_s"),
-                    None,
-                    "required with initial_conditions 'concept': "
-                    "CONCEPT normalises the primordial spectrum by A_s, not sigma8",
-                )
-            )
+        concept_ics = options(config).initial_conditions == "concept"
         if concept_ics and (config.ics.fixed or config.ics.paired):
             problems.append(
                 (
@@ -340,36 +327,6 @@ class ConceptEngine:
                     "use initial_conditions 'simlab'",
                 )
             )
-        seeds = options.get("random_seeds")
-        if seeds is not None and (
-            not isinstance(seeds, dict)
-            or set(seeds) != set(_SEED_KEYS)
-            or not all(
-                isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
-                for v in seeds.values()
-            )
-        ):
-            problems.append(
-                ((*loc, "random_seeds"), seeds, f"must be {OPTIONS['random_seeds']}")
-            )
-        extra = options.get("parameters")
-        if extra is not None:
-            if not isinstance(extra, dict):
-                problems.append(((*loc, "parameters"), extra, "must be a mapping"))
-            else:
-                for name, value in extra.items():
-                    if not _parameter_name_ok(name):
-                        problems.append(
-                            (
-                                (*loc, "parameters"),
-                                name,
-                                "parameter names must be Python identifiers",
-                            )
-                        )
-                        continue
-                    problem = _literal_problem(value, str(name))
-                    if problem:
-                        problems.append(((*loc, "parameters", name), value, problem))
         cores = config.resources.cores
         if config.mesh % 2 or config.mesh % cores:
             problems.append(
@@ -400,7 +357,7 @@ class ConceptEngine:
             )
         return problems
 
-    def prepare(self, config: RunConfig, rundir: Path) -> None:
+    def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
         """Write ``inputs/params.py`` and, unless CONCEPT makes them, the ICs."""
         from simlab.ics import make_particles
         from simlab.io.concept import write_concept_snapshot, write_gadget_snapshot
@@ -416,19 +373,19 @@ class ConceptEngine:
                 write_concept_snapshot(inputs / ic_file, particles, config.cosmology)
         (Path(rundir) / PARAMS).write_text(parameter_file(config), encoding="utf-8")
 
-    def command(self, config: RunConfig, rundir: Path) -> list[str]:
+    def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """``concept -n CORES -p inputs/params.py --local [-c override ...]``.
 
         ``--local`` always: the dispatcher's task already runs inside the job (or
         on this machine), so CONCEPT must not submit a job of its own; its
         ``mpiexec`` spans the job's allocation.
         """
-        exe, source = find_executable(config)
+        exe = launch.executable
         if exe is None:
             from simlab.errors import EngineError
 
             raise EngineError(
-                f"CONCEPT executable not found ({source}); {_WHERE}",
+                f"CONCEPT executable not found; {_WHERE}",
                 engine=self.name,
                 rundir=str(rundir),
             )
@@ -462,7 +419,9 @@ class ConceptEngine:
 
         return read_powerspec(path, h=config.cosmology.h)
 
-    def restart(self, config: RunConfig, rundir: Path) -> list[str] | None:
+    def restart(
+        self, config: RunConfig, rundir: Path, launch: Launch
+    ) -> list[str] | None:
         """Continue from the latest snapshot before the end, if there is one.
 
         CONCEPT has no restart files; it starts from a snapshot with a_begin and
@@ -487,7 +446,7 @@ class ConceptEngine:
         ]
         times = "{" + ", ".join(f"{k!r}: {_literal(remaining)}" for k in kinds) + "}"
         return [
-            *self.command(config, rundir),
+            *self.command(config, rundir, launch),
             "-c",
             f"initial_conditions = {str(Path(path).resolve())!r}",
             "-c",
@@ -497,14 +456,18 @@ class ConceptEngine:
         ]
 
     def request_stop(self, rundir: Path) -> None:
-        """CONCEPT has no clean-stop file: log it; cancel ends the run instead."""
-        logger.warning(
-            "%s: CONCEPT cannot be asked to stop cleanly; cancel the run and "
-            "restart it from its last snapshot",
-            rundir,
+        """CONCEPT has no clean-stop file (``can_checkpoint`` is False, so the
+        service refuses ``stop``): cancel the run and resume it instead."""
+        from simlab.errors import EngineError
+
+        raise EngineError(
+            "CONCEPT cannot write a checkpoint on request: cancel the run and "
+            "resume it from its last snapshot",
+            engine=self.name,
+            rundir=str(rundir),
         )
 
-    def outcome(self, config: RunConfig, rundir: Path, returncode: int) -> str:
+    def outcome(self, config: RunConfig, rundir: Path, returncode: int) -> Outcome:
         """``completed`` after the closing line and status 0, else ``failed``.
 
         A run with warnings also exits 0 but ends with "run N finished" (without
@@ -517,10 +480,8 @@ class ConceptEngine:
             text = Path(log_err).read_text(errors="replace")
             report["log_err_text"] = text[-4000:]
             (Path(rundir) / "concept_log_err").write_text(text)
-        from simlab.runs.rundir import RunDir
-
-        RunDir(rundir).update(concept=report)
-        return "completed" if returncode == 0 and report["finished"] else "failed"
+        state = "completed" if returncode == 0 and report["finished"] else "failed"
+        return Outcome(state, details={"concept": report})
 
 
 def _by_time(folder: Path, pattern: re.Pattern[str]) -> list[Path]:

@@ -1,14 +1,10 @@
 """The Gadget4 engine: parameter file, output list, build checks, progress, restarts.
 
 Gadget4 cannot be installed from a package registry; users build it on their own
-machines, so simlab works with the user's executable. Which one is one rule, the
-most specific setting first:
-
-1. ``code.executable`` of the run;
-2. ``executables.gadget4`` in the run's cluster profile (dask config
-   ``simlab.clusters.<name>.executables.gadget4``);
-3. the ``SIMLAB_GADGET4`` environment variable;
-4. ``Gadget4`` on ``PATH``.
+machines, so simlab works with the user's executable, found by the service's one
+rule (:mod:`simlab.service.executables`: ``code.executable``, the profile's
+``executables.gadget4``, ``SIMLAB_GADGET4``, ``Gadget4`` on ``PATH``) and handed in
+as :class:`~simlab.engines.base.Launch` with the MPI launcher and the walltime.
 
 The run directory is the code's working directory: ``inputs/param.txt``,
 ``inputs/outputs.txt``, ``inputs/ics.hdf5`` (simlab's particles, ICFormat 3) and
@@ -21,15 +17,23 @@ is read from its output, not its exit status.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from simlab.engines.base import Health, Problem, Progress
+from pydantic import Field
+
+from simlab.engines.base import (
+    EngineOptions,
+    Health,
+    Launch,
+    Outcome,
+    Problem,
+    Progress,
+    options_schema,
+)
 from simlab.engines.gadget4_build import (
     BuildOptions,
     build_problems,
@@ -49,8 +53,6 @@ if TYPE_CHECKING:
     from simlab.config import RunConfig
 
 NAME = "gadget4"
-ENV_EXECUTABLE = "SIMLAB_GADGET4"
-DEFAULT_EXECUTABLE = "Gadget4"
 PARAM_FILE = "inputs/param.txt"
 OUTPUT_LIST = "inputs/outputs.txt"
 IC_BASE = "inputs/ics"
@@ -75,121 +77,56 @@ MARKERS = {
 }
 
 
-@dataclass(frozen=True)
-class OptionSpec:
-    """One allowed ``code.options`` entry: its type, range and meaning."""
+class Gadget4Options(EngineOptions):
+    """``code.options`` of the gadget4 engine: simlab's choices, then the Gadget4
+    parameters a run may set directly (defaults as in the fixture runs; every
+    other parameter follows from the RunConfig)."""
 
-    kind: str  # "float", "int", "bool" or "choice"
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-    help: str = ""
-
-    def schema(self, default: Any = None) -> dict[str, Any]:
-        """This option as a JSON-schema node (what forms draw an input from)."""
-        node: dict[str, Any] = {"description": self.help}
-        if self.kind == "choice":
-            node["enum"] = list(self.choices)
-        elif self.kind == "str":
-            node["type"] = "string"
-        elif self.kind == "bool":
-            node["type"] = "boolean"
-        else:
-            node["type"] = "integer" if self.kind == "int" else "number"
-            if self.low is not None:
-                node["exclusiveMinimum"] = self.low
-            if self.high is not None:
-                node["maximum"] = self.high
-        if default is not None:
-            node["description"] = f"{self.help} (default {default})".lstrip()
-        return node
-
-    def check(self, value: Any) -> str | None:
-        """None when ``value`` fits, else what is allowed."""
-        if self.kind == "bool":
-            return None if isinstance(value, bool) else "true or false"
-        if self.kind == "choice":
-            return (
-                None
-                if value in self.choices
-                else "one of " + ", ".join(repr(c) for c in self.choices)
-            )
-        if self.kind == "str":
-            ok = isinstance(value, str) and value and "\n" not in value
-            return None if ok else "a path"
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if self.kind == "int":
-            numeric = numeric and float(value).is_integer()
-        allowed = f"{'an integer' if self.kind == 'int' else 'a number'} in "
-        allowed += f"({self.low:g}, {self.high:g}]"
-        low = -float("inf") if self.low is None else self.low
-        high = float("inf") if self.high is None else self.high
-        if not numeric or not low < float(value) <= high:
-            return allowed
-        return None
-
-
-#: simlab-level options of the gadget4 engine.
-SIMLAB_OPTIONS: dict[str, OptionSpec] = {
-    "ics": OptionSpec(
-        "choice",
-        choices=("simlab", "ngenic"),
-        help="'simlab' writes the particles to inputs/ics.hdf5 (ICFormat 3); "
+    ics: Literal["simlab", "ngenic"] = Field(
+        "simlab",
+        description="'simlab' writes the particles to inputs/ics.hdf5 (ICFormat 3); "
         "'ngenic' lets Gadget4's built-in N-GenIC make them (NGENIC build)",
-    ),
-    "fof": OptionSpec("bool", help="FOF group catalogues at every output"),
-    "subfind": OptionSpec("bool", help="SUBFIND subhalos too (implies fof)"),
-    "double_precision_output": OptionSpec("bool", help="float64 snapshots"),
-    "config_sh": OptionSpec("str", help="Config.sh the executable was built with"),
-    "softening_max_phys": OptionSpec(
-        "float", 0.0, 1e5, help="maximum physical softening in Mpc/h"
-    ),
-}
-#: Gadget4 parameters a run may set directly, with their defaults (those of the
-#: fixture runs) and ranges; every other parameter follows from the RunConfig.
-PARAMETER_DEFAULTS: dict[str, tuple[float, OptionSpec]] = {
-    "CpuTimeBetRestartFile": (3600.0, OptionSpec("float", 0, 1e9, help="s")),
-    "MaxMemSize": (1500, OptionSpec("int", 0, 1e8, help="MB per MPI rank")),
-    "TimeBetStatistics": (0.05, OptionSpec("float", 0, 10)),
-    "NumFilesPerSnapshot": (1, OptionSpec("int", 0, 1e6)),
-    "MaxFilesWithConcurrentIO": (1, OptionSpec("int", 0, 1e6)),
-    "ErrTolIntAccuracy": (0.05, OptionSpec("float", 0, 1)),
-    "CourantFac": (0.3, OptionSpec("float", 0, 1)),
-    "MaxSizeTimestep": (0.05, OptionSpec("float", 0, 1)),
-    "MinSizeTimestep": (0.0, OptionSpec("float", -1, 1)),
-    "TypeOfOpeningCriterion": (1, OptionSpec("int", -1, 1)),
-    "ErrTolTheta": (0.75, OptionSpec("float", 0, 2)),
-    "ErrTolThetaMax": (1.0, OptionSpec("float", 0, 2)),
-    "ErrTolForceAcc": (0.005, OptionSpec("float", 0, 1)),
-    "TopNodeFactor": (3.0, OptionSpec("float", 0, 100)),
-    "ActivePartFracForNewDomainDecomp": (0.01, OptionSpec("float", 0, 1)),
-    "DesNumNgb": (64, OptionSpec("int", 0, 10000)),
-    "MaxNumNgbDeviation": (1, OptionSpec("float", 0, 1000)),
-    "DesLinkNgb": (20, OptionSpec("int", 0, 10000)),
-    "TimeLimitCPU": (0.0, OptionSpec("float", 0, 1e9, help="s; default walltime")),
-}
+    )
+    fof: bool = Field(False, description="FOF group catalogues at every output")
+    subfind: bool = Field(False, description="SUBFIND subhalos too (implies fof)")
+    double_precision_output: bool = Field(False, description="float64 snapshots")
+    config_sh: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="Config.sh the executable was built with",
+    )
+    softening_max_phys: float | None = Field(
+        None, gt=0, le=1e5, description="maximum physical softening in Mpc/h"
+    )
+    CpuTimeBetRestartFile: float = Field(3600.0, gt=0, le=1e9, description="in s")
+    MaxMemSize: int = Field(1500, gt=0, le=10**8, description="MB per MPI rank")
+    TimeBetStatistics: float = Field(0.05, gt=0, le=10)
+    NumFilesPerSnapshot: int = Field(1, gt=0, le=10**6)
+    MaxFilesWithConcurrentIO: int = Field(1, gt=0, le=10**6)
+    ErrTolIntAccuracy: float = Field(0.05, gt=0, le=1)
+    CourantFac: float = Field(0.3, gt=0, le=1)
+    MaxSizeTimestep: float = Field(0.05, gt=0, le=1)
+    MinSizeTimestep: float = Field(0.0, gt=-1, le=1)
+    TypeOfOpeningCriterion: int = Field(1, ge=0, le=1)
+    ErrTolTheta: float = Field(0.75, gt=0, le=2)
+    ErrTolThetaMax: float = Field(1.0, gt=0, le=2)
+    ErrTolForceAcc: float = Field(0.005, gt=0, le=1)
+    TopNodeFactor: float = Field(3.0, gt=0, le=100)
+    ActivePartFracForNewDomainDecomp: float = Field(0.01, gt=0, le=1)
+    DesNumNgb: int = Field(64, gt=0, le=10000)
+    MaxNumNgbDeviation: float = Field(1, gt=0, le=1000)
+    DesLinkNgb: int = Field(20, gt=0, le=10000)
+    TimeLimitCPU: float = Field(
+        0.0, ge=0, le=1e9, description="in s; 0: 85% of the job's walltime"
+    )
 
 
-def check_options(options: dict[str, Any]) -> list[Problem]:
-    """Problems with ``code.options``: unknown names, wrong types, out of range."""
-    problems: list[Problem] = []
-    specs = {**SIMLAB_OPTIONS, **{k: v[1] for k, v in PARAMETER_DEFAULTS.items()}}
-    for name, value in options.items():
-        spec = specs.get(name)
-        if spec is None:
-            problems.append(
-                (
-                    ("code", "options", name),
-                    value,
-                    f"unknown gadget4 option; allowed: {', '.join(sorted(specs))} "
-                    "(cosmology, box, times and softening come from their own fields)",
-                )
-            )
-            continue
-        allowed = spec.check(value)
-        if allowed is not None:
-            problems.append((("code", "options", name), value, f"allowed: {allowed}"))
-    return problems
+#: Gadget4 parameters a run may set through ``code.options``.
+PARAMETER_NAMES = tuple(
+    name for name in Gadget4Options.model_fields if name[0].isupper()
+)
 
 
 def softening(config: RunConfig) -> float:
@@ -206,24 +143,30 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def parameters(config: RunConfig, build: BuildOptions) -> dict[str, str]:
+def options(config: RunConfig) -> Gadget4Options:
+    """The run's ``code.options`` as the engine's model (validated before)."""
+    return Gadget4Options.model_validate(config.code.options)
+
+
+def parameters(
+    config: RunConfig, build: BuildOptions, walltime: float | None = None
+) -> dict[str, str]:
     """Every Gadget4 parameter of the run, in the order of the fixture files.
 
     The key set is what the build expects: softening classes follow NSOFTCLASSES
     and NTYPES, DesLinkNgb exists only with SUBFIND, the N-GenIC block only with
-    NGENIC (Gadget4 stops on a missing or an unknown key).
+    NGENIC (Gadget4 stops on a missing or an unknown key). ``walltime`` is the
+    batch job's length in seconds (default: the run's ``resources.walltime``).
     """
-    opts = config.code.options
-    value = {k: opts.get(k, default) for k, (default, _) in PARAMETER_DEFAULTS.items()}
+    opts = options(config)
+    value = {name: getattr(opts, name) for name in PARAMETER_NAMES}
     if not value["TimeLimitCPU"]:
-        from simlab.dispatch.dispatcher import walltime_seconds
-
         # Gadget4 stops by itself at 85% of TimeLimitCPU, leaving time for restarts
-        value["TimeLimitCPU"] = walltime_seconds(config.resources.walltime)
-    if "MaxFilesWithConcurrentIO" not in opts:
+        value["TimeLimitCPU"] = walltime or config.resources.walltime_seconds
+    if "MaxFilesWithConcurrentIO" not in opts.model_fields_set:
         value["MaxFilesWithConcurrentIO"] = value["NumFilesPerSnapshot"]
     cosmo = config.cosmology
-    ngenic = opts.get("ics", "simlab") == "ngenic"
+    ngenic = opts.ics == "ngenic"
     p: dict[str, str] = {
         "InitCondFile": f"./{IC_BASE}",
         "OutputDir": f"./{OUTPUT_DIR}",
@@ -273,7 +216,7 @@ def parameters(config: RunConfig, build: BuildOptions) -> dict[str, str]:
         "GravityConstantInternal": "0",
     }
     eps = softening(config)
-    eps_phys = opts.get("softening_max_phys", eps)
+    eps_phys = opts.softening_max_phys or eps
     for i in range(build.softening_classes):
         p[f"SofteningComovingClass{i}"] = _number(eps)
         p[f"SofteningMaxPhysClass{i}"] = _number(eps_phys)
@@ -414,44 +357,20 @@ class Gadget4Engine:
     """Engine plugin for the user's own Gadget4 build (TreePM, HDF5 I/O)."""
 
     name = NAME
+    options_model = Gadget4Options
+    executable_name = "Gadget4"
+    executable_env = "SIMLAB_GADGET4"
+    can_checkpoint = True
     #: xarray backend that opens this engine's snapshots (see ``Run.open_snapshot``)
     snapshot_backend = "gadget4"
 
-    # -- where the code is and what it can do ------------------------------------
-    def executable(self, config: RunConfig | None = None) -> str:
-        """The executable by the module's rule; EngineError when none is found."""
-        candidates: list[tuple[str, str | None]] = []
-        if config is not None:
-            candidates.append(("code.executable", config.code.executable))
-            candidates.append(("profile", _profile_executable(config)))
-        candidates.append((ENV_EXECUTABLE, os.environ.get(ENV_EXECUTABLE)))
-        for where, value in candidates:
-            if value:
-                found = shutil.which(value) or (
-                    value if os.access(value, os.X_OK) else None
-                )
-                if found is None:
-                    raise EngineError(
-                        f"the Gadget4 executable from {where} ({value!r}) does not "
-                        "exist or is not executable",
-                        engine=NAME,
-                    )
-                return str(Path(found).absolute())
-        found = shutil.which(DEFAULT_EXECUTABLE)
-        if found is None:
-            raise EngineError(
-                "no Gadget4 executable: set code.executable, executables.gadget4 in "
-                f"the cluster profile, or {ENV_EXECUTABLE}, or put "
-                f"{DEFAULT_EXECUTABLE} on PATH",
-                engine=NAME,
-            )
-        return found
-
-    def build(self, config: RunConfig | None = None) -> BuildOptions:
+    # -- what the executable can do --------------------------------------------
+    def build(self, config: RunConfig | None, launch: Launch) -> BuildOptions:
         """Compile options: ``code.options.config_sh`` if given, else what the
         executable prints when run bare, else a ``Config.sh`` beside it."""
-        if config is not None and config.code.options.get("config_sh"):
-            path = Path(config.code.options["config_sh"]).expanduser()
+        config_sh = options(config).config_sh if config is not None else None
+        if config_sh:
+            path = Path(config_sh).expanduser()
             try:
                 return read_config_sh(path)
             except (OSError, ValueError) as exc:
@@ -459,7 +378,7 @@ class Gadget4Engine:
                     f"code.options.config_sh = {str(path)!r}: cannot read ({exc})",
                     engine=NAME,
                 ) from exc
-        exe = self.executable(config)
+        exe = _executable(launch)
         try:
             return probe(exe)
         except EngineError:
@@ -468,11 +387,10 @@ class Gadget4Engine:
                 return read_config_sh(beside)
             raise
 
-    def health(self, config: RunConfig | None = None) -> Health:
+    def health(self, launch: Launch | None = None) -> Health:
         """Executable, version/commit and compile options; never raises."""
         try:
-            exe = self.executable(config)
-            build = self.build(config)
+            build = self.build(None, launch or Launch())
         except EngineError as exc:
             return Health(ok=False, version="", message=exc.message)
         version = build.version or "unknown"
@@ -481,27 +399,21 @@ class Gadget4Engine:
         return Health(
             ok=True,
             version=version,
-            message=f"executable {exe}; compile options: {' '.join(build.lines())}",
+            message=f"executable {_executable(launch or Launch())}; compile "
+            f"options: {' '.join(build.lines())}",
         )
 
     # -- the Engine protocol -----------------------------------------------------
     def options_schema(self) -> dict[str, dict[str, Any]]:
         """``code.options`` this engine accepts, as JSON-schema nodes by name."""
-        nodes = {name: spec.schema() for name, spec in SIMLAB_OPTIONS.items()}
-        for name, (default, spec) in PARAMETER_DEFAULTS.items():
-            nodes[name] = spec.schema(default)
-        return nodes
+        return options_schema(Gadget4Options)
 
     def validate(self, config: RunConfig) -> list[Problem]:
         """What no Gadget4 build can do with ``config`` (cheap: no executable run)."""
         import math
 
-        problems = check_options(config.code.options)
-        if problems:
-            return problems
-        max_step = config.code.options.get(
-            "MaxSizeTimestep", PARAMETER_DEFAULTS["MaxSizeTimestep"][0]
-        )
+        problems: list[Problem] = []
+        max_step = options(config).MaxSizeTimestep
         times = config.outputs.times
         kind = "scale_factors" if config.outputs.scale_factors else "redshifts"
         for i in range(1, len(times)):
@@ -516,12 +428,13 @@ class Gadget4Engine:
                         f"spacing is at least MaxSizeTimestep ({max_step:g})",
                     )
                 )
+                break
         return problems
 
-    def prepare(self, config: RunConfig, rundir: Path) -> None:
+    def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
         """Check the build, then write ICs, output list and parameter file."""
         rundir = Path(rundir)
-        build = self.build(config)
+        build = self.build(config, launch)
         problems = build_problems(config, build)
         if problems:
             raise EngineError(
@@ -531,20 +444,20 @@ class Gadget4Engine:
             )
         inputs = rundir / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
-        if config.code.options.get("ics", "simlab") == "simlab":
+        if options(config).ics == "simlab":
             from simlab.ics import write_ics
 
             write_ics(config, rundir / f"{IC_BASE}.hdf5")
         times = "\n".join(repr(t) for t in config.outputs.times)
         (rundir / OUTPUT_LIST).write_text(times + "\n")
-        params = parameters(config, build)
+        params = parameters(config, build, launch.walltime)
         title = f"simlab run {config.metadata.name}: written for {build.source}"
         (rundir / PARAM_FILE).write_text(render_parameters(params, title))
         (rundir / OUTPUT_DIR).mkdir(exist_ok=True)
 
-    def command(self, config: RunConfig, rundir: Path) -> list[str]:
+    def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """``<launcher> <Gadget4> inputs/param.txt`` (launcher from the profile)."""
-        return [*_launcher(config), self.executable(config), PARAM_FILE]
+        return [*launch.launcher, _executable(launch), PARAM_FILE]
 
     def parse_progress(self, line: str) -> Progress | None:
         """Parse ``Sync-Point N, Time: a, Redshift: z, ...``."""
@@ -567,26 +480,28 @@ class Gadget4Engine:
 
         return read_powerspec(path)
 
-    def restart(self, config: RunConfig, rundir: Path) -> list[str] | None:
+    def restart(
+        self, config: RunConfig, rundir: Path, launch: Launch
+    ) -> list[str] | None:
         """RestartFlag 1 from restart files, else RestartFlag 2 from the latest
         snapshot, else None."""
         out = Path(rundir) / OUTPUT_DIR
         if (out / "restartfiles" / "restart.0").exists():
-            return [*self.command(config, rundir), "1"]
+            return [*self.command(config, rundir, launch), "1"]
         snaps = snapshot_numbers(out)
         if snaps:
-            return self.restart_from_snapshot(config, rundir, snaps[-1])
+            return self.restart_from_snapshot(config, rundir, launch, snaps[-1])
         return None
 
     def restart_from_snapshot(
-        self, config: RunConfig, rundir: Path, number: int
+        self, config: RunConfig, rundir: Path, launch: Launch, number: int
     ) -> list[str]:
         """RestartFlag 2: continue from snapshot ``number`` of this run."""
         if number not in snapshot_numbers(Path(rundir) / OUTPUT_DIR):
             raise EngineError(
                 f"no snapshot {number:03d} in {Path(rundir) / OUTPUT_DIR}", engine=NAME
             )
-        return [*self.command(config, rundir), "2", str(int(number))]
+        return [*self.command(config, rundir, launch), "2", str(int(number))]
 
     def request_stop(self, rundir: Path) -> None:
         """Create ``output/stop``: Gadget4 writes restart files and exits."""
@@ -594,7 +509,7 @@ class Gadget4Engine:
         out.mkdir(exist_ok=True)
         (out / "stop").touch()
 
-    def outcome(self, config: RunConfig, rundir: Path, returncode: int) -> str:
+    def outcome(self, config: RunConfig, rundir: Path, returncode: int) -> Outcome:
         """Decide from the log: Gadget4 exits 0 after stops and parameter errors.
 
         A ``stop`` file the process did not live to see is removed, so that it
@@ -602,36 +517,32 @@ class Gadget4Engine:
         """
         (Path(rundir) / OUTPUT_DIR / "stop").unlink(missing_ok=True)
         summary = summarize_log(_last_segment(Path(rundir) / "log"))
-        if returncode != 0 or summary.error is not None:
-            return "failed"
+        if summary.error is not None:
+            return Outcome("failed", f"Gadget4: {summary.error}")
+        if returncode != 0:
+            return Outcome("failed")
         restart_files = (
             Path(rundir) / OUTPUT_DIR / "restartfiles" / "restart.0"
         ).exists()
         if summary.stopped_by is not None and restart_files:
-            return "checkpointed"
+            return Outcome("checkpointed")
         end = config.outputs.times[-1]
         reached = summary.a_last is not None and summary.a_last >= end * (1 - 1e-6)
-        return "completed" if summary.finished and reached else "failed"
+        if summary.finished and reached:
+            return Outcome("completed")
+        last = "no time step" if summary.a_last is None else f"a={summary.a_last:.6g}"
+        return Outcome("failed", f"Gadget4 ended at {last} before a={end:.6g}")
 
 
-def _profile(config: RunConfig) -> dict[str, Any]:
-    from simlab.settings import cluster_profile
-
-    try:
-        return cluster_profile(config.resources.cluster)
-    except KeyError:
-        return {}
-
-
-def _profile_executable(config: RunConfig) -> str | None:
-    executables = _profile(config).get("executables") or {}
-    return executables.get(NAME) if isinstance(executables, dict) else None
-
-
-def _launcher(config: RunConfig) -> list[str]:
-    from simlab.dispatch.profiles import mpi_launcher
-
-    return mpi_launcher(_profile(config), config.resources.cores)
+def _executable(launch: Launch) -> str:
+    """The executable the service resolved; EngineError if it found none."""
+    if not launch.executable:
+        raise EngineError(
+            "no Gadget4 executable: set code.executable, executables.gadget4 in "
+            "the cluster profile, or SIMLAB_GADGET4, or put Gadget4 on PATH",
+            engine=NAME,
+        )
+    return launch.executable
 
 
 _SNAP_RE = re.compile(r"^snapshot_(?P<num>\d{3,})(\.0)?\.hdf5$")

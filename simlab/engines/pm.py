@@ -19,9 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 
 from simlab.__about__ import __version__
-from simlab.engines.base import Health, Problem, Progress
+from simlab.engines.base import (
+    EngineOptions,
+    Health,
+    Launch,
+    Outcome,
+    Problem,
+    Progress,
+    options_schema,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -41,29 +50,36 @@ STOP_FILE = "stop"
 EXIT_CHECKPOINTED = 3
 
 
+class PMOptions(EngineOptions):
+    """``code.options`` of the embedded engine."""
+
+    time_limit: float = Field(
+        0.0,
+        ge=0,
+        le=1e9,
+        description="checkpoint and stop after this long, in s (0: never)",
+    )
+    checkpoint_every: int = Field(
+        0, ge=0, le=100_000, description="write a checkpoint every N steps (0: never)"
+    )
+
+
 class PMEngine:
     """Engine plugin for the embedded PM code (pure numpy/scipy, one process)."""
 
     name = "pm"
+    options_model = PMOptions
+    executable_name = None
+    executable_env = None
+    can_checkpoint = True
     #: xarray backend that opens this engine's snapshots
     snapshot_backend = "gadget4"
 
     def options_schema(self) -> dict[str, dict[str, Any]]:
         """``code.options`` this engine accepts, as JSON-schema nodes by name."""
-        return {
-            "time_limit": {
-                "type": "number",
-                "minimum": 0,
-                "description": "checkpoint and stop after this long, in s (0: never)",
-            },
-            "checkpoint_every": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "write a checkpoint every N steps (0: never)",
-            },
-        }
+        return options_schema(PMOptions)
 
-    def health(self, config: RunConfig | None = None) -> Health:
+    def health(self, launch: Launch | None = None) -> Health:
         """Always available: it ships with simlab."""
         return Health(ok=True, version=__version__, message="embedded (numpy/scipy)")
 
@@ -97,18 +113,9 @@ class PMEngine:
                     "the embedded engine runs on one node (it uses threads, not MPI)",
                 )
             )
-        unknown = sorted(set(config.code.options) - {"time_limit", "checkpoint_every"})
-        if unknown:
-            problems.append(
-                (
-                    ("code", "options"),
-                    unknown,
-                    "unknown pm option(s); allowed: time_limit (s), checkpoint_every",
-                )
-            )
         return problems
 
-    def prepare(self, config: RunConfig, rundir: Path) -> None:
+    def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
         """Write the initial conditions as ``inputs/ics.hdf5``."""
         from simlab.ics import write_ics
 
@@ -116,7 +123,7 @@ class PMEngine:
         inputs.mkdir(parents=True, exist_ok=True)
         write_ics(config, inputs / "ics.hdf5")
 
-    def command(self, config: RunConfig, rundir: Path) -> list[str]:
+    def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """``python -m simlab.engines.pm RUNDIR`` with this interpreter."""
         return [sys.executable, "-m", "simlab.engines.pm", str(rundir)]
 
@@ -146,28 +153,40 @@ class PMEngine:
 
         return xr.load_dataarray(path, engine="h5netcdf")
 
-    def restart(self, config: RunConfig, rundir: Path) -> list[str] | None:
-        """Resume from ``checkpoint/state.npz`` if the run left one."""
-        if not (Path(rundir) / CHECKPOINT).exists():
+    def restart(
+        self, config: RunConfig, rundir: Path, launch: Launch
+    ) -> list[str] | None:
+        """Resume from ``checkpoint/state.npz`` if the run left one (bitwise the
+        same result), else from its latest snapshot before the end (to float32
+        rounding), else None."""
+        argv = self.command(config, rundir, launch)
+        if (Path(rundir) / CHECKPOINT).exists():
+            return [*argv, "--resume"]
+        done = [int(p.stem.rsplit("_", 1)[1]) for p in self.outputs(rundir)]
+        last = len(config.outputs.times) - 1
+        earlier = [n for n in done if n < last]
+        if not earlier:
             return None
-        return [*self.command(config, rundir), "--resume"]
+        return [*argv, "--from-snapshot", str(earlier[-1])]
 
     def request_stop(self, rundir: Path) -> None:
         """Create the stop file the solver checks after every step."""
         (Path(rundir) / STOP_FILE).touch()
 
-    def outcome(self, config: RunConfig, rundir: Path, returncode: int) -> str:
+    def outcome(self, config: RunConfig, rundir: Path, returncode: int) -> Outcome:
         """Exit 0 with the last output written is ``completed``; 3 ``checkpointed``."""
         if returncode == EXIT_CHECKPOINTED and (Path(rundir) / CHECKPOINT).exists():
-            return "checkpointed"
+            return Outcome("checkpointed")
         last = len(config.outputs.times) - 1
         out = Path(rundir) / "output"
         wanted = [
             out / f"snapshot_{last:03d}.hdf5" if config.outputs.snapshots else None,
             out / f"powerspec_{last:03d}.nc" if config.outputs.power_spectra else None,
         ]
-        wrote_last = all(path.exists() for path in wanted if path is not None)
-        return "completed" if returncode == 0 and wrote_last else "failed"
+        missing = [p.name for p in wanted if p is not None and not p.exists()]
+        if returncode == 0 and missing:
+            return Outcome("failed", f"exited 0 without writing {', '.join(missing)}")
+        return Outcome("completed" if returncode == 0 else "failed")
 
 
 def _save_checkpoint(rundir: Path, state: State, step: int, outputs_done: int) -> None:
@@ -242,8 +261,29 @@ def _initial_state(config: RunConfig, rundir: Path) -> tuple[State, np.ndarray]:
     return State(x=x, p=p, a=a), particles.ids[order]
 
 
-def simulate(config: RunConfig, rundir: Path, resume: bool = False) -> int:
-    """Evolve the run to its last output time; return the process exit status."""
+def _snapshot_state(rundir: Path, number: int) -> tuple[State, np.ndarray]:
+    """The particles of output ``number``, ordered by id, as a solver state."""
+    from simlab.engines.pm_solver import State, momentum_from_velocity
+    from simlab.io.gadget4 import read_particles
+
+    particles = read_particles(rundir / "output" / f"snapshot_{number:03d}.hdf5")
+    order = np.argsort(particles.ids, kind="stable")
+    x = particles.positions[order].astype(np.float64)
+    v = particles.velocities[order].astype(np.float64)
+    state = State(x=x, p=momentum_from_velocity(v, particles.a), a=particles.a)
+    return state, particles.ids[order]
+
+
+def simulate(
+    config: RunConfig,
+    rundir: Path,
+    resume: bool = False,
+    from_snapshot: int | None = None,
+) -> int:
+    """Evolve the run to its last output time; return the process exit status.
+
+    ``resume`` continues from the checkpoint, ``from_snapshot`` from that output.
+    """
     from simlab.engines.pm_solver import PMSolver, State, time_steps
 
     rundir = Path(rundir)
@@ -265,11 +305,22 @@ def simulate(config: RunConfig, rundir: Path, resume: bool = False) -> int:
         state = State(x=saved["x"], p=saved["p"], a=float(saved["a"]))
         first, outputs_done = int(saved["step"]), int(saved["outputs_done"])
         print(f"pm: resumed at step {first}/{n_steps} a={state.a:.6f}", flush=True)
-    options = config.code.options
-    time_limit = float(
-        options.get("time_limit", os.environ.get("SIMLAB_TIME_LIMIT", 0))
+    elif from_snapshot is not None:
+        state, ids = _snapshot_state(rundir, from_snapshot)
+        first = int(np.argmin(np.abs(np.log(boundaries / state.a))))
+        outputs_done = from_snapshot + 1
+        print(
+            f"pm: continuing from output {from_snapshot} at step {first}/{n_steps} "
+            f"a={state.a:.6f}",
+            flush=True,
+        )
+    options = PMOptions.model_validate(config.code.options)
+    time_limit = (
+        options.time_limit
+        if "time_limit" in options.model_fields_set
+        else float(os.environ.get("SIMLAB_TIME_LIMIT", 0))
     )
-    every = int(options.get("checkpoint_every", 0))
+    every = options.checkpoint_every
     print(
         f"pm: {config.box.particles_per_side}^3 particles, {config.mesh}^3 mesh, "
         f"{n_steps} steps from a={boundaries[0]:.6f} to a={boundaries[-1]:.6f}",
@@ -311,11 +362,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="simlab.engines.pm", description=__doc__)
     parser.add_argument("rundir", type=Path)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--from-snapshot", type=int, default=None)
     args = parser.parse_args(argv)
     config = RunConfig.model_validate(
         json.loads((args.rundir / "config.json").read_text())
     )
-    return simulate(config, args.rundir, resume=args.resume)
+    return simulate(
+        config, args.rundir, resume=args.resume, from_snapshot=args.from_snapshot
+    )
 
 
 if __name__ == "__main__":

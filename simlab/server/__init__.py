@@ -1,9 +1,9 @@
 """simlab's jupyter_server extension: the REST API under ``/simlab/api/``.
 
-Only the extension points live here. The manager (run root, catalogue and the
-Dispatcher) is created once per server and kept in ``web_app.settings``; the
-Dispatcher therefore lives as long as the server, and runs submitted from kernels
-survive kernel restarts.
+Only the extension points live here. The manager (run root and catalogue) is
+created once per server and kept in ``web_app.settings``. Runs belong to the run
+root's dispatcher process, not to the server, so they survive kernel and server
+restarts alike; at start the server settles what a dead process left behind.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 
 def _load_jupyter_server_extension(server_app: ServerApp) -> None:
-    """Create the manager, add the routes and tell kernels where the API is."""
+    """Create the manager and add the routes."""
     import atexit
 
-    from simlab.server.client import export_environment
     from simlab.server.manager import SimlabManager
     from simlab.server.routes import setup_route_handlers
 
@@ -41,12 +40,4 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     setup_route_handlers(web_app)
     manager.start_background_sync()
     atexit.register(manager.close)
-
-    def export() -> None:
-        export_environment(server_app)
-
-    export()
-    # the port is only final once the HTTP server is bound, which is scheduled
-    # on the loop after extensions load: export again after that
-    server_app.io_loop.add_callback(lambda: server_app.io_loop.add_callback(export))
     server_app.log.info("simlab: REST API at /simlab/api/, run root %s", manager.root)

@@ -1,8 +1,12 @@
-"""The server's one manager: run root, catalogue and Dispatcher, as JSON-ready models.
+"""The server's one manager: the run root and its catalogue, as JSON-ready models.
 
 Handlers stay thin: they parse the request, call one method here and serialise the
-answer. Every path this class touches is checked to lie inside the run root, and
-run ids must match :data:`simlab.runs.rundir.RUN_ID_RE` before any path is built.
+answer. Submitting, cancelling, stopping and resuming go through the run service,
+the same door as the CLI and Python: the runs belong to the run root's dispatcher
+process, not to the server, so they carry on when the server stops or dies. Every
+path this class touches is checked to lie inside the run root (symbolic links are
+never followed out of it), and run ids must match
+:data:`simlab.state.rundir.RUN_ID_RE` before any path is built.
 """
 
 from __future__ import annotations
@@ -18,15 +22,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from simlab import api
-from simlab.config import RunConfig, validate_config
-from simlab.dispatch.dispatcher import Dispatcher
-from simlab.errors import ConfigError, SimlabError
-from simlab.runs.catalog import Catalog
-from simlab.runs.rundir import RUN_ID_RE, RunDir
-from simlab.runs.states import State
+from simlab.dispatch.dispatcher import DispatchError
+from simlab.errors import RunError, SimlabError
 from simlab.server import metrics
+from simlab.service import eta, submission
+from simlab.service.run import Run
+from simlab.service.validation import validate_run
 from simlab.settings import cluster_profile, run_root
+from simlab.state import owners
+from simlab.state.catalog import Catalog
+from simlab.state.rundir import RUN_ID_RE, CorruptRunError, RunDir
+from simlab.state.states import State
 
 logger = logging.getLogger(__name__)
 
@@ -71,56 +77,45 @@ def _parse_time(stamp: str | None) -> float | None:
     return datetime.fromisoformat(stamp).timestamp() if stamp else None
 
 
-def eta_seconds(status: dict[str, Any], now: float | None = None) -> float | None:
-    """Seconds left for a running run, extrapolated from its progress so far.
-
-    Examples
-    --------
-    >>> eta_seconds({"state": "running", "progress": {"fraction": 0.25, "elapsed": 30}})
-    90.0
-    """
-    progress = status.get("progress") or {}
-    fraction = progress.get("fraction")
-    if status.get("state") != State.RUNNING or not fraction:
-        return None
-    elapsed = progress.get("elapsed")
-    if elapsed is None:
-        started = _parse_time((status.get("times") or {}).get("running"))
-        if started is None:
-            return None
-        elapsed = (now or time.time()) - started
-    return elapsed * (1.0 - fraction) / fraction
-
-
 def run_model(rundir: RunDir, row: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON model of one run: its catalogue row overlaid with status.json."""
-    status = rundir.status()
+    """The JSON model of one run: its catalogue row overlaid with status.json.
+
+    A run whose status.json cannot be read is ``corrupt``, with the reason.
+    """
     model = dict(row or {})
+    try:
+        status = rundir.status()
+    except CorruptRunError as exc:
+        model.update(
+            id=rundir.id, state=State.CORRUPT.value, reason=str(exc), eta=None,
+            progress=None, times={}, path=str(rundir.path),
+        )  # fmt: skip
+        return model
+    measured = eta.measured(status)
     model.update(
         id=rundir.id,
         name=status.get("name", model.get("name")),
         engine=status.get("engine", model.get("engine")),
         state=status["state"],
         progress=status.get("progress"),
-        eta=eta_seconds(status),
+        eta=measured.seconds if measured is not None else None,
         times=status.get("times", {}),
         updated=status.get("updated"),
         reason=status.get("reason"),
         cluster=status.get("cluster"),
+        segment=status.get("segment", 1),
         path=str(rundir.path),
     )
     return model
 
 
 class SimlabManager:
-    """Owns the user's run root, its catalogue and the Dispatcher of this server."""
+    """Owns the user's run root and its catalogue for this server."""
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root or run_root()).expanduser()
         self.catalog = Catalog(self.root)
         self._real_root = self.root.resolve()
-        self._dispatcher: Dispatcher | None = None
-        self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._next_sync = 0.0
         self._sync_callback: Any = None
@@ -128,38 +123,42 @@ class SimlabManager:
 
     # -- runs ---------------------------------------------------------------------
     @property
-    def dispatcher(self) -> Dispatcher:
-        """The Dispatcher, started on first submission."""
-        with self._lock:
-            if self._dispatcher is None:
-                self._dispatcher = Dispatcher()
-            return self._dispatcher
-
-    @property
     def started(self) -> bool:
-        """Whether the Dispatcher has started (a run was submitted)."""
-        return self._dispatcher is not None
+        """Whether the run root's dispatcher process is up on this host."""
+        return owners.holds_lock(self.root)
 
     def rundir(self, run_id: str) -> RunDir:
         """The run directory of ``run_id``, checked to be a run inside the root."""
         if not RUN_ID_RE.match(run_id):
             raise BadRequest(
-                f"run id {run_id!r} is not valid: expected NAME-YYYYMMDDTHHMMSS-xxxxxx "
-                "(letters, digits, '.', '_', '-')"
+                f"run id {run_id[:80]!r} is not valid: expected "
+                "NAME-YYYYMMDDTHHMMSS-xxxxxx (letters, digits, '.', '_', '-')"
             )
         path = self.root / run_id
         if (
-            not path.resolve().is_relative_to(self._real_root)
+            path.is_symlink()
+            or not path.resolve().is_relative_to(self._real_root)
             or not (path / "status.json").is_file()
         ):
             raise NotFound(f"run {run_id} not found in {self.root}")
         return RunDir(path)
 
+    def member(self, rundir: RunDir, name: str) -> Path | None:
+        """A file of the run directory that may be served: a regular file, not a
+        link, inside the run directory; None when there is none."""
+        path = rundir.path / name
+        if path.is_symlink() or not path.is_file():
+            return None
+        if not path.resolve().is_relative_to(rundir.path.resolve()):
+            return None
+        return path
+
     def refresh(self) -> None:
-        """Bring the catalogue up to date with the run directories (blocking)."""
+        """Bring the catalogue up to date with the run directories, and settle runs
+        no live process owns (blocking)."""
         with self._sync_lock:
             started = time.monotonic()
-            self.catalog.sync()
+            submission.settle(self.root)
             self._next_sync = time.monotonic() + max(
                 SYNC_INTERVAL, SYNC_PAUSE_FACTOR * (time.monotonic() - started)
             )
@@ -169,6 +168,8 @@ class SimlabManager:
 
         Listings read the catalogue as it is and overlay each row with its
         status.json, so a request never waits for a scan of the whole run root.
+        The first refresh runs at once: runs a dead server or dispatcher left
+        behind are settled when the server starts.
         """
         from tornado.ioloop import PeriodicCallback
 
@@ -179,6 +180,7 @@ class SimlabManager:
                 target=self._sync_logged, name="simlab-catalog-sync", daemon=True
             ).start()
 
+        tick()
         self._sync_callback = PeriodicCallback(tick, 1000 * SYNC_INTERVAL / 4)
         self._sync_callback.start()
 
@@ -213,7 +215,10 @@ class SimlabManager:
         """The model of one run, with its configuration."""
         rundir = self.rundir(run_id)
         model = self._model(rundir, self.catalog.get(run_id))
-        model["config"] = json.loads(rundir.config_path.read_text())
+        try:
+            model["config"] = rundir.read_json("config.json")
+        except CorruptRunError:
+            model["config"] = None
         return model
 
     def _model(self, rundir: RunDir, row: dict[str, Any] | None) -> dict[str, Any]:
@@ -223,72 +228,64 @@ class SimlabManager:
             self.catalog.add(rundir)
         return model
 
+    def _handle(self, run_id: str) -> Run:
+        rundir = self.rundir(run_id)
+        try:
+            rundir.status()
+        except CorruptRunError as exc:
+            raise Conflict(f"run {run_id} cannot be read: {exc}") from exc
+        return Run(rundir.path)
+
     def submit(
         self, config: dict[str, Any], cluster: str | None = None
     ) -> dict[str, Any]:
         """Validate, create and dispatch a run; ConfigError names each bad field."""
-        if cluster is not None:
-            config = {**config}
-            config["resources"] = {**config.get("resources", {}), "cluster": cluster}
-        valid = validate_config(config)
-        self._check_cluster(valid)
+        plan = validate_run(config, cluster=cluster)
         try:
-            api.check_active_limit(self.root)
+            submission.check_active_limit(self.root)
         except SimlabError as exc:
             raise Conflict(str(exc)) from exc
-        run = api.create(valid, self.root)
+        run = submission.create_from_plan(plan, self.root)
         started = time.perf_counter()
-        metrics.SUBMITTED.labels(code=valid.code.engine).inc()
+        metrics.SUBMITTED.labels(code=plan.config.code.engine).inc()
         try:
-            api.dispatch(run, self.dispatcher)
-        except Exception as exc:
-            logger.exception("run %s: could not dispatch", run.id)
-            raise Unavailable(
-                f"run {run.id} could not be dispatched and is failed: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            submission.hand_over(run)
+        except DispatchError as exc:
+            raise Unavailable(f"{exc}; the run is failed") from exc
         metrics.DISPATCH_LATENCY.observe(time.perf_counter() - started)
         return run_model(run.dir)
 
-    @staticmethod
-    def _check_cluster(config: RunConfig) -> None:
-        """ConfigError at ``resources.cluster`` for an unknown cluster profile."""
-        try:
-            cluster_profile(config.resources.cluster)
-        except KeyError as exc:
-            raise ConfigError(
-                [
-                    {
-                        "loc": "resources.cluster",
-                        "value": config.resources.cluster,
-                        "msg": exc.args[0],
-                    }
-                ]
-            ) from None
-
     def cancel(self, run_id: str) -> dict[str, Any]:
         """Ask a run to end ``cancelled``; Conflict if it has already ended."""
-        from simlab.runs.run import Run
-
-        rundir = self.rundir(run_id)
-        state = rundir.state
+        run = self._handle(run_id)
+        state = run.state
         if state.is_final:
             raise Conflict(f"run {run_id} is already {state.value}; nothing to cancel")
-        Run(rundir.path).cancel()
+        run.cancel()
         metrics.CANCELLED.inc()
-        self.catalog.add(rundir)
-        return run_model(rundir)
+        self.catalog.add(run.dir)
+        return run_model(run.dir)
 
     def stop(self, run_id: str) -> dict[str, Any]:
-        """Ask a running run to checkpoint and stop; Conflict unless it is running."""
-        rundir = self.rundir(run_id)
-        state = rundir.state
-        if state != State.RUNNING:
-            raise Conflict(
-                f"run {run_id} is {state.value}; only a running run can be stopped"
-            )
-        rundir.request("stop")
-        return run_model(rundir)
+        """Ask a running run to checkpoint and stop; Conflict when it cannot."""
+        run = self._handle(run_id)
+        try:
+            run.stop()
+        except RunError as exc:
+            raise Conflict(str(exc)) from exc
+        return run_model(run.dir)
+
+    def resume(self, run_id: str) -> dict[str, Any]:
+        """Continue a checkpointed, cancelled or failed run; Conflict when it cannot."""
+        run = self._handle(run_id)
+        try:
+            submission.resume(run)
+        except (RunError, submission.LimitError) as exc:
+            raise Conflict(str(exc)) from exc
+        except DispatchError as exc:
+            raise Unavailable(str(exc)) from exc
+        self.catalog.add(run.dir)
+        return run_model(run.dir)
 
     def log(
         self, run_id: str, offset: int | None = None, tail: int | None = None
@@ -298,7 +295,8 @@ class SimlabManager:
         ``next`` is the offset to ask for next time to follow the log.
         """
         rundir = self.rundir(run_id)
-        size = rundir.log_path.stat().st_size if rundir.log_path.exists() else 0
+        log = self.member(rundir, "log")
+        size = log.stat().st_size if log is not None else 0
         if offset is not None and tail is not None:
             raise BadRequest("give offset or tail, not both")
         if offset is not None and not 0 <= offset <= size:
@@ -308,9 +306,11 @@ class SimlabManager:
         start = offset or 0
         if tail is not None:
             start = max(0, size - LOG_CHUNK)
-        with open(rundir.log_path, "rb") as fh:
-            fh.seek(start)
-            data = fh.read(min(LOG_CHUNK, size - start))
+        data = b""
+        if log is not None:
+            with open(log, "rb") as fh:
+                fh.seek(start)
+                data = fh.read(min(LOG_CHUNK, size - start))
         if offset is not None and len(data) == LOG_CHUNK:
             # end on a line boundary so a multibyte character is never split
             cut = data.rfind(b"\n") + 1
@@ -331,11 +331,17 @@ class SimlabManager:
         from simlab.engines import registry
 
         rundir = self.rundir(run_id)
-        engine = rundir.status().get("engine")
         try:
+            engine = rundir.status().get("engine")
             paths = registry.get(engine).outputs(rundir.path)
+        except CorruptRunError as exc:
+            raise Conflict(f"run {run_id} cannot be read: {exc}") from exc
         except KeyError as exc:
             raise NotFound(f"run {run_id}: {exc.args[0]}") from exc
+        base = rundir.path.resolve()
+        paths = [
+            p for p in paths if not p.is_symlink() and p.resolve().is_relative_to(base)
+        ]
         return [self._snapshot_model(i, p, rundir) for i, p in enumerate(paths)]
 
     def _snapshot_model(self, index: int, path: Path, rundir: RunDir) -> dict[str, Any]:
@@ -363,9 +369,13 @@ class SimlabManager:
     def results(self, run_id: str) -> dict[str, Any]:
         """The values recorded in results.json (empty when nothing was recorded)."""
         rundir = self.rundir(run_id)
-        if not rundir.results_path.is_file():
+        results = self.member(rundir, "results.json")
+        if results is None:
             return {}
-        return json.loads(rundir.results_path.read_text())
+        try:
+            return json.loads(results.read_text())
+        except (OSError, ValueError) as exc:
+            raise Conflict(f"run {run_id}: results.json cannot be read: {exc}") from exc
 
     def artifact_files(
         self, run_id: str, parts: list[str] | None
@@ -404,12 +414,18 @@ class SimlabManager:
 
     # -- codes, clusters, stats ------------------------------------------------------
     def codes(self) -> list[dict[str, Any]]:
-        """Every installed engine with its health check."""
+        """Every installed engine with its health check (executables found by the
+        run service's rule for the ``local`` profile)."""
         from simlab.engines import registry
+        from simlab.engines.base import Launch
+        from simlab.service.executables import find_executable
 
+        profile = cluster_profile("local")
         models = []
         for name in registry.names():
-            health = registry.get(name).health()
+            engine = registry.get(name)
+            found = find_executable(engine, None, profile)
+            health = engine.health(Launch(executable=found.path, source=found.source))
             models.append(
                 {
                     "name": name,
@@ -420,48 +436,17 @@ class SimlabManager:
             )
         return models
 
-    def _started(self) -> dict[tuple[Any, ...], Any]:
-        # the Dispatcher keys its clusters by (profile, code, nodes, cores, walltime)
-        if self._dispatcher is None:
-            return {}
-        return self._dispatcher.clusters()
-
-    @staticmethod
-    def cluster_id(key: tuple[Any, ...]) -> str:
-        """A URL-safe id for a started cluster: profile.code.NODESxCORES.walltime."""
-        profile, code, nodes, cores, walltime = key
-        return f"{profile}.{code}.{nodes}x{cores}.{walltime.replace(':', '')}"
-
     def clusters(self) -> dict[str, Any]:
-        """Cluster profiles and the clusters started from them, with their workers."""
-        import dask.config
+        """Cluster profiles and the clusters every simlab dispatcher of this run
+        root runs now (on any host), with their workers."""
+        from simlab import settings
 
-        profiles = dask.config.get("simlab.clusters", default={}) or {}
-        started = []
-        for key, cluster in self._started().items():
-            info = getattr(cluster, "scheduler_info", {}) or {}
-            workers = [
-                {
-                    "address": address,
-                    "name": str(worker.get("name", address)),
-                    "cores": worker.get("nthreads", 0),
-                    "memory": worker.get("memory_limit", 0),
-                    "state": worker.get("status", "running"),
-                }
-                for address, worker in sorted((info.get("workers") or {}).items())
-            ]
-            started.append(
-                {
-                    "id": self.cluster_id(key),
-                    "profile": key[0],
-                    "code": key[1],
-                    "kind": profiles.get(key[0], {}).get("kind", "local"),
-                    "workers": workers,
-                    "cores": sum(w["cores"] for w in workers),
-                    "memory": sum(w["memory"] or 0 for w in workers),
-                    "dashboard": getattr(cluster, "dashboard_link", None),
-                }
-            )
+        profiles = settings.profiles()
+        started = [
+            {**cluster, "host": record["host"]}
+            for record in owners.records(self.root)
+            for cluster in record.get("clusters", [])
+        ]
         return {
             "profiles": [
                 {"name": name, "kind": (p or {}).get("kind", "local")}
@@ -471,21 +456,29 @@ class SimlabManager:
         }
 
     def scale(self, cluster_id: str, workers: int) -> None:
-        """Ask a started cluster for ``workers`` workers (jobs for batch clusters)."""
+        """Ask a running cluster for ``workers`` workers (jobs for batch clusters)."""
         if not 0 <= workers <= 1000:
             raise BadRequest(f"workers={workers}: allowed 0 to 1000")
-        for key, cluster in self._started().items():
-            if self.cluster_id(key) == cluster_id:
-                cluster.scale(workers)
-                return
-        known = ", ".join(self.cluster_id(k) for k in self._started()) or "none"
-        raise NotFound(
-            f"cluster {cluster_id} is not running; running clusters: {known}"
+        running = [c["id"] for c in self.clusters()["clusters"]]
+        if cluster_id not in running:
+            raise NotFound(
+                f"cluster {cluster_id[:80]} is not running; running clusters: "
+                f"{', '.join(running) or 'none'}"
+            )
+        request = {"op": "scale", "cluster": cluster_id, "workers": workers}
+        answer = owners.await_reply(
+            self.root, owners.post(self.root, request), timeout=30
         )
+        if answer is None:
+            raise Unavailable(
+                f"the dispatcher did not answer the scale of {cluster_id}"
+            )
+        if not answer.get("ok"):
+            raise Conflict(f"cluster {cluster_id}: {answer.get('error')}")
 
     def publish(self, run_id: str) -> dict[str, Any]:
         """Publish a finished run into the group space; Conflict when refused."""
-        from simlab.publish import PublishError, publish
+        from simlab.service.publish import PublishError, publish
 
         rundir = self.rundir(run_id)
         try:
@@ -496,7 +489,7 @@ class SimlabManager:
 
     def published(self) -> list[dict[str, Any]]:
         """The runs in the group space (empty when none is configured)."""
-        from simlab.publish import PublishError, published
+        from simlab.service.publish import PublishError, published
 
         try:
             return published()
@@ -530,14 +523,10 @@ class SimlabManager:
         }
 
     def pending(self) -> int:
-        """Runs handed to the Dispatcher whose tasks have not finished."""
-        return self._dispatcher.pending() if self._dispatcher is not None else 0
+        """Runs the run root's dispatchers hold whose tasks have not finished."""
+        return sum(len(r.get("runs", [])) for r in owners.records(self.root))
 
     def close(self) -> None:
-        """Stop refreshing the catalogue; shut down the Dispatcher's clusters."""
+        """Stop refreshing the catalogue (the runs and their dispatcher go on)."""
         if self._sync_callback is not None:
             self._sync_callback.stop()
-        with self._lock:
-            if self._dispatcher is not None:
-                self._dispatcher.close()
-                self._dispatcher = None

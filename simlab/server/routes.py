@@ -19,6 +19,7 @@ ROUTES: list[tuple[str, type]] = [
     (r"runs", handlers.RunsHandler),
     (_RUN, handlers.RunHandler),
     (_RUN + r"/stop", handlers.StopHandler),
+    (_RUN + r"/resume", handlers.ResumeHandler),
     (_RUN + r"/publish", handlers.PublishHandler),
     (r"published", handlers.PublishedHandler),
     (_RUN + r"/log", handlers.LogHandler),

@@ -18,12 +18,13 @@ from pydantic import BaseModel, ValidationError
 
 from simlab.config import RunConfig, config_errors, read_config_file
 from simlab.errors import ConfigError
+from simlab.service.validation import validate_run
 from simlab.widgets.inputs import make_input, read_input, write_input
 from simlab.widgets.schema import FieldSpec, Section, field_spec, sections
 
 if TYPE_CHECKING:
-    from simlab.cost import Calibration
-    from simlab.runs.run import Run
+    from simlab.service.cost import Calibration
+    from simlab.service.run import Run
 
 _LABEL_LAYOUT = {"width": "190px"}
 _ERROR_STYLE = "color:#c62828;font-size:90%"
@@ -37,11 +38,9 @@ def _engine_names() -> list[str]:
 
 
 def _cluster_names() -> list[str]:
-    import dask.config
+    from simlab import settings
 
-    import simlab.settings  # noqa: F401  (loads simlab's defaults into dask config)
-
-    return sorted(dask.config.get("simlab.clusters", default={}))
+    return sorted(settings.profiles())
 
 
 #: Where an engine's own options live in the configuration.
@@ -279,7 +278,12 @@ class RunForm(widgets.VBox):
         self._config = None
         if not errors:
             try:
-                self._config = self.model(**data)
+                config = self.model(**data)
+                if isinstance(config, RunConfig):
+                    # the same complete check a submission gets (engine options,
+                    # cluster profile, executable), so Submit is never refused
+                    config = validate_run(config).config
+                self._config = config
             except ConfigError as exc:
                 errors = self._locate(exc.errors)
             except ValidationError as exc:
@@ -332,15 +336,15 @@ class RunForm(widgets.VBox):
         )
 
     def _estimate_text(self) -> str:
-        from simlab.cost import calibrate, estimate
+        from simlab.service.cost import calibrate, estimate
 
         config = self._config
         if not isinstance(config, RunConfig):
             return ""
         engine = config.code.engine
         if engine not in self._calibrations:
-            from simlab.runs.catalog import Catalog
             from simlab.settings import run_root
+            from simlab.state.catalog import Catalog
 
             self._calibrations[engine] = calibrate(Catalog(run_root()), engine)
         est = estimate(config, calibration=self._calibrations[engine])
@@ -429,7 +433,7 @@ class RunForm(widgets.VBox):
             return None
         submit = self._submit
         if submit is None:
-            from simlab.api import submit
+            from simlab.service.submission import submit
         try:
             run = submit(self.config)
         except Exception as exc:  # boundary: show any failure in the form

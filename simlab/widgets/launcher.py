@@ -13,7 +13,7 @@ from simlab.widgets.table import RunTable
 
 if TYPE_CHECKING:
     from simlab.config import RunConfig
-    from simlab.runs.run import Run
+    from simlab.service.run import Run
 
 
 class Launcher(widgets.VBox):

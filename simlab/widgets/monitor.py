@@ -17,33 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from simlab.cost import format_bytes, format_seconds
-from simlab.runs.states import State
+from simlab.service.cost import format_bytes, format_seconds
+from simlab.service.eta import measured
+from simlab.service.run import state_badge
+from simlab.state.states import State
 
 if TYPE_CHECKING:
-    from simlab.runs.run import Run
+    from simlab.service.run import Run
 
-#: Badge colours per state.
-STATE_COLOURS = {
-    "created": "#757575",
-    "queued": "#6d4c41",
-    "running": "#1565c0",
-    "checkpointed": "#ef6c00",
-    "completed": "#2e7d32",
-    "failed": "#c62828",
-    "cancelled": "#616161",
-}
 #: Bytes read from the end of the log for the tail.
 _TAIL_BYTES = 16_384
-
-
-def state_badge(state: str) -> str:
-    """HTML badge for a run state."""
-    colour = STATE_COLOURS.get(state, "#424242")
-    return (
-        f"<span style='background:{colour};color:white;border-radius:4px;"
-        f"padding:1px 8px;font-weight:bold'>{html.escape(state)}</span>"
-    )
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -66,10 +49,8 @@ def _parse_time(stamp: str | None) -> datetime | None:
 def timing(
     status: dict[str, Any], now: datetime | None = None
 ) -> tuple[float, float | None]:
-    """Elapsed seconds since the run started running and the ETA (None if unknown).
-
-    The ETA extrapolates the elapsed time by the fraction done, the way codes
-    spend time per step; it is only given after 2 % of the run.
+    """Elapsed seconds of the current segment and the measured ETA (None if not
+    measured yet, or the run is not running): :func:`simlab.service.eta.measured`.
     """
     times = status.get("times") or {}
     started = _parse_time(times.get("running"))
@@ -77,13 +58,10 @@ def timing(
         return 0.0, None
     state = State(status["state"])
     end = _parse_time(times.get(state.value)) if state.is_final else None
-    elapsed = ((end or now or datetime.now(UTC)) - started).total_seconds()
-    fraction = (status.get("progress") or {}).get("fraction") or 0.0
-    if state.is_final:
-        return elapsed, 0.0
-    if fraction < 0.02:
-        return elapsed, None
-    return elapsed, elapsed * (1.0 - fraction) / fraction
+    elapsed = max(0.0, ((end or now or datetime.now(UTC)) - started).total_seconds())
+    stamp = now.timestamp() if now is not None else None
+    eta = measured(status, stamp)
+    return elapsed, eta.seconds if eta is not None else None
 
 
 class RunMonitor(widgets.VBox):
@@ -270,22 +248,23 @@ class RunMonitor(widgets.VBox):
 
     def _timing_text(self, status: dict[str, Any]) -> str:
         elapsed, eta = timing(status)
-        if eta is None and status["state"] in ("queued", "running", "created"):
+        if State(status["state"]).is_final or status["state"] == "checkpointed":
+            return f"took {format_seconds(elapsed)}"
+        if eta is None:
             remaining = self._estimated_seconds()
             if remaining is not None:
-                eta = max(remaining - elapsed, 0.0)
+                done = (status.get("progress") or {}).get("fraction") or 0.0
                 return (
                     f"elapsed {format_seconds(elapsed)} · "
-                    f"ETA ≈ {format_seconds(eta)} (cost model)"
+                    f"ETA ≈ {format_seconds(remaining * (1 - done))} (cost model)"
                 )
-        if eta is None:
             return f"elapsed {format_seconds(elapsed)}"
         return f"elapsed {format_seconds(elapsed)} · ETA {format_seconds(eta)}"
 
     def _estimated_seconds(self) -> float | None:
         if self._estimate is None:
-            from simlab.cost import estimate
-            from simlab.runs.catalog import Catalog
+            from simlab.service.cost import estimate
+            from simlab.state.catalog import Catalog
 
             try:
                 catalog = Catalog(self.run.path.parent)

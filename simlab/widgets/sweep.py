@@ -1,16 +1,14 @@
 """SweepBuilder: pick parameters and values, see the grid, launch and follow a sweep.
 
-Parameters are the notebook names :func:`simlab.sweep.config_fields` maps to
-RunConfig fields; values are typed per field (from the same schema the form uses).
-Launching calls ``simlab.sweep.sweep(template, grid=..., base=..., cluster=...,
-wait=False)``; if that module is not installed the builder still shows the grid
-and says why it cannot launch.
+Parameters are the notebook names :func:`simlab.service.sweeps.config_fields`
+maps to RunConfig fields; values are typed per field (from the same schema the
+form uses). Launching calls ``simlab.sweep(template, grid=..., base=...,
+cluster=..., wait=False)``.
 """
 
 from __future__ import annotations
 
 import html
-import importlib
 import math
 import threading
 from collections.abc import Callable
@@ -30,23 +28,12 @@ _ERROR_STYLE = "color:#c62828"
 _SWEEPABLE = ("integer", "number", "enum", "boolean", "string")
 
 
-def _sweep_module() -> Any | None:
-    """``simlab.sweep`` if it is installed, else None."""
-    try:  # by module path: ``simlab.sweep`` the attribute is the function
-        module = importlib.import_module("simlab.sweep")
-    except ImportError:
-        return None
-    return module if hasattr(module, "sweep") else None
-
-
 def parameter_fields() -> dict[str, FieldSpec]:
     """Sweepable notebook parameter names → the RunConfig field they set."""
     specs = {f.key: f for s in sections(RunConfig) for f in s.fields}
-    module = _sweep_module()
-    if module is not None:
-        names = module.config_fields()
-    else:  # same naming without the sweep module: section_field
-        names = {k.replace(".", "_"): k for k in specs}
+    from simlab.service.sweeps import config_fields
+
+    names = config_fields()
     return {
         name: specs[path]
         for name, path in sorted(names.items())
@@ -172,13 +159,7 @@ class SweepBuilder(widgets.VBox):
                 f"<br><span style='{_ERROR_STYLE}'>{html.escape(p)}</span>"
                 for p in problems
             )
-        available = _sweep_module() is not None
-        self.launch_button.disabled = not (grid and not problems and available)
-        if not available:
-            self.message.value = (
-                "<i>sweeps need simlab.sweep, which is not installed here; the grid "
-                "can be built but not launched</i>"
-            )
+        self.launch_button.disabled = not (grid and not problems)
 
     def _base_config(self) -> RunConfig:
         from simlab.widgets.form import RunForm
@@ -189,13 +170,14 @@ class SweepBuilder(widgets.VBox):
 
     def launch(self) -> Any:
         """Start the sweep without waiting and follow its points' states."""
-        module = _sweep_module()
+        from simlab.service.sweeps import sweep
+
         grid, problems = self.grid()
-        if module is None or not grid or problems:
+        if not grid or problems:
             self.update()
             return None
         try:
-            self.sweep = module.sweep(
+            self.sweep = sweep(
                 self.template.value,
                 grid=grid,
                 base=self._base_config(),
@@ -213,7 +195,7 @@ class SweepBuilder(widgets.VBox):
         return self.sweep
 
     def _follow_sweep(self, poll: float = 1.0) -> None:
-        from simlab.runs.states import State
+        from simlab.state.states import State
 
         stop = threading.Event()
         while True:

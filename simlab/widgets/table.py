@@ -1,6 +1,6 @@
 """RunTable: the user's runs from the catalogue, filtered and sorted, one selectable.
 
-The listing is a query of :class:`~simlab.runs.catalog.Catalog` (synced from the
+The listing is a query of :class:`~simlab.state.catalog.Catalog` (synced from the
 run directories first), so it scales to thousands of runs; selecting a run opens
 its :class:`RunMonitor` or :class:`SnapshotViewer` below the table.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from simlab.runs.catalog import TIME_COLUMNS, Catalog
-from simlab.runs.states import State
+from simlab.state.catalog import TIME_COLUMNS, Catalog
+from simlab.state.states import State
 
 ALL = "(all)"
 _MONO_CSS = "<style>.simlab-mono select { font-family: monospace; }</style>"
@@ -151,7 +151,7 @@ class RunTable(widgets.VBox):
     @property
     def selected(self) -> Any:
         """The selected :class:`~simlab.Run`, or None."""
-        from simlab.runs.run import Run
+        from simlab.service.run import Run
 
         row = next((r for r in self.rows if r["id"] == self.listing.value), None)
         return Run(row["path"]) if row else None

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from simlab.config import Cosmology
-    from simlab.runs.run import Run
+    from simlab.service.run import Run
 
 #: Snapshots whose positions stay in memory (a 128³ snapshot holds 25 MB).
 _CACHED_SNAPSHOTS = 2
@@ -64,7 +64,7 @@ class _Source:
 
 
 def _as_source(item: Run | str | Path) -> _Source:
-    from simlab.runs.run import Run
+    from simlab.service.run import Run
 
     if isinstance(item, Run):
         return _Source(item.config.metadata.name, item.snapshots, item)

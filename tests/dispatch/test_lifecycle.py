@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from simlab.runs.run import find_run
-from simlab.runs.states import State
+from simlab.service.run import find_run
+from simlab.state.states import State
 from tests.helpers import alive, wait_for
 
 SIMLAB = [sys.executable, "-m", "simlab.cli"]

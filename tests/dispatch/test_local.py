@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from simlab.api import create
 from simlab.dispatch.dispatcher import Dispatcher
 from simlab.dispatch.task import execute
-from simlab.runs.states import State
+from simlab.service.submission import create
+from simlab.state.states import State
 from tests.helpers import alive, wait_for
 
 LONG = {
@@ -72,7 +72,7 @@ def test_cancel_before_start_never_launches(tmp_path):
 
 
 def test_stale_heartbeat_marks_a_running_run_failed(tmp_path):
-    from simlab.runs.liveness import reap
+    from simlab.state.liveness import reap
 
     run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
     run.dir.transition("queued")
@@ -89,7 +89,7 @@ def test_a_dead_worker_on_this_host_is_noticed_at_once(tmp_path):
     import socket
     import subprocess
 
-    from simlab.api import runs
+    from simlab.service.submission import runs
 
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -106,8 +106,8 @@ def test_a_dead_worker_on_this_host_is_noticed_at_once(tmp_path):
 def test_active_run_limit_refuses_with_a_clear_message(tmp_path):
     import dask.config
 
-    from simlab.api import submit
     from simlab.errors import SimlabError
+    from simlab.service.submission import submit
 
     first = create({"box": {"particles_per_side": 8}}, root=tmp_path)
     first.dir.transition("queued")
@@ -174,7 +174,7 @@ def test_existing_scheduler_profile_runs_on_its_workers(tmp_path):
 
 
 def test_estimated_duration_from_the_cost_model_then_from_progress(tmp_path):
-    from simlab.cost import estimate
+    from simlab.service.cost import estimate
 
     run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
     prior = estimate(run.config, False).seconds

@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 
 import simlab
-from simlab.api import dispatcher
-from simlab.runs.states import State
+from simlab.service.submission import dispatcher
+from simlab.state.states import State
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

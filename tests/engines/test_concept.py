@@ -21,7 +21,6 @@ import dask.config
 import numpy as np
 import pytest
 
-from simlab.api import create
 from simlab.config import RunConfig
 from simlab.dispatch.dispatcher import Dispatcher
 from simlab.dispatch.task import execute
@@ -29,7 +28,8 @@ from simlab.engines import registry
 from simlab.engines.concept import ConceptEngine, find_executable, parameter_file
 from simlab.engines.concept_log import read_log, strip_ansi
 from simlab.errors import ConfigError
-from simlab.runs.states import State
+from simlab.service.submission import create
+from simlab.state.states import State
 from tests.conftest import requires_fixture
 
 TEST_DOUBLE = (

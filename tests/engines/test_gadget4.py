@@ -208,7 +208,7 @@ def test_ngenic_build_refuses_simlab_ics():
 
 
 def test_failed_prepare_leaves_no_run_directory(tmp_path):
-    from simlab.api import create
+    from simlab.service.submission import create
 
     plain = requires_fixture("gadget4-small/icfile16/Config.sh")
     config = ngenic32_config(config_sh=str(plain))
@@ -446,8 +446,8 @@ def _states(run) -> list[str]:
 def test_dispatcher_runs_gadget4_to_completion(tmp_path, g4_profile):
     import xarray as xr
 
-    from simlab.api import create
     from simlab.dispatch.dispatcher import Dispatcher
+    from simlab.service.submission import create
 
     run = create(_dispatch_config(g4_profile), root=tmp_path)
     with Dispatcher() as dispatcher:
@@ -471,8 +471,8 @@ def test_dispatcher_runs_gadget4_to_completion(tmp_path, g4_profile):
 def test_time_limit_stop_is_resumed_from_restart_files(
     tmp_path, g4_profile, monkeypatch
 ):
-    from simlab.api import create
     from simlab.dispatch.dispatcher import Dispatcher
+    from simlab.service.submission import create
 
     monkeypatch.setenv("SIMLAB_STAND_IN_TIME_LIMIT_AT", "100")
     run = create(_dispatch_config(g4_profile), root=tmp_path)
@@ -503,8 +503,8 @@ def test_user_stop_checkpoints_and_resumes_on_request(
 ):
     import time
 
-    from simlab.api import create
     from simlab.dispatch.dispatcher import Dispatcher
+    from simlab.service.submission import create
 
     monkeypatch.setenv("SIMLAB_STAND_IN_SPEEDUP", "20")  # about 13 s of replay
     run = create(_dispatch_config(g4_profile), root=tmp_path)
@@ -531,8 +531,8 @@ def test_user_stop_checkpoints_and_resumes_on_request(
 
 def test_run_power_spectrum_reads_the_codes_own_file(tmp_path):
     """``Run.power_spectrum`` prefers the file Gadget4 wrote over measuring."""
-    from simlab.api import create
     from simlab.io.powerspec import read_powerspec
+    from simlab.service.submission import create
 
     source = requires_fixture("gadget4-small/ngenic32/output/powerspecs")
     last = sorted(source.glob("powerspec_[0-9][0-9][0-9].txt"))[-1]

@@ -12,7 +12,7 @@ from simlab.analysis.power import power_spectrum
 from simlab.config import RunConfig
 from simlab.engines.pm import EXIT_CHECKPOINTED, PMEngine, simulate
 from simlab.engines.pm_solver import time_steps
-from simlab.runs.rundir import RunDir
+from simlab.state.rundir import RunDir
 
 GROWTH_RUN = {
     "box": {"size": 512.0, "particles_per_side": 64},
@@ -145,7 +145,7 @@ def test_time_steps_hit_every_output_exactly():
 
 
 def test_outcome_asks_for_exactly_the_outputs_the_config_wants(tmp_path):
-    from simlab.api import create
+    from simlab.service.submission import create
 
     both = create({"box": {"particles_per_side": 8}}, root=tmp_path)
     config, out = both.config, both.path / "output"

@@ -207,7 +207,7 @@ def test_a_published_run_is_read_only_for_b(logged_in, a_run):
     probe = hubsetup.python(
         world.b,
         "import json, os\n"
-        "from simlab.publish import PublishError, open_published, unpublish\n"
+        "from simlab.service.publish import PublishError, open_published, unpublish\n"
         f"run = open_published({run_id!r})\n"
         "ds = run.open_snapshot(-1)\n"
         "out = {'owner': run.owner, 'particles': int(ds.sizes['particle']),\n"

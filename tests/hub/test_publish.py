@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from simlab.cli import main
 from simlab.config import RunConfig
-from simlab.publish import (
+from simlab.service.publish import (
     RECORD,
     PublishedRun,
     PublishError,
@@ -21,11 +21,11 @@ from simlab.publish import (
     published,
     unpublish,
 )
-from simlab.runs.catalog import Catalog
-from simlab.runs.run import Run
-from simlab.runs.rundir import RunDir
-from simlab.runs.states import State
+from simlab.service.run import Run
 from simlab.settings import run_root
+from simlab.state.catalog import Catalog
+from simlab.state.rundir import RunDir
+from simlab.state.states import State
 from simlab.testing import assert_snapshot_equal, fake_gadget4_snapshot
 
 TINY = {

@@ -14,8 +14,8 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 
 from simlab.config import RunConfig
-from simlab.runs.rundir import write_json_atomic
 from simlab.server.client import API_TOKEN, API_URL, SERVER_PID
+from simlab.state.rundir import write_json_atomic
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 import simlab
-from simlab.results import load_results
+from simlab.service.results import load_results
 from tests.sweep.conftest import small_config
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import simlab
 from simlab.cli import main
-from simlab.runs.catalog import Catalog
+from simlab.state.catalog import Catalog
 from tests.sweep.conftest import FRAGILE, small_config
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 import simlab
-from simlab.sweep import (
+from simlab.service.sweeps import (
     SweepError,
     SweepValidationError,
     config_fields,

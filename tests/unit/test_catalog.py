@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from simlab.config import RunConfig
-from simlab.runs.catalog import Catalog
-from simlab.runs.rundir import RunDir, write_json_atomic
+from simlab.state.catalog import Catalog
+from simlab.state.rundir import RunDir, write_json_atomic
 
 STATES = ["created", "queued", "running", "completed", "failed", "cancelled"]
 

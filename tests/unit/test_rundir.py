@@ -8,15 +8,28 @@ import multiprocessing
 import pytest
 
 from simlab.config import RunConfig
-from simlab.runs.rundir import RUN_ID_RE, RunDir, TransitionError, write_json_atomic
-from simlab.runs.states import TRANSITIONS, State, can_transition
+from simlab.state.rundir import (
+    RESERVE_BYTES,
+    RESERVE_FILE,
+    RUN_ID_RE,
+    CorruptRunError,
+    RunDir,
+    TransitionError,
+    write_json_atomic,
+)
+from simlab.state.states import TRANSITIONS, State, can_transition
 
 SMALL = {"box": {"size": 32.0, "particles_per_side": 8}, "metadata": {"name": "tiny"}}
 
 
+def _inputs(path):
+    (path / "inputs" / "ics.hdf5").write_bytes(b"particles")
+
+
 @pytest.fixture
 def rundir(tmp_path):
-    return RunDir.create(tmp_path, RunConfig.model_validate(SMALL))
+    config = RunConfig.model_validate(SMALL)
+    return RunDir.create(tmp_path, config, prepare=_inputs, files={"a.json": [1]})
 
 
 def test_created_directory_is_complete(rundir, tmp_path):
@@ -24,24 +37,45 @@ def test_created_directory_is_complete(rundir, tmp_path):
     assert rundir.id.startswith("tiny-")
     assert rundir.config() == RunConfig.model_validate(SMALL)
     assert rundir.state is State.CREATED
-    assert (rundir.inputs / "ics.hdf5").stat().st_size > 8**3 * 28
+    assert (rundir.inputs / "ics.hdf5").read_bytes() == b"particles"
+    assert rundir.read_json("a.json") == [1]
+    assert (rundir.path / RESERVE_FILE).stat().st_size == RESERVE_BYTES
     assert rundir.output.is_dir()
     assert [e["state"] for e in rundir.events()] == ["created"]
     # nothing but the run directory itself is left in the root
     assert [p.name for p in tmp_path.iterdir()] == [rundir.id]
 
 
-def test_failed_prepare_leaves_nothing_behind(tmp_path, monkeypatch):
-    from simlab.engines import pm
-
-    def broken(self, config, rundir):
-        (rundir / "inputs" / "half-written").write_text("x")
+def test_failed_prepare_leaves_nothing_behind(tmp_path):
+    def broken(path):
+        (path / "inputs" / "half-written").write_text("x")
         raise OSError("disk full")
 
-    monkeypatch.setattr(pm.PMEngine, "prepare", broken)
     with pytest.raises(OSError, match="disk full"):
-        RunDir.create(tmp_path, RunConfig.model_validate(SMALL))
+        RunDir.create(tmp_path, RunConfig.model_validate(SMALL), prepare=broken)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_segment_drops_the_last_one_s_fields(rundir):
+    rundir.transition("queued")
+    rundir.transition("running", host="a", pid=1, command=["x"], heartbeat=1.0)
+    rundir.transition("checkpointed", returncode=0, stop_requested=False)
+    status = rundir.transition("queued")
+    assert status["segment"] == 2
+    assert not {"returncode", "host", "pid", "command", "heartbeat"} & set(status)
+    rundir.transition("running", host="b")
+    rundir.transition("cancelled", returncode=-15, reason="cancelled by the user")
+    status = rundir.transition("queued")  # a resume
+    assert status["segment"] == 3 and "reason" not in status
+
+
+def test_unreadable_status_is_a_corrupt_run_error(rundir):
+    rundir.status_path.write_text('{"state": "runn')
+    with pytest.raises(CorruptRunError, match="status.json: cannot be read"):
+        rundir.status()
+    rundir.status_path.write_text('{"state": "flying"}')
+    with pytest.raises(CorruptRunError, match="no valid state"):
+        rundir.status()
 
 
 def test_transitions_follow_the_life_cycle(rundir):
@@ -65,9 +99,12 @@ def test_transitions_follow_the_life_cycle(rundir):
 
 def test_state_table_is_consistent():
     finals = {s for s in State if s.is_final}
-    assert finals == {State.COMPLETED, State.FAILED, State.CANCELLED}
+    assert finals == {State.COMPLETED, State.FAILED, State.CANCELLED, State.CORRUPT}
     assert can_transition("running", "checkpointed")
     assert can_transition("checkpointed", "queued")
+    # only a resume leaves failed or cancelled, and nothing leaves completed
+    assert can_transition("failed", "queued") and can_transition("cancelled", "queued")
+    assert not TRANSITIONS[State.COMPLETED] and not TRANSITIONS[State.CORRUPT]
     assert not can_transition("created", "completed")
     for targets in TRANSITIONS.values():
         assert State.CREATED not in targets

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from simlab.api import create
 from simlab.config import RunConfig
-from simlab.cost import estimate, format_bytes, format_seconds
-from simlab.runs.catalog import Catalog
+from simlab.service.cost import estimate, format_bytes, format_seconds
+from simlab.service.submission import create
+from simlab.state.catalog import Catalog
 
 #: The memory estimate is within this factor of the measured peak (stated in docs).
 MEMORY_FACTOR = 1.5

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 import simlab
-from simlab.api import create
+from simlab.service.submission import create
 from simlab.widgets import SweepBuilder, launcher
-from simlab.widgets import sweep as sweep_widgets
 from simlab.widgets.viewer import SnapshotViewer
 
 SMALL = {
@@ -55,16 +54,6 @@ def test_sweep_builder_counts_the_grid_and_flags_bad_values():
     assert builder.launch_button.disabled
     builder._remove(builder.rows_box.children[-1])
     assert not builder.launch_button.disabled
-
-
-def test_sweep_builder_without_the_sweep_module_explains(monkeypatch):
-    monkeypatch.setattr(sweep_widgets, "_sweep_module", lambda: None)
-    builder = SweepBuilder()
-    builder.add_parameter(values="1, 2")
-    assert "= <b>2</b> run(s)" in builder.size.value
-    assert builder.launch_button.disabled
-    assert "not installed" in builder.message.value
-    assert builder.launch() is None
 
 
 def test_a_run_displays_as_html_outside_a_kernel(tmp_path):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import simlab
-from simlab.runs.states import State
+from simlab.state.states import State
 from simlab.widgets.form import RunForm
 from simlab.widgets.monitor import RunMonitor, timing
 from simlab.widgets.viewer import SnapshotViewer

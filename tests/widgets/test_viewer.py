@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simlab.api import create
 from simlab.dispatch.task import execute
+from simlab.service.submission import create
 from simlab.testing import fake_gadget4_snapshot
 from simlab.widgets.table import RunTable
 from simlab.widgets.viewer import SnapshotViewer, default_view

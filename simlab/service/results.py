@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simlab.runs.rundir import write_json_atomic
+from simlab.state.rundir import write_json_atomic
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from simlab.runs.run import Run
+    from simlab.service.run import Run
 
 RESULTS_JSON = "results.json"
 RESULTS_NC = "results.nc"

@@ -2,7 +2,9 @@
 
 Each check is ``(section, name, ok, detail)``: ``ok`` is True when found and
 working, False when a part simlab needs is missing or broken, and None for an
-optional part that is absent (a Gadget4 build, ``srun`` on a laptop).
+optional part that is absent (a Gadget4 build, ``srun`` on a laptop). Engines are
+checked per cluster profile with the executable rule runs use
+(:mod:`simlab.service.executables`), saying where each executable came from.
 """
 
 from __future__ import annotations
@@ -27,15 +29,16 @@ SCHEDULERS = {
 PACKAGES = ("simlab", "dask", "distributed", "dask-jobqueue", "xarray", "h5py", "numpy")
 
 
-def checks() -> Iterator[Check]:
-    """Every check, in the order ``simlab doctor`` prints them."""
+def checks(cluster: str | None = None) -> Iterator[Check]:
+    """Every check, in the order ``simlab doctor`` prints them; engines for every
+    cluster profile, or only for ``cluster``."""
     yield "python", sys.executable, True, sys.version.split()[0]
     for package in PACKAGES:
         try:
             yield "package", package, True, version(package)
         except PackageNotFoundError:
             yield "package", package, False, "not installed"
-    yield from _engines()
+    yield from _engines(cluster)
     for launcher in LAUNCHERS:
         path = shutil.which(launcher)
         yield "mpi", launcher, True if path else None, path or "not on PATH"
@@ -45,15 +48,34 @@ def checks() -> Iterator[Check]:
     yield _run_root()
 
 
-def _engines() -> Iterator[Check]:
+def _engines(cluster: str | None) -> Iterator[Check]:
+    from simlab import settings
     from simlab.engines import registry
+    from simlab.engines.base import Launch
+    from simlab.service.executables import find_executable
+    from simlab.settings import cluster_profile
 
-    for name in registry.names():
-        health = registry.get(name).health()
-        required = name == "pm"  # the embedded engine must always work
-        ok = True if health.ok else (False if required else None)
-        detail = f"{health.version} {health.message}".strip()
-        yield "engine", name, ok, detail
+    names = [cluster] if cluster else sorted(settings.profiles())
+    for profile_name in names:
+        try:
+            profile = cluster_profile(profile_name)
+        except KeyError as exc:
+            yield "profile", profile_name, False, exc.args[0]
+            continue
+        for name in registry.names():
+            engine = registry.get(name)
+            found = find_executable(engine, None, profile)
+            label = f"{name}@{profile_name}"
+            if found.problem is not None:
+                required = name == "pm"
+                yield "engine", label, False if required else None, found.problem
+                continue
+            health = engine.health(Launch(executable=found.path, source=found.source))
+            required = name == "pm"  # the embedded engine must always work
+            ok = True if health.ok else (False if required else None)
+            where = f" [from {found.source}]" if found.path else ""
+            detail = f"{health.version} {health.message}{where}".strip()
+            yield "engine", label, ok, detail
 
 
 def _run_root() -> Check:

@@ -1,7 +1,18 @@
-"""``Run``: the user's handle on one run directory (status, logs, snapshots, P(k))."""
+"""``Run``: the user's handle on one run directory (status, logs, snapshots, P(k)).
+
+A Run reads its directory every time it is asked, so every handle on the same run,
+in any process, sees the same thing. Its controls (cancel, stop, resume) act the
+same way for every engine: ``stop`` is refused for a code that cannot write a
+checkpoint on request (CONCEPT), and ``resume`` continues any run its engine can
+restart from a checkpoint or its last snapshot.
+
+In a notebook a Run shows a static HTML summary (:meth:`Run._repr_html_`); where
+widgets render, ``import simlab`` registers the live monitor for it instead.
+"""
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Iterator
@@ -9,17 +20,34 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simlab.engines import registry
+from simlab.engines.base import Launch
 from simlab.errors import RunError
-from simlab.runs.rundir import RunDir
-from simlab.runs.states import State
+from simlab.state.liveness import orphan_reason, reap
+from simlab.state.rundir import RunDir, TransitionError
+from simlab.state.states import State
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from simlab.config import RunConfig
+    from simlab.engines.base import Engine
 
 #: What a run id may look like: a directory name, never a path.
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+#: Seconds ``cancel`` waits for a live dispatcher to withdraw a queued run.
+WITHDRAW_WAIT = 5.0
+#: Colours of the state badges: the Lab theme's own, so both themes read well.
+BADGE_COLOURS = {
+    "created": "var(--jp-layout-color4)",
+    "queued": "var(--jp-warn-color1)",
+    "running": "var(--jp-brand-color1)",
+    "checkpointed": "var(--jp-accent-color1)",
+    "completed": "var(--jp-success-color1)",
+    "failed": "var(--jp-error-color1)",
+    "cancelled": "var(--jp-layout-color4)",
+    "corrupt": "var(--jp-error-color1)",
+}
 
 
 def find_run(run_id: str, root: str | Path | None = None) -> Run:
@@ -37,6 +65,16 @@ def find_run(run_id: str, root: str | Path | None = None) -> Run:
         raise RunError(f"no run {run_id!r} under {folder}") from None
 
 
+def state_badge(state: str) -> str:
+    """An HTML badge for a run state, coloured by the Lab theme's variables."""
+    colour = BADGE_COLOURS.get(state, BADGE_COLOURS["created"])
+    return (
+        f"<span style='background:{colour};color:var(--jp-ui-inverse-font-color0);"
+        f"padding:1px 8px;border-radius:4px;font-weight:bold'>{html.escape(state)}"
+        "</span>"
+    )
+
+
 class Run:
     """A run, read from its directory every time it is asked (never cached state)."""
 
@@ -50,11 +88,36 @@ class Run:
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.state.value}>"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        """Notebook display: a live RunMonitor where widgets render, else HTML."""
-        from simlab.widgets.display import run_mimebundle
-
-        return run_mimebundle(self)
+    def _repr_html_(self) -> str:
+        """A static summary: id, state, progress, engine, snapshots, path, reason."""
+        status = self.status
+        progress = status.get("progress") or {}
+        done = (
+            1.0 if status["state"] == "completed" else progress.get("fraction") or 0.0
+        )
+        where = f"a = {progress['a']:.4f}, z = {progress['z']:.2f}" if progress else ""
+        rows = [
+            ("state", state_badge(status["state"])),
+            (
+                "progress",
+                f"<progress value='{done:.3f}' max='1'></progress> "
+                f"{100 * done:.0f}% {where}",
+            ),
+            ("engine", html.escape(str(status.get("engine", "")))),
+            (
+                "snapshots",
+                ", ".join(html.escape(p.name) for p in self.snapshots) or "none yet",
+            ),
+            ("directory", f"<code>{html.escape(str(self.path))}</code>"),
+        ]
+        if status.get("reason"):
+            rows.append(("reason", html.escape(status["reason"])))
+        body = "".join(
+            f"<tr><th style='text-align:left'>{k}</th>"
+            f"<td style='text-align:left'>{v}</td></tr>"
+            for k, v in rows
+        )
+        return f"<b>Run {html.escape(self.id)}</b><table>{body}</table>"
 
     @property
     def id(self) -> str:
@@ -70,6 +133,16 @@ class Run:
     def config(self) -> RunConfig:
         """The validated configuration the run was created with."""
         return self.dir.config()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine that runs this run's code."""
+        return registry.get(self.config.code.engine)
+
+    @property
+    def launch(self) -> Launch:
+        """How the run's code is started (executable, launcher, walltime)."""
+        return Launch.from_dict(self.dir.read_json("launch.json"))
 
     @property
     def status(self) -> dict[str, Any]:
@@ -89,17 +162,12 @@ class Run:
     @property
     def snapshots(self) -> list[Path]:
         """Snapshot files written so far, in time order."""
-        from simlab.engines import registry
-
-        return registry.get(self.config.code.engine).outputs(self.path)
+        return self.engine.outputs(self.path)
 
     @property
     def _backend(self) -> str:
         """The xarray backend that reads this run's snapshots."""
-        from simlab.engines import registry
-
-        engine = registry.get(self.config.code.engine)
-        return getattr(engine, "snapshot_backend", "gadget4")
+        return getattr(self.engine, "snapshot_backend", "gadget4")
 
     def open_snapshot(self, index: int = -1, group: str | None = None) -> xr.Dataset:
         """One snapshot as a lazy xarray Dataset (``index`` counts like a list).
@@ -123,9 +191,7 @@ class Run:
     def power_spectrum(self, index: int = -1) -> xr.DataArray:
         """P(k) at output ``index``: the code's own file if it wrote one, else
         measured from the snapshot with simlab's estimator."""
-        from simlab.engines import registry
-
-        engine = registry.get(self.config.code.engine)
+        engine = self.engine
         files = getattr(engine, "power_spectra", lambda path: [])(self.path)
         if files:
             return engine.read_power_spectrum(files[index], self.config)
@@ -155,7 +221,7 @@ class Run:
             yield from (line.rstrip("\n") for line in lines[-(tail or len(lines)) :])
             partial = ""
             while True:
-                ended = self.settled
+                ended = self.settled or reap(self.dir)
                 chunk = log.read()
                 if chunk:
                     *complete, partial = (partial + chunk).split("\n")
@@ -169,7 +235,7 @@ class Run:
 
     @property
     def settled(self) -> bool:
-        """Ended for good, or checkpointed on request (nothing will resume it)."""
+        """Ended, or checkpointed on request: nothing will move it unless resumed."""
         status = self.status
         state = State(status["state"])
         return state.is_final or (
@@ -178,28 +244,26 @@ class Run:
 
     @property
     def estimated_duration(self) -> float:
-        """Seconds the run should take in all.
+        """Seconds the run should take in all: elapsed plus the ETA while it runs
+        (:mod:`simlab.service.eta`), the cost model before that."""
+        from simlab.service.eta import remaining
 
-        From its own progress rate once it is under way; before that from the cost
-        model (:func:`simlab.cost.estimate`), calibrated on the run root's past runs.
-        """
         status = self.status
+        eta = remaining(status, self.config)
+        if eta is None:
+            return 0.0
+        if eta.source == "model":
+            return eta.seconds
         progress = status.get("progress") or {}
-        fraction, elapsed = progress.get("fraction"), progress.get("elapsed")
-        if fraction and elapsed and fraction > 0.02:
-            return elapsed / fraction
-        from simlab.cost import estimate
-        from simlab.runs.catalog import Catalog
-
-        return estimate(self.config, Catalog(self.path.parent)).seconds
+        start = status.get("progress_start") or {}
+        spent = float(progress.get("time", 0)) - float(start.get("time", 0))
+        return spent + eta.seconds
 
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> Run:
         """Block until the run ends; RunError if it ends other than ``completed``.
 
         A run checkpointed by its time limit is waited through its restart chain.
         """
-        from simlab.runs.liveness import reap
-
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.settled and not reap(self.dir):
             if deadline is not None and time.monotonic() > deadline:
@@ -215,24 +279,58 @@ class Run:
             )
         return self
 
-    def cancel(self) -> None:
-        """Ask the run to end ``cancelled``; one not yet started is cancelled now."""
-        from simlab.dispatch.dispatcher import withdraw
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        """End the run ``cancelled``: at once unless its code is running, in which
+        case its process group is ended within seconds.
 
-        if self.state.is_final:
+        A queued run is withdrawn by its dispatcher; if that dispatcher is gone the
+        run is cancelled here. Cancelling an ended run does nothing.
+        """
+        if reap(self.dir):
+            return  # it was lost already: failed, with the reason
+        status = self.status
+        state = State(status["state"])
+        if state.is_final:
             return
         self.dir.request("cancel")
-        if self.state == State.CREATED:
-            self.dir.transition(State.CANCELLED, reason="cancelled before submission")
-        elif self.state == State.QUEUED:
-            withdraw(self.dir)  # if not withdrawn, its task sees the request
-        elif self.state == State.CHECKPOINTED and not withdraw(self.dir):
-            self.dir.transition(State.CANCELLED, reason="cancelled at checkpoint")
+        owned = orphan_reason(status, str(self.path.parent)) is None
+        if state == State.QUEUED and owned:
+            deadline = time.monotonic() + WITHDRAW_WAIT
+            while self.state == State.QUEUED and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.state != State.QUEUED:
+                return
+        if state in (State.CREATED, State.QUEUED, State.CHECKPOINTED):
+            try:
+                self.dir.transition(State.CANCELLED, reason=reason)
+            except TransitionError:
+                return  # it moved on meanwhile: the task sees the request
+            self.dir.clear_requests()
 
     def stop(self) -> None:
-        """Ask the running code to write a checkpoint and stop (``checkpointed``)."""
+        """Ask the running code to write a checkpoint and stop (``checkpointed``).
+
+        RunError for a run that is not running, or whose code cannot checkpoint on
+        request (cancel it and :meth:`resume` it from its last snapshot instead).
+        """
         if self.state != State.RUNNING:
             raise RunError(
                 f"run {self.id} is {self.state.value}: only a running run can stop"
             )
+        if not self.engine.can_checkpoint:
+            raise RunError(
+                f"run {self.id}: {self.config.code.engine} cannot write a checkpoint "
+                "on request. Cancel it instead (`simlab cancel`); `simlab resume` "
+                "then continues it from its last snapshot"
+            )
         self.dir.request("stop")
+
+    def restart_command(self) -> list[str] | None:
+        """The command that would continue this run, or None if nothing can."""
+        return self.engine.restart(self.config, self.path, self.launch)
+
+    def resume(self) -> Run:
+        """Continue this run from its checkpoint or last snapshot (a new segment)."""
+        from simlab.service.submission import resume
+
+        return resume(self)

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from simlab.errors import SimlabError
-from simlab.runs.run import Run, find_run
-from simlab.runs.rundir import RUN_ID_RE, now, write_json_atomic
+from simlab.service.run import Run, find_run
+from simlab.state.rundir import RUN_ID_RE, now, write_json_atomic
 
 #: Parts of a run directory that are published; inputs/ (ICs) stays private.
 PUBLISHED_PARTS = (
@@ -60,11 +60,9 @@ class PublishError(SimlabError, PermissionError):
 
 def group_root(path: str | Path | None = None) -> Path:
     """The configured group space (``simlab.group-root``); PublishError if unset."""
-    import dask.config
+    from simlab import settings
 
-    import simlab.settings  # noqa: F401  (loads simlab's defaults into dask config)
-
-    value = path if path is not None else dask.config.get("simlab.group-root", None)
+    value = path if path is not None else settings.get("group-root")
     if not value:
         raise PublishError(
             "no group space configured: set simlab.group-root in dask config "

@@ -1,9 +1,13 @@
-"""Find runs whose process is gone while their status still says ``running``.
+"""Find runs whose process is gone while their status says they are under way.
 
 A worker killed with its batch job (scancel, node loss, OOM) cannot record its own
 end. The user side notices instead: a run on this host whose worker process no longer
 exists, or any run whose heartbeat is older than ``simlab.heartbeat-timeout``
 seconds, becomes ``failed`` with the reason, so nothing stays ``running`` forever.
+
+A ``queued`` run (or one checkpointed on its way to the next segment) waits in its
+owner's dispatcher; when that owner is gone the run is an *orphan*. This module
+only says so (:func:`orphan_reason`); the service hands orphans to a live owner.
 """
 
 from __future__ import annotations
@@ -16,17 +20,16 @@ import time
 
 import psutil
 
-from simlab.runs.rundir import RunDir, TransitionError
-from simlab.runs.states import State
+from simlab.state import owners
+from simlab.state.rundir import CorruptRunError, RunDir, TransitionError
+from simlab.state.states import State
 
 
 def heartbeat_timeout() -> float:
     """Seconds without a heartbeat after which a running run counts as lost."""
-    import dask.config
+    from simlab import settings
 
-    import simlab.settings  # noqa: F401  (loads simlab's defaults)
-
-    return float(dask.config.get("simlab.heartbeat-timeout"))
+    return float(settings.get("heartbeat-timeout"))
 
 
 def lost_reason(status: dict, timeout: float, now: float | None = None) -> str | None:
@@ -71,7 +74,42 @@ def mark_lost(rundir: RunDir, reason: str) -> bool:
 
 
 def reap(rundir: RunDir, timeout: float | None = None) -> bool:
-    """Mark the run ``failed`` if it is lost; True if it was."""
+    """Mark the run ``failed`` if it is lost; True if it was.
+
+    A run directory that cannot be read (deleted meanwhile, or corrupt) is left
+    to the catalogue, which lists it as such.
+    """
     timeout = heartbeat_timeout() if timeout is None else timeout
-    reason = lost_reason(rundir.status(), timeout)
+    try:
+        status = rundir.status()
+    except (CorruptRunError, FileNotFoundError):
+        return False
+    reason = lost_reason(status, timeout)
     return reason is not None and mark_lost(rundir, reason)
+
+
+def waits_for_owner(status: dict) -> bool:
+    """Queued, or checkpointed by a time limit on its way to the next segment."""
+    state = status.get("state")
+    return state == State.QUEUED.value or (
+        state == State.CHECKPOINTED.value and not status.get("stop_requested")
+    )
+
+
+def orphan_reason(status: dict, root: str, timeout: float | None = None) -> str | None:
+    """Why a run waiting in a dispatcher has no live owner any more, or None.
+
+    Examples
+    --------
+    >>> orphan_reason({"state": "completed"}, "/tmp") is None
+    True
+    """
+    if not waits_for_owner(status):
+        return None
+    ref = status.get("owner")
+    if not ref:
+        return "no dispatcher ever took it"
+    timeout = heartbeat_timeout() if timeout is None else timeout
+    if owners.alive(ref, root, timeout):
+        return None
+    return f"its dispatcher (pid {ref.get('pid')} on {ref.get('host')}) is gone"

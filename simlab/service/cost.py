@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from simlab.config import RunConfig
-    from simlab.runs.catalog import Catalog
+    from simlab.state.catalog import Catalog
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def calibrate(catalog: Catalog | None, engine: str, limit: int = 200) -> Calibra
     those and the prior (weighted :data:`PRIOR_WEIGHT`) is the calibrated rate, so
     a few runs already pull the estimate most of the way to this machine's speed.
     """
-    from simlab.runs.run import Run
+    from simlab.service.run import Run
 
     costs = costs_for(engine)
     logs: list[float] = []
@@ -225,8 +225,8 @@ def estimate(
     engine = config.code.engine
     if calibration is None:
         if catalog is None:
-            from simlab.runs.catalog import Catalog
             from simlab.settings import run_root
+            from simlab.state.catalog import Catalog
 
             catalog = Catalog(run_root())
         calibration = calibrate(catalog or None, engine)

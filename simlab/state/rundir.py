@@ -4,20 +4,26 @@ Layout::
 
     RUN_ID/
       config.json    the validated RunConfig
+      launch.json    how to start the code (executable, launcher, walltime, profile)
       status.json    state, progress, times, host, error (replaced atomically)
       events.jsonl   append-only history of every transition
       log            the code's stdout and stderr
       inputs/        what the code reads (ICs, parameter files)
       output/        what the code writes (snapshots, spectra)
+      .reserve       a little disk space kept back for the last words of a run
 
 A run directory is created complete or not at all: it is assembled under a hidden
 temporary name and renamed into place. Status changes hold an advisory lock so that
-a worker and the user's process never interleave a read-modify-write.
+a worker and the user's process never interleave a read-modify-write. When the disk
+fills up, the reserve is given back so that the failure and its reason can still
+be written. This layer knows nothing of engines: whatever writes a run's inputs is
+handed to :meth:`RunDir.create`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -26,20 +32,47 @@ import secrets
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from simlab.config import RunConfig
-from simlab.errors import SimlabError
-from simlab.runs.states import State, can_transition
+from simlab.config import RunConfig, validate_config
+from simlab.errors import ConfigError, SimlabError
+from simlab.state.states import State, can_transition
 
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}-\d{8}T\d{6}-[0-9a-f]{6}$")
+RUN_ID_RE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$"
+)
+RESERVE_FILE = ".reserve"
+#: Bytes kept back in every run directory for the status and log lines that
+#: record a failure once the disk is full.
+RESERVE_BYTES = 256 * 1024
+#: Status fields that describe one segment of a run (one process of its code);
+#: they go when the run is queued again, so a status never mixes two segments.
+SEGMENT_FIELDS = (
+    "returncode",
+    "reason",
+    "log_tail",
+    "command",
+    "job_pid",
+    "pid",
+    "host",
+    "worker",
+    "job_id",
+    "heartbeat",
+    "progress_start",
+    "stop_requested",
+    "owner",
+)
 
 
 class TransitionError(SimlabError, ValueError):
     """A state change the run's life cycle does not allow."""
+
+
+class CorruptRunError(SimlabError, ValueError):
+    """A run directory whose status.json or config.json cannot be read."""
 
 
 def now() -> str:
@@ -105,14 +138,20 @@ class RunDir:
     results_path = property(lambda self: self.path / "results.json")
 
     @classmethod
-    def create(cls, root: str | Path, config: RunConfig) -> RunDir:
+    def create(
+        cls,
+        root: str | Path,
+        config: RunConfig,
+        *,
+        prepare: Callable[[Path], None] | None = None,
+        files: dict[str, Any] | None = None,
+    ) -> RunDir:
         """Make a complete run directory for ``config`` under ``root`` (state created).
 
-        The engine's ``prepare`` runs inside the temporary directory, so a failure
-        while writing inputs leaves nothing behind.
+        ``files`` are JSON files to add (name → data); ``prepare`` writes the
+        code's inputs into the folder it is given. Both run inside the temporary
+        directory, so a failure while writing inputs leaves nothing behind.
         """
-        from simlab.engines import registry
-
         root = private_root(root)
         run_id = new_run_id(config.metadata.name)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{run_id}."))
@@ -121,8 +160,14 @@ class RunDir:
             staged.inputs.mkdir()
             staged.output.mkdir()
             staged.log_path.touch()
+            with open(tmp / RESERVE_FILE, "wb") as fh:
+                fh.truncate(0)
+                fh.write(b"\0" * RESERVE_BYTES)  # real blocks, not a sparse file
             staged.config_path.write_text(config.model_dump_json(indent=1))
-            registry.get(config.code.engine).prepare(config, tmp)
+            for name, data in (files or {}).items():
+                write_json_atomic(tmp / name, data)
+            if prepare is not None:
+                prepare(tmp)
             created = now()
             status = {
                 "id": run_id,
@@ -144,12 +189,31 @@ class RunDir:
         return cls(final)
 
     def config(self) -> RunConfig:
-        """The run's configuration."""
-        return RunConfig.model_validate_json(self.config_path.read_text())
+        """The run's configuration; CorruptRunError when it cannot be read."""
+        data = self.read_json("config.json")
+        try:
+            return validate_config(data)
+        except ConfigError as exc:
+            raise CorruptRunError(f"{self.config_path}: {exc}") from exc
+
+    def read_json(self, name: str) -> Any:
+        """A JSON file of the run directory; CorruptRunError names what is wrong."""
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if isinstance(exc, FileNotFoundError) and not self.path.is_dir():
+                raise  # the run directory itself is gone
+            raise CorruptRunError(
+                f"{path}: cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
 
     def status(self) -> dict[str, Any]:
-        """The current status record."""
-        return json.loads(self.status_path.read_text())
+        """The current status record; CorruptRunError when it cannot be read."""
+        status = self.read_json("status.json")
+        if not isinstance(status, dict) or status.get("state") not in set(State):
+            raise CorruptRunError(f"{self.status_path}: no valid state in it")
+        return status
 
     @property
     def state(self) -> State:
@@ -157,9 +221,14 @@ class RunDir:
         return State(self.status()["state"])
 
     def events(self) -> list[dict[str, Any]]:
-        """Every recorded transition, oldest first."""
+        """Every recorded transition, oldest first (a line cut short by a full
+        disk or a crash is skipped)."""
+        events = []
         with open(self.events_path) as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+            for line in fh:
+                with contextlib.suppress(json.JSONDecodeError):
+                    events.append(json.loads(line))
+        return events
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -171,13 +240,24 @@ class RunDir:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _append_event(self, event: dict[str, Any]) -> None:
-        with open(self.events_path, "a") as fh:
-            fh.write(json.dumps(event, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        line = json.dumps(event, default=str) + "\n"
+        try:
+            with open(self.events_path, "a") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not self.release_reserve():
+                raise
+            with open(self.events_path, "a") as fh:
+                fh.write(line)
 
     def transition(self, new: State | str, **fields: Any) -> dict[str, Any]:
-        """Move to state ``new`` (checked), merge ``fields`` and record the event."""
+        """Move to state ``new`` (checked), merge ``fields`` and record the event.
+
+        Going back to ``queued`` (a restart chain or a resume) starts a new
+        segment: the fields of the last one (:data:`SEGMENT_FIELDS`) are dropped.
+        """
         new = State(new)
         with self._locked():
             status = self.status()
@@ -187,9 +267,13 @@ class RunDir:
                     f"run {self.id}: cannot go from {old!r} to {new.value!r}"
                 )
             stamp = now()
+            if new == State.QUEUED and old != State.CREATED:
+                for name in SEGMENT_FIELDS:
+                    status.pop(name, None)
+                status["segment"] = status.get("segment", 1) + 1
             status.update(fields, state=new.value, updated=stamp)
             status.setdefault("times", {})[new.value] = stamp
-            write_json_atomic(self.status_path, status)
+            self._write_status(status)
             self._append_event(
                 {"time": stamp, "state": new.value, "from": old, **fields}
             )
@@ -200,8 +284,25 @@ class RunDir:
         with self._locked():
             status = self.status()
             status.update(fields, updated=now())
-            write_json_atomic(self.status_path, status)
+            self._write_status(status)
         return status
+
+    def _write_status(self, status: dict[str, Any]) -> None:
+        """Replace status.json; on a full disk, give back the reserve and retry."""
+        try:
+            write_json_atomic(self.status_path, status)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not self.release_reserve():
+                raise
+            write_json_atomic(self.status_path, status)
+
+    def release_reserve(self) -> bool:
+        """Free the space kept back for a run's last words; False if none is left."""
+        try:
+            (self.path / RESERVE_FILE).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def request(self, what: str) -> None:
         """Leave a ``cancel`` or ``stop`` request for the process running the run."""

@@ -6,7 +6,11 @@ from enum import StrEnum
 
 
 class State(StrEnum):
-    """Where a run is in its life; the run directory's status.json holds one."""
+    """Where a run is in its life; the run directory's status.json holds one.
+
+    ``corrupt`` is never written: it is what listings show for a run directory
+    whose status.json cannot be read, so one broken run never hides the others.
+    """
 
     CREATED = "created"
     QUEUED = "queued"
@@ -15,11 +19,12 @@ class State(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    CORRUPT = "corrupt"
 
     @property
     def is_final(self) -> bool:
-        """No transition leaves this state."""
-        return not TRANSITIONS[self]
+        """Ended: nothing happens to the run unless a user resumes it."""
+        return self in FINAL
 
     @property
     def is_active(self) -> bool:
@@ -27,6 +32,11 @@ class State(StrEnum):
         return self in (State.QUEUED, State.RUNNING)
 
 
+FINAL = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED, State.CORRUPT})
+
+#: Every move a run may make. ``failed`` and ``cancelled`` go back to ``queued``
+#: only when a user resumes the run (a new segment from its checkpoint or its
+#: last snapshot); nothing leaves ``completed``.
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.CREATED: frozenset({State.QUEUED, State.CANCELLED, State.FAILED}),
     State.QUEUED: frozenset({State.RUNNING, State.CANCELLED, State.FAILED}),
@@ -35,8 +45,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     ),
     State.CHECKPOINTED: frozenset({State.QUEUED, State.CANCELLED, State.FAILED}),
     State.COMPLETED: frozenset(),
-    State.FAILED: frozenset(),
-    State.CANCELLED: frozenset(),
+    State.FAILED: frozenset({State.QUEUED}),
+    State.CANCELLED: frozenset({State.QUEUED}),
+    State.CORRUPT: frozenset(),
 }
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from simlab.errors import SimlabWarning
-from simlab.runs.run import Run
+from simlab.service.run import Run
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -127,7 +127,7 @@ def compare(
     Parameters
     ----------
     runs : list or {label: run}
-        :class:`~simlab.runs.run.Run` objects or run directories; labels default
+        :class:`~simlab.service.run.Run` objects or run directories; labels default
         to the engine names (``pm``, ``concept``, ``concept-2`` …)
     reference : str, optional
         label the ratios divide by (default: the first run)

@@ -1,0 +1,82 @@
+"""The task of a sweep point: execute its notebook with papermill, next to its run.
+
+A sweep point is a run whose directory holds ``notebook_task.json`` (the template
+and the parameters to inject). The dispatcher submits this task instead of
+:func:`simlab.dispatch.task.execute`; the notebook runs the simulation in place
+(through ``execute``) and records its results. Whatever happens, the run does not
+stay queued or running.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from simlab.__about__ import __version__
+from simlab.state.rundir import RunDir, now
+from simlab.state.states import State
+
+logger = logging.getLogger(__name__)
+
+#: The run directory file that makes a run a notebook point.
+NOTEBOOK_TASK_FILE = "notebook_task.json"
+#: ``status.json["notebook"]["state"]`` of a notebook that raised.
+NOTEBOOK_FAILED = "failed"
+
+
+def _provenance(rundir: RunDir) -> dict[str, Any]:
+    from simlab.engines import registry
+    from simlab.engines.base import Launch
+
+    config = rundir.config()
+    try:
+        launch = Launch.from_dict(rundir.read_json("launch.json"))
+        engine = registry.get(config.code.engine)
+        code_version = engine.health(launch).version
+    except Exception as exc:
+        code_version = f"unknown ({type(exc).__name__})"
+    return {
+        "simlab_version": __version__,
+        "code": config.code.engine,
+        "code_version": code_version,
+        "config_hash": config.config_hash(),
+    }
+
+
+def execute_notebook_run(path: str, template: str, parameters: dict[str, Any]) -> str:
+    """Execute one point's notebook into ``RUN/notebooks/``; return the run's state.
+
+    Runs on a dask worker. A notebook error marks the run ``failed`` (the executed
+    notebook, kept, shows the error), and ``status.json["notebook"]`` says how the
+    notebook ended.
+    """
+    from papermill.exceptions import PapermillExecutionError
+
+    from simlab.templates import execute_notebook
+
+    rundir = RunDir(path)
+    output = rundir.path / "notebooks" / Path(template).name
+    started = now()
+    notebook: dict[str, Any] = {"path": str(output), "template": template}
+    try:
+        execute_notebook(template, output, parameters, cwd=rundir.path)
+    except PapermillExecutionError as exc:
+        error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+        notebook.update(state=NOTEBOOK_FAILED, error=error)
+    except Exception as exc:  # task boundary: kernel died, template unreadable ...
+        logger.exception("sweep point %s: notebook did not run", rundir.id)
+        notebook.update(state=NOTEBOOK_FAILED, error=f"{type(exc).__name__}: {exc}")
+    else:
+        notebook["state"] = State.COMPLETED.value
+    notebook.update(started=started, finished=now())
+    rundir.update(notebook=notebook, provenance=_provenance(rundir))
+    state = rundir.state
+    if notebook["state"] == NOTEBOOK_FAILED and not state.is_final:
+        reason = f"notebook {output.name} failed: {notebook['error']}"
+        rundir.transition(State.FAILED, reason=reason)
+    elif state == State.QUEUED:
+        # a notebook that analyses without running the engine completes its point
+        rundir.transition(State.RUNNING)
+        rundir.transition(State.COMPLETED, reason="notebook ran without the engine")
+    return rundir.state.value

@@ -1,0 +1,281 @@
+"""The owner of a run root on this host: the one process whose Dispatcher runs its runs.
+
+Every door (Python, the CLI, sweeps, widgets, the Jupyter server) creates a run's
+directory itself and then posts a ``dispatch`` request into the owner's inbox
+(:mod:`simlab.state.owners`); :func:`ensure` starts the owner first if none is up.
+The owner is ``python -m simlab.dispatch.owner ROOT`` in a session of its own, so it
+outlives the kernel, terminal or server that started it: runs keep going when any
+of those exits or dies, and the clusters of all of them are one list.
+
+While it lives it holds the root's lock for this host, rewrites its record every
+:data:`~simlab.state.owners.HEARTBEAT_INTERVAL` seconds (pid, heartbeat, clusters,
+runs held), withdraws queued runs someone asked to cancel, and at start adopts the
+runs a dead owner left queued. It exits after ``simlab.dispatcher.idle-timeout``
+seconds without a run, or on SIGTERM or a ``stop`` request, ending what it holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from simlab.dispatch.dispatcher import Dispatcher
+from simlab.state import owners
+from simlab.state.catalog import Catalog
+from simlab.state.liveness import orphan_reason, reap, waits_for_owner
+from simlab.state.rundir import (
+    CorruptRunError,
+    RunDir,
+    TransitionError,
+    write_json_atomic,
+)
+from simlab.state.states import State
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between looks at the inbox.
+POLL = 0.1
+#: Seconds :func:`ensure` waits for a new owner to take the lock.
+START_TIMEOUT = 60.0
+#: Seconds a stopping owner gives its running runs to end after cancelling them.
+STOP_GRACE = 15.0
+
+
+def idle_timeout() -> float:
+    """Seconds an owner with no run waits before it exits."""
+    from simlab import settings
+
+    return float(settings.get("dispatcher.idle-timeout"))
+
+
+def ensure(root: str | Path) -> None:
+    """Start this host's owner of ``root`` unless one is up; wait until it is."""
+    root = Path(root).resolve()
+    if owners.holds_lock(root):
+        return
+    log = owners.owners_dir(root) / f"{owners.record_path(root).stem}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "simlab.dispatch.owner", str(root)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while not owners.holds_lock(root):
+        if proc.poll() is not None and not owners.holds_lock(root):
+            raise RuntimeError(
+                f"the dispatcher of {root} exited with status {proc.returncode} "
+                f"before it started; its log: {log}"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the dispatcher of {root} did not start; log: {log}")
+        time.sleep(0.05)
+
+
+def stop(root: str | Path, timeout: float = 30.0) -> bool:
+    """Ask this host's owner of ``root`` to end; True once no owner is up."""
+    root = Path(root).resolve()
+    if not owners.holds_lock(root):
+        return True
+    owners.post(root, {"op": "stop"})
+    deadline = time.monotonic() + timeout
+    while owners.holds_lock(root):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class Owner:
+    """The dispatcher process of one run root on this host."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.dispatcher: Dispatcher | None = None
+        self._lock_file: IO[str] | None = None
+        self._stopping = threading.Event()
+        self._last_busy = time.monotonic()
+
+    # -- life ----------------------------------------------------------------------
+    def acquire(self) -> bool:
+        """Take the root's lock for this host; False if another owner holds it."""
+        fh = open(owners.lock_path(self.root), "a")  # noqa: SIM115 (held for life)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._lock_file = fh
+        return True
+
+    def serve(self) -> None:
+        """Adopt orphans, then handle requests until idle, stopped or signalled."""
+        self.dispatcher = Dispatcher()
+        self._write_record()
+        self._adopt()
+        timeout = idle_timeout()
+        next_beat = 0.0
+        while not self._stopping.is_set():
+            self._handle_inbox()
+            now = time.monotonic()
+            if now >= next_beat:
+                self._heartbeat()
+                next_beat = now + owners.HEARTBEAT_INTERVAL
+            if self.dispatcher.pending():
+                self._last_busy = now
+            elif now - self._last_busy > timeout:
+                logger.info("no run for %.0f s: exiting", timeout)
+                break
+            self._stopping.wait(POLL)
+
+    def request_stop(self, *_: Any) -> None:
+        """End the serve loop (SIGTERM, SIGINT or a ``stop`` request)."""
+        self._stopping.set()
+
+    def shutdown(self) -> None:
+        """Cancel what is still held, close the clusters, give up the lock."""
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            held = [RunDir(self.root / run_id) for run_id in dispatcher.held()]
+            for rundir in held:
+                with contextlib.suppress(OSError, CorruptRunError):
+                    if not rundir.state.is_final:
+                        rundir.request("cancel")
+                        dispatcher.withdraw(rundir)
+            deadline = time.monotonic() + STOP_GRACE
+            while dispatcher.pending() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for rundir in held:
+                with contextlib.suppress(OSError, CorruptRunError, TransitionError):
+                    if not rundir.state.is_final:
+                        rundir.transition(
+                            State.CANCELLED, reason="its dispatcher was shut down"
+                        )
+            dispatcher.close()
+            self.dispatcher = None
+        owners.record_path(self.root).unlink(missing_ok=True)
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    # -- work ------------------------------------------------------------------------
+    def _adopt(self) -> None:
+        """Take over runs a dead owner left waiting; fail those lost mid-run."""
+        catalog = Catalog(self.root)
+        catalog.sync()
+        for state in (State.QUEUED, State.CHECKPOINTED, State.RUNNING):
+            rows, _ = catalog.query(state=state.value, per_page=1000)
+            for row in rows:
+                rundir = RunDir(row["path"])
+                with contextlib.suppress(CorruptRunError, FileNotFoundError):
+                    if state == State.RUNNING:
+                        reap(rundir)
+                        continue
+                    status = rundir.status()
+                    if waits_for_owner(status) and orphan_reason(status, self.root):
+                        self._dispatch(
+                            rundir,
+                            resume=state == State.CHECKPOINTED,
+                            adopt=state == State.QUEUED,
+                        )
+
+    def _handle_inbox(self) -> None:
+        for path in sorted(owners.inbox(self.root).glob("*.json")):
+            try:
+                request = json.loads(path.read_text())
+            except (OSError, ValueError):
+                request = None
+            path.unlink(missing_ok=True)
+            if isinstance(request, dict):
+                self._last_busy = time.monotonic()
+                self._handle(request)
+
+    def _handle(self, request: dict[str, Any]) -> None:
+        op = request.get("op")
+        if op == "stop":
+            self.request_stop()
+        elif op == "dispatch":
+            path = Path(str(request.get("run", ""))).resolve()
+            if path.parent != self.root or not (path / "status.json").is_file():
+                logger.warning(
+                    "ignoring a request for %s: not a run of %s", path, self.root
+                )
+                return
+            self._dispatch(RunDir(path), resume=bool(request.get("resume")))
+        elif op == "scale":
+            try:
+                self.dispatcher.scale(str(request["cluster"]), int(request["workers"]))
+            except (KeyError, ValueError, LookupError) as exc:
+                logger.warning("scale request %s refused: %s", request, exc)
+        else:
+            logger.warning("unknown request %r", request)
+
+    def _dispatch(
+        self, rundir: RunDir, *, resume: bool = False, adopt: bool = False
+    ) -> None:
+        try:
+            self.dispatcher.submit(rundir, resume=resume, adopt=adopt)
+        except Exception as exc:  # the run must not stay waiting: fail it, say why
+            logger.exception("run %s: could not dispatch", rundir.id)
+            reason = f"could not dispatch: {type(exc).__name__}: {exc}"
+            with contextlib.suppress(TransitionError, CorruptRunError, OSError):
+                rundir.transition(State.FAILED, reason=reason)
+
+    def _heartbeat(self) -> None:
+        """Rewrite the record; withdraw queued runs someone asked to cancel."""
+        for run_id in self.dispatcher.held():
+            rundir = RunDir(self.root / run_id)
+            with contextlib.suppress(OSError, CorruptRunError):
+                if rundir.requested("cancel") and rundir.state == State.QUEUED:
+                    self.dispatcher.withdraw(rundir)
+        self._write_record()
+
+    def _write_record(self) -> None:
+        record = {
+            **self.dispatcher.ref,
+            "kind": "dispatcher",
+            "root": str(self.root),
+            "heartbeat": time.time(),
+            "runs": self.dispatcher.held(),
+            "clusters": [c.model() for c in self.dispatcher.clusters()],
+        }
+        write_json_atomic(owners.record_path(self.root), record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m simlab.dispatch.owner ROOT``: serve until idle or stopped."""
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    owner = Owner(Path(argv[0]))
+    if not owner.acquire():
+        logger.info("another dispatcher owns %s on this host", owner.root)
+        return 0
+    signal.signal(signal.SIGTERM, owner.request_stop)
+    signal.signal(signal.SIGINT, owner.request_stop)
+    logger.info("dispatcher of %s started (pid %d)", owner.root, os.getpid())
+    try:
+        owner.serve()
+    finally:
+        owner.shutdown()
+    logger.info("dispatcher of %s stopped", owner.root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""How long a run still needs: one rule for the CLI, the widgets and the sidebar.
+
+While a run is ``running``, its time left is measured, not modelled: the task
+stamps every progress report with the wall time (``progress.time``) and keeps the
+first report of the segment (``progress_start``), so the rate is the fraction done
+between the two over the seconds between them. Start-up (imports, reading ICs) is
+thereby left out, and codes whose logs carry no elapsed time (Gadget4, CONCEPT) get
+the same answer as the embedded engine. Before two reports exist the cost model
+gives the expected duration; ended runs have no ETA.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from simlab.state.catalog import Catalog
+
+#: Least fraction of progress between two reports before a rate is trusted.
+MIN_PROGRESS = 0.005
+
+
+@dataclass(frozen=True)
+class Eta:
+    """Seconds left and where the number comes from (``progress`` or ``model``)."""
+
+    seconds: float
+    source: str
+
+
+def measured(status: dict[str, Any], now: float | None = None) -> Eta | None:
+    """Seconds left for a running run from its measured rate; None without one.
+
+    Examples
+    --------
+    >>> status = {"state": "running",
+    ...           "progress_start": {"fraction": 0.1, "time": 100.0},
+    ...           "progress": {"fraction": 0.3, "time": 120.0}}
+    >>> measured(status, now=125.0)
+    Eta(seconds=65.0, source='progress')
+    """
+    if status.get("state") != "running":
+        return None
+    first, last = status.get("progress_start") or {}, status.get("progress") or {}
+    try:
+        f0, t0 = float(first["fraction"]), float(first["time"])
+        f1, t1 = float(last["fraction"]), float(last["time"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if f1 - f0 < MIN_PROGRESS or t1 <= t0:
+        return None
+    left = (1.0 - f1) * (t1 - t0) / (f1 - f0)
+    since = (time.time() if now is None else now) - t1
+    return Eta(max(0.0, left - since), "progress")
+
+
+def remaining(
+    status: dict[str, Any], config: Any, catalog: Catalog | None = None
+) -> Eta | None:
+    """Seconds left: measured while running, the cost model before that, None once
+    the run has ended or stopped."""
+    state = status.get("state")
+    if state not in ("created", "queued", "running"):
+        return None
+    eta = measured(status)
+    if eta is not None:
+        return eta
+    from simlab.service.cost import estimate
+
+    total = estimate(config, catalog).seconds
+    done = (status.get("progress") or {}).get("fraction") or 0.0
+    return Eta(max(0.0, total * (1.0 - done)), "model")

@@ -1,0 +1,250 @@
+"""The one way runs are made and started: create, submit, run, resume, list.
+
+Every face calls these (the Python API as ``simlab.create/submit/run/runs``, the
+CLI, sweeps, the widgets and the REST handlers). A submission is validated
+completely first (:func:`~simlab.service.validation.validate_run`), checked against
+the active-run limit, created on disk (all or nothing), and posted to the run
+root's dispatcher on this host (:mod:`simlab.dispatch.owner`), which is started if
+none is up. Whoever asks next, in whatever process, finds runs whose owner is gone
+and hands them to a live one (:func:`settle`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from simlab import settings
+from simlab.config import RunConfig
+from simlab.dispatch import owner
+from simlab.dispatch.dispatcher import DispatchError
+from simlab.errors import RunError, SimlabError
+from simlab.service.run import Run, find_run
+from simlab.service.validation import Plan, validate_run
+from simlab.settings import run_root
+from simlab.state import owners
+from simlab.state.catalog import Catalog
+from simlab.state.liveness import orphan_reason, reap
+from simlab.state.rundir import CorruptRunError, RunDir
+from simlab.state.states import State
+
+#: Seconds :func:`hand_over` waits for the dispatcher to queue a run.
+QUEUE_WAIT = 120.0
+
+
+class LimitError(SimlabError):
+    """More active runs than ``simlab.max-active-runs`` allows."""
+
+
+def _root(root: str | Path | None) -> Path:
+    return Path(root).expanduser() if root is not None else run_root()
+
+
+def create_from_plan(
+    plan: Plan, root: Path, *, files: dict[str, Any] | None = None
+) -> Run:
+    """Make the run directory of a validated plan (state ``created``)."""
+    rundir = RunDir.create(
+        root,
+        plan.config,
+        prepare=lambda path: plan.engine.prepare(plan.config, path, plan.launch),
+        files={"launch.json": plan.launch_record(), **(files or {})},
+    )
+    Catalog(root).add(rundir)
+    return Run(rundir.path)
+
+
+def create(
+    config: RunConfig | dict[str, Any],
+    root: str | Path | None = None,
+    *,
+    cluster: str | None = None,
+) -> Run:
+    """Validate ``config`` completely and make its run directory (state ``created``).
+
+    Nothing is written when the configuration is refused.
+    """
+    return create_from_plan(validate_run(config, cluster=cluster), _root(root))
+
+
+def hand_over(run: Run, *, resume: bool = False, wait: float = QUEUE_WAIT) -> Run:
+    """Post ``run`` to its root's dispatcher (started if needed); wait until it has
+    been queued. DispatchError with the reason when the dispatcher could not take
+    it (the run is then ``failed`` with that reason)."""
+    root = run.path.parent
+    owner.ensure(root)
+    request = {"op": "dispatch", "run": str(run.path), "resume": resume}
+    answer = owners.await_reply(root, owners.post(root, request), wait)
+    Catalog(root).add(run.dir)
+    if answer is not None and not answer.get("ok"):
+        raise DispatchError(f"run {run.id}: {answer.get('error')}")
+    return run
+
+
+def check_active_limit(root: Path) -> None:
+    """Refuse a new run when the user already has the configured number active."""
+    limit = int(settings.get("max-active-runs"))
+    catalog = Catalog(root)
+    # every process adds its runs to the catalogue when it creates them, so only
+    # rows not yet final can be active now: re-read those, not the whole root
+    listed = [
+        RunDir(row["path"])
+        for state in (State.QUEUED, State.RUNNING)
+        for row in catalog.query(state=state.value, per_page=1000)[0]
+    ]
+    for rundir in listed:
+        reap(rundir)
+    catalog.refresh([r for r in listed if r.status_path.exists()])
+    active = 0
+    for rundir in listed:
+        try:
+            active += rundir.state.is_active
+        except (CorruptRunError, FileNotFoundError):
+            continue
+    if active >= limit:
+        raise LimitError(
+            f"{active} runs are already queued or running under {root}; "
+            f"simlab.max-active-runs allows {limit}. Wait for some to finish, "
+            "cancel some, or raise the limit in your dask config."
+        )
+
+
+def submit(
+    config: RunConfig | dict[str, Any],
+    *,
+    cluster: str | None = None,
+    root: str | Path | None = None,
+) -> Run:
+    """Validate, create and queue a run; return without waiting for it to run.
+
+    ``cluster`` overrides ``config.resources.cluster``. The run belongs to the run
+    root's dispatcher process, so it carries on whatever happens to the caller.
+    """
+    plan = validate_run(config, cluster=cluster)
+    root = _root(root)
+    check_active_limit(root)
+    return hand_over(create_from_plan(plan, root))
+
+
+def _follow(run: Run, show_progress: bool) -> None:
+    """Wait for the run to end, drawing a tqdm bar from its status as it moves."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=100, desc=run.id, unit="%", disable=not show_progress) as bar:
+        while True:
+            status = run.status
+            progress = status.get("progress") or {}
+            bar.update(round(100 * progress.get("fraction", 0.0)) - bar.n)
+            if progress:
+                bar.set_postfix(a=f"{progress['a']:.3f}", z=f"{progress['z']:.2f}")
+            if run.settled or reap(run.dir):
+                break
+            time.sleep(0.2)
+
+
+def run(
+    config: RunConfig | dict[str, Any],
+    *,
+    cluster: str | None = None,
+    root: str | Path | None = None,
+    progress: bool = True,
+) -> Run:
+    """Create a run, execute it on its cluster profile and wait for it to finish.
+
+    A run stopped by its time limit is continued from its checkpoint until it
+    completes. Returns the finished run; RunError if it ends other than
+    ``completed``. Interrupting the wait (Ctrl-C) cancels the run, as for any
+    command run in the foreground.
+    """
+    handle = submit(config, cluster=cluster, root=root)
+    try:
+        _follow(handle, progress)
+    except KeyboardInterrupt:
+        handle.cancel(reason="interrupted (Ctrl-C) while running in the foreground")
+        raise
+    Catalog(handle.path.parent).add(handle.dir)
+    return handle.wait(timeout=0)
+
+
+def resume(run_or_id: Run | str, *, root: str | Path | None = None) -> Run:
+    """Continue a checkpointed, stopped, cancelled or failed run as a new segment.
+
+    The engine continues from its checkpoint (PM, Gadget4 restart files) or its
+    last snapshot (PM, Gadget4, CONCEPT); RunError when there is neither or the
+    run completed.
+    """
+    handle = run_or_id if isinstance(run_or_id, Run) else find_run(run_or_id, root)
+    state = handle.state
+    if state not in (State.CHECKPOINTED, State.CANCELLED, State.FAILED):
+        raise RunError(
+            f"run {handle.id} is {state.value}; only a checkpointed, cancelled or "
+            "failed run can be resumed"
+        )
+    if handle.restart_command() is None:
+        raise RunError(
+            f"run {handle.id} has no checkpoint or snapshot to continue from; "
+            "submit its configuration again to start it afresh"
+        )
+    check_active_limit(handle.path.parent)
+    handle.dir.clear_requests()
+    return hand_over(handle, resume=True)
+
+
+def settle(root: str | Path) -> int:
+    """Settle what no live process owns: fail runs lost mid-run, and hand runs
+    left waiting by a dead dispatcher to a live one; return how many."""
+    root = _root(root)
+    catalog = Catalog(root)
+    catalog.sync()
+    count = 0
+    waiting = False
+    for state in (State.RUNNING, State.QUEUED, State.CHECKPOINTED):
+        rows, _ = catalog.query(state=state.value, per_page=1000)
+        for row in rows:
+            rundir = RunDir(row["path"])
+            if state == State.RUNNING:
+                count += reap(rundir)
+                continue
+            try:
+                status = rundir.status()
+            except (CorruptRunError, FileNotFoundError):
+                continue
+            if orphan_reason(status, str(root)):
+                waiting = True
+                count += 1
+    if waiting:
+        owner.ensure(root)  # it adopts every orphan when it starts
+    if count:
+        catalog.sync()
+    return count
+
+
+def runs(
+    *,
+    root: str | Path | None = None,
+    status: str | None = None,
+    code: str | None = None,
+    tag: str | None = None,
+    project: str | None = None,
+    text: str | None = None,
+    order: str = "-created",
+    limit: int = 100,
+) -> list[Run]:
+    """The user's runs matching every filter given, newest first by default.
+
+    Runs whose directory cannot be read are left out here (``simlab ls`` lists
+    them as ``corrupt``).
+    """
+    root = _root(root)
+    settle(root)
+    rows, _ = Catalog(root).query(
+        state=status,
+        code=code,
+        tag=tag,
+        project=project,
+        text=text,
+        order=order,
+        per_page=limit,
+    )
+    return [Run(row["path"]) for row in rows if row["state"] != State.CORRUPT.value]

@@ -1,0 +1,154 @@
+"""Who owns the runs of a run root: one dispatcher process per (run root, host).
+
+The owner keeps a record at ``ROOT/.simlab/owners/HOST.json`` (its pid, start
+time, a heartbeat and the clusters it runs) and holds an exclusive lock on
+``HOST.lock`` while it lives. Every run it queues carries an ``owner`` reference
+(host, pid, start time) in its status.json, so any process can tell whether the
+process that owns a run is still there: on the same host by its pid and start
+time, elsewhere by the record's heartbeat. Requests to the owner are small JSON
+files dropped in ``HOST.inbox/``. This module only knows the layout and the
+liveness rule; the owner itself is :mod:`simlab.dispatch.owner`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from simlab.state.rundir import write_json_atomic
+
+#: Seconds between two heartbeats of an owner record.
+HEARTBEAT_INTERVAL = 2.0
+
+
+def owners_dir(root: str | Path) -> Path:
+    """``ROOT/.simlab/owners``, readable by the user only."""
+    path = Path(root) / ".simlab" / "owners"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for folder in (path, path.parent):
+        os.chmod(folder, 0o700)
+    return path
+
+
+def record_path(root: str | Path, host: str | None = None) -> Path:
+    """The owner record of ``host`` (default: this host)."""
+    return owners_dir(root) / f"{host or socket.gethostname()}.json"
+
+
+def lock_path(root: str | Path, host: str | None = None) -> Path:
+    """The lock the owner of ``host`` holds while it lives."""
+    return owners_dir(root) / f"{host or socket.gethostname()}.lock"
+
+
+def inbox(root: str | Path, host: str | None = None) -> Path:
+    """The folder of requests to the owner of ``host``."""
+    path = owners_dir(root) / f"{host or socket.gethostname()}.inbox"
+    path.mkdir(exist_ok=True, mode=0o700)
+    return path
+
+
+def post(root: str | Path, request: dict[str, Any]) -> str:
+    """Drop a request for this host's owner (handled in order); return its id."""
+    request_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+    write_json_atomic(inbox(root) / f"{request_id}.json", {**request, "id": request_id})
+    return request_id
+
+
+def replies(root: str | Path, host: str | None = None) -> Path:
+    """The folder where the owner of ``host`` answers requests."""
+    path = owners_dir(root) / f"{host or socket.gethostname()}.replies"
+    path.mkdir(exist_ok=True, mode=0o700)
+    return path
+
+
+def reply(root: str | Path, request_id: str, answer: dict[str, Any]) -> None:
+    """The owner's answer to one request (``ok`` and, if not, ``error``)."""
+    write_json_atomic(replies(root) / f"{request_id}.json", answer)
+
+
+def await_reply(
+    root: str | Path, request_id: str, timeout: float
+) -> dict[str, Any] | None:
+    """The owner's answer to request ``request_id``, or None after ``timeout`` s."""
+    path = replies(root) / f"{request_id}.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = json.loads(path.read_text())
+        except (OSError, ValueError):
+            time.sleep(0.02)
+            continue
+        path.unlink(missing_ok=True)
+        return answer if isinstance(answer, dict) else None
+    return None
+
+
+def process_ref(pid: int | None = None) -> dict[str, Any]:
+    """(host, pid, start time) naming one process for good (pids are reused)."""
+    pid = pid or os.getpid()
+    return {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "started": psutil.Process(pid).create_time(),
+    }
+
+
+def read_record(root: str | Path, host: str | None = None) -> dict[str, Any] | None:
+    """The owner record of ``host``, or None if there is none (or it is torn)."""
+    try:
+        record = json.loads(record_path(root, host).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def records(root: str | Path) -> list[dict[str, Any]]:
+    """Every host's owner record that is alive, for listings (clusters)."""
+    found = []
+    for path in sorted(owners_dir(root).glob("*.json")):
+        record = read_record(root, path.stem)
+        if record is not None and alive(record, root):
+            found.append(record)
+    return found
+
+
+def alive(ref: dict[str, Any], root: str | Path, timeout: float = 60.0) -> bool:
+    """Whether the process ``ref`` names (see :func:`process_ref`) still runs.
+
+    On this host: its pid exists with the same start time. On another: that
+    host's owner record is this process and its heartbeat is younger than
+    ``timeout`` seconds.
+    """
+    if ref.get("host") == socket.gethostname():
+        try:
+            started = psutil.Process(int(ref["pid"])).create_time()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
+            return False
+        return abs(started - float(ref.get("started", started))) < 1.0
+    record = read_record(root, ref.get("host"))
+    return (
+        record is not None
+        and record.get("pid") == ref.get("pid")
+        and time.time() - float(record.get("heartbeat", 0)) < timeout
+    )
+
+
+def holds_lock(root: str | Path) -> bool:
+    """Whether some process holds this host's owner lock (an owner is up)."""
+    with open(lock_path(root), "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        with contextlib.suppress(OSError):
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
