@@ -39,11 +39,18 @@ def _private_run_root(tmp_path_factory):
         yield
 
 
-def _needs(reason: str | None, what: str) -> None:
-    """Skip for a missing system part on a laptop; fail under ``CI=true``."""
+def _needs(reason: str | None, what: str, install: str) -> None:
+    """Skip for a missing system part on a laptop; fail under ``CI=true``.
+
+    The message is one line: what is missing and why, the command that installs it
+    (``install``, as ``.ci/run`` does), and that ``.ci/run`` as root does it all.
+    """
     if reason is None:
         return
-    message = f"{what} unavailable: {reason}"
+    message = (
+        f"{what} unavailable ({' '.join(reason.split())}); to enable: `{install}`; "
+        "`.ci/run` as root installs every system part"
+    )
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
@@ -54,7 +61,7 @@ def slurm():
     """A real Slurm controller and node for the session, torn down at the end."""
     from tests import slurm_cluster
 
-    _needs(slurm_cluster.available(), "Slurm")
+    _needs(slurm_cluster.available(), "Slurm", slurm_cluster.INSTALL)
     state = slurm_cluster.state_dir()
     slurm_cluster.start(state)
     yield state
