@@ -7,7 +7,7 @@ from ``wait4``. Accuracy: its final P(k) against a reference run of the same ICs
 on a 256³ mesh with 45 steps, both measured on a 128³ mesh (CIC, interlaced), as
 the largest |P/P_ref - 1| over bins with k ≤ 0.3 h/Mpc. CONCEPT's compiled PM
 needed 47 s for the same run on this kind of machine
-(``shared/fixtures/concept-small/README.md``); real Gadget4 about 260 s for 32³.
+(``tests/data/concept-small/README.md``); real Gadget4 about 260 s for 32³.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared test helpers: where the real-code fixtures are, and skip-or-fail on them."""
+"""Shared test helpers: the real-code test data, and skip-or-fail on system parts."""
 
 from __future__ import annotations
 
@@ -9,19 +9,25 @@ from pathlib import Path
 
 import pytest
 
-#: Real Gadget4 and CONCEPT outputs, in ``shared/`` beside the repository.
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+#: Real Gadget4 and CONCEPT outputs, part of the repository (tests/data/README.md).
+DATA = Path(__file__).resolve().parent / "data"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# The data holds real outputs, not tests: parameter files and scripts in it must not
+# be imported by --doctest-modules.
+collect_ignore = ["data"]
 
-def requires_fixture(relpath: str) -> Path:
-    """Path of a fixture; skip when missing on a laptop, fail under ``CI=true``."""
-    path = FIXTURES / relpath
+
+def data_path(relpath: str) -> Path:
+    """Path of a file or folder under ``tests/data``; fails (never skips) if missing.
+
+    The data is part of the repository, so a missing file is a broken checkout or a
+    renamed path, not a machine without it (``tests/test_data_manifest.py`` checks
+    every file against ``tests/data/MANIFEST.sha256``).
+    """
+    path = DATA / relpath
     if not path.exists():
-        message = f"fixture {relpath} not found under {FIXTURES}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(f"test data {relpath} not found under {DATA} (see MANIFEST.sha256)")
     return path
 
 
@@ -54,11 +60,18 @@ def stop_dispatchers(under: Path, timeout: float = 30.0) -> None:
             proc.kill()
 
 
-def _needs(reason: str | None, what: str) -> None:
-    """Skip for a missing system part on a laptop; fail under ``CI=true``."""
+def _needs(reason: str | None, what: str, install: str) -> None:
+    """Skip for a missing system part on a laptop; fail under ``CI=true``.
+
+    The message is one line: what is missing and why, the command that installs it
+    (``install``, as ``.ci/run`` does), and that ``.ci/run`` as root does it all.
+    """
     if reason is None:
         return
-    message = f"{what} unavailable: {reason}"
+    message = (
+        f"{what} unavailable ({' '.join(reason.split())}); to enable: `{install}`; "
+        "`.ci/run` as root installs every system part"
+    )
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
@@ -69,7 +82,7 @@ def slurm():
     """A real Slurm controller and node for the session, torn down at the end."""
     from tests import slurm_cluster
 
-    _needs(slurm_cluster.available(), "Slurm")
+    _needs(slurm_cluster.available(), "Slurm", slurm_cluster.INSTALL)
     state = slurm_cluster.state_dir()
     slurm_cluster.start(state)
     yield state

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 PACKAGES = ("slurmctld", "slurmd", "sinfo", "munged")
+#: What installs them (as in ``.ci/run``), for the skip message.
+INSTALL = "apt-get install slurmctld slurmd slurm-client munge"
 
 
 #: The cluster profile that runs on this one-node Slurm (``simlab.clusters.NAME``).

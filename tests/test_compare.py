@@ -10,7 +10,6 @@ from simlab.dispatch.task import execute
 from simlab.errors import SimlabWarning
 from simlab.io.concept import read_powerspec
 from simlab.service.submission import create
-from tests.conftest import requires_fixture
 from tests.engines.test_concept import FIXTURE_RUN
 
 #: The fixture's box, particles, cosmology, start and outputs on the PM engine.
@@ -33,7 +32,6 @@ def _finished(config: dict, root) -> simlab.Run:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    requires_fixture("concept-small/concept32")
     root = tmp_path_factory.mktemp("compare")
     return _finished(PM_RUN, root), _finished(FIXTURE_RUN, root)
 

@@ -8,7 +8,7 @@ HDF5 layout (or ``inputs/ics.gadget`` as GADGET SnapFormat 2), reads the time-st
 header blocks of its stdout once the ANSI escapes are gone, and decides the
 outcome from the closing lines, the exit status and the ``job/<id>/log_err`` file
 CONCEPT leaves when anything went wrong. Formats as observed on real runs:
-``shared/fixtures/concept-small/README.md``.
+``tests/data/concept-small/README.md``.
 """
 
 from __future__ import annotations

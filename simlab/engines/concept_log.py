@@ -1,6 +1,6 @@
 """Reading CONCEPT's stdout: escapes, time-step progress, closing lines, errors.
 
-Facts from real runs (``shared/fixtures/concept-small/README.md``): the stdout is
+Facts from real runs (``tests/data/concept-small/README.md``): the stdout is
 coloured (ANSI SGR codes, ``ESC ( B`` charset switches, OSC palette sequences in
 the logo); each step starts with ``Time step N`` / ``Scale factor: a`` /
 ``Cosmic time: t Gyr`` / ``Step size: dt Gyr``; a run ends with

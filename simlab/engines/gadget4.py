@@ -10,7 +10,7 @@ The run directory is the code's working directory: ``inputs/param.txt``,
 ``inputs/outputs.txt``, ``inputs/ics.hdf5`` (simlab's particles, ICFormat 3) and
 ``output/`` (Gadget4's OutputDir: snapshots, group catalogues, ``powerspecs/``,
 ``restartfiles/``). Facts about Gadget4's behaviour come from real runs
-(``shared/fixtures/gadget4-small/README.md``): it exits with status 0 after a
+(``tests/data/gadget4-small/README.md``): it exits with status 0 after a
 stop-file or time-limit stop and even after a parameter-file error, so the outcome
 is read from its output, not its exit status.
 """

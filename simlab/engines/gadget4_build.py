@@ -3,7 +3,7 @@
 Gadget4 fixes much at compile time (``Config.sh``): the PM mesh, the number of
 particle types, group finders, the built-in IC generator, ID width. simlab reads the
 options of the user's build from one of three places, all observed on real runs
-(``shared/fixtures/gadget4-small``):
+(``tests/data/gadget4-small``):
 
 - the block the code prints at start-up (``Code was compiled with the following
   settings:`` then one option per line), also printed when the executable is run

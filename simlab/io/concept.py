@@ -13,7 +13,7 @@
 
 CONCEPT's units are Mpc, Gyr and 1e10 Msun, without h; its momenta are
 ``mom = m a² dx/dt`` (comoving x, cosmic t), so the peculiar velocity is
-``mom / (m a)``. The layout facts come from ``shared/fixtures/concept-small``.
+``mom / (m a)``. The layout facts come from ``tests/data/concept-small``.
 """
 
 from __future__ import annotations

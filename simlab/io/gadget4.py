@@ -4,7 +4,7 @@ Three layers, as xarray's own backends: :class:`Gadget4ArrayWrapper` (one partic
 field across every file of a snapshot, read lazily), :class:`Gadget4Store` (one
 ``CachingFileManager`` per file, so datasets pickle and travel to dask workers) and
 :class:`Gadget4BackendEntrypoint`. The layout facts come from real Gadget4 outputs
-(``shared/fixtures/gadget4-small/README.md``).
+(``tests/data/gadget4-small/README.md``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 CONCEPT, GADGET-2 and many older codes write this format; CONCEPT reads it as
 initial conditions (it refuses Gadget4 HDF5). The layout, checked against
-``shared/fixtures/concept-small`` (README "GADGET snapshot layout"):
+``tests/data/concept-small`` (README "GADGET snapshot layout"):
 
 - SnapFormat 1: Fortran records ``[int32 size][data][int32 size]`` for the blocks
   HEAD (256 bytes), POS (float32 N×3), VEL (float32 N×3), ID (uint32 or uint64 N)

@@ -6,7 +6,7 @@ The same three layers as :mod:`simlab.io.gadget4`: the array wrapper of that mod
 :class:`GroupCatalogueBackendEntrypoint` (``engine="gadget4_groups"``). ``Group``
 rows are FOF groups (dimension ``halo``), ``Subhalo`` rows Subfind subhalos
 (dimension ``subhalo``). Layout facts come from real catalogues
-(``shared/fixtures/gadget4-small/README.md``): datasets carry no unit attributes
+(``tests/data/gadget4-small/README.md``): datasets carry no unit attributes
 (the snapshot's units apply), and a catalogue without groups has no ``Group``,
 ``Subhalo`` or ``IDs`` group at all.
 """

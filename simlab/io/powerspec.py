@@ -9,7 +9,7 @@ the file ends with the total mass, the particle count and the effective particle
 number. Modes are binned in 4000 bins even in ln k from k_0 = 2π/L to
 k_0 · 16² · PMGRID / 2, and k is exp(mean ln k) of a bin's modes; only bins with
 modes are written. (Read from Gadget4's ``pm_periodic.cc`` and checked against
-``shared/fixtures/gadget4-small``.)
+``tests/data/gadget4-small``.)
 
 The result has the shape of :func:`simlab.analysis.power.power_spectrum`: P(k) in
 (Mpc/h)³ along ``k`` with ``n_modes``, ``k_edges_low`` and ``k_edges_high``.

@@ -9,7 +9,7 @@ from scipy.integrate import quad
 from simlab.analysis.halos import mass_function, tinker08
 from simlab.config import Cosmology
 from simlab.io.groups import open_groups
-from tests.conftest import requires_fixture
+from tests.conftest import data_path
 
 PLANCK15 = Cosmology(preset="planck15")
 
@@ -29,7 +29,7 @@ def test_counts_volume_and_poisson_errors():
 
 @pytest.mark.parametrize("number", range(4))
 def test_catalogue_mass_function_counts_every_halo(number):
-    path = requires_fixture(f"gadget4-small/ngenic32/output/groups_00{number}")
+    path = data_path(f"gadget4-small/ngenic32/output/groups_00{number}")
     groups = open_groups(path)
     bins = np.logspace(1, 5, 9)
     hmf = mass_function(groups, bins=bins)
@@ -75,9 +75,7 @@ def test_tinker08_matches_colossus(z):
 @pytest.mark.parametrize("number", [1, 2, 3])
 def test_fixture_halo_abundance_agrees_with_tinker(number):
     """Halos above 3000e10 Msun/h (M200m, 44+ particles): Poisson-consistent."""
-    groups = open_groups(
-        requires_fixture(f"gadget4-small/ngenic32/output/groups_00{number}")
-    )
+    groups = open_groups(data_path(f"gadget4-small/ngenic32/output/groups_00{number}"))
     a = float(groups.attrs["Time"])
     m_min = 3000.0
     observed = int((groups.Group_M_Mean200 >= m_min).sum())

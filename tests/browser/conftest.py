@@ -20,6 +20,8 @@ from tests.conftest import _needs
 
 #: Debian's Chromium; Playwright never downloads a browser here.
 CHROMIUM = "/usr/bin/chromium"
+#: What installs it (as in ``.ci/run``), for the skip message.
+INSTALL = "apt-get install chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -123,12 +125,12 @@ def browser():
     """Headless Debian Chromium under Playwright (skip on a laptop without it)."""
     reason = None
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        reason = f"{CHROMIUM} not installed (apt-get install chromium)"
+        reason = f"{CHROMIUM} not installed"
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        reason = reason or "playwright not installed (pip install playwright)"
-    _needs(reason, "Chromium with Playwright")
+        reason = reason or "playwright not installed: pip install -e '.[test]'"
+    _needs(reason, "Chromium with Playwright", INSTALL)
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM if Path(CHROMIUM).exists() else None,

@@ -106,10 +106,8 @@ def _job_name(job_id: str) -> str:
 
 
 def test_two_codes_queues_fail_and_scale_apart(slurm_profile, tmp_path, monkeypatch):
-    from tests.conftest import requires_fixture
     from tests.engines.test_concept import FIXTURE_RUN
 
-    requires_fixture("concept-small/concept32")
     # the CONCEPT stand-in aborts like a CONCEPT that cannot read its ICs
     monkeypatch.setenv("SIMLAB_CONCEPT_TEST_DOUBLE_SCENARIO", "abort")
     broken = {

@@ -1,4 +1,4 @@
-"""The CONCEPT engine against the real CONCEPT run in shared/fixtures/concept-small.
+"""The CONCEPT engine against the real CONCEPT run in tests/data/concept-small.
 
 The parameter file is compared value by value with the fixture's (both evaluated
 with CONCEPT's own unit relations), the progress parser runs over the real stdout
@@ -30,7 +30,7 @@ from simlab.engines.concept_log import read_log, strip_ansi
 from simlab.errors import ConfigError
 from simlab.service.submission import create
 from simlab.state.states import State
-from tests.conftest import requires_fixture
+from tests.conftest import data_path
 
 TEST_DOUBLE = (
     Path(__file__).resolve().parents[1] / "stand_ins" / "concept_test_double.py"
@@ -101,7 +101,7 @@ def _close(a, b) -> bool:
 
 
 def test_fixture_run_maps_to_the_fixture_parameter_file(tmp_path):
-    fixture = requires_fixture("concept-small/concept32/params_concept32.py")
+    fixture = data_path("concept-small/concept32/params_concept32.py")
     config = RunConfig(**FIXTURE_RUN)
     ours = concept_params(parameter_file(config), str(tmp_path / "inputs"))
     theirs = concept_params(fixture.read_text(), str(tmp_path))
@@ -186,7 +186,7 @@ def test_command_line_carries_overrides_as_literals(tmp_path):
     [("stdout.log", 143), ("stdout_p3m.log", 143), ("stdout_gadget.log", 143)],
 )
 def test_progress_over_fixture_stdout(log, steps):
-    path = requires_fixture(f"concept-small/concept32/{log}")
+    path = data_path(f"concept-small/concept32/{log}")
     raw = path.read_text(encoding="utf-8")
     engine = ConceptEngine()
     reports = [p for line in raw.splitlines(True) if (p := engine.parse_progress(line))]
@@ -211,7 +211,7 @@ def test_progress_over_fixture_stdout(log, steps):
 
 
 def test_closing_lines_and_error_logs():
-    root = requires_fixture("concept-small")
+    root = data_path("concept-small")
     ok = read_log(root / "concept32" / "stdout.log")
     assert (ok["job_id"], ok["finished"], ok["successfully"]) == (4, True, True)
     assert ok["warnings"] == ok["errors"] == [] and ok["log_err"] is None
@@ -236,7 +236,7 @@ def test_closing_lines_and_error_logs():
 
 
 def test_outputs_are_found_in_time_order(tmp_path):
-    fixture = requires_fixture("concept-small/concept32")
+    fixture = data_path("concept-small/concept32")
     shutil.copytree(fixture / "output", tmp_path / "output")
     shutil.copy(fixture / "output_gadget" / "snapshot_a=1.00", tmp_path / "output")
     (tmp_path / "output" / ".snapshot_a=0.75.hdf5.tmp").touch()  # half-written
@@ -253,7 +253,7 @@ def test_outputs_are_found_in_time_order(tmp_path):
 
 
 def test_restart_continues_from_the_last_snapshot(tmp_path):
-    fixture = requires_fixture("concept-small/concept32/output/snapshot_a=0.50.hdf5")
+    fixture = data_path("concept-small/concept32/output/snapshot_a=0.50.hdf5")
     config = RunConfig(**FIXTURE_RUN)
     engine = ConceptEngine()
     assert engine.restart(config, tmp_path) is None
@@ -339,7 +339,7 @@ def _queued(root: Path, **changes) -> object:
 
 
 def test_a_run_with_warnings_completes_and_reports_them(tmp_path, monkeypatch):
-    fixture = requires_fixture("concept-small/errors/warning_a_mismatch_log_err.txt")
+    fixture = data_path("concept-small/errors/warning_a_mismatch_log_err.txt")
     monkeypatch.setenv("SIMLAB_CONCEPT_TEST_DOUBLE_SCENARIO", "warning")
     run = _queued(tmp_path)
     assert execute(run.path) == "completed"
@@ -351,7 +351,6 @@ def test_a_run_with_warnings_completes_and_reports_them(tmp_path, monkeypatch):
 
 
 def test_an_aborted_run_fails_with_the_reason(tmp_path, monkeypatch):
-    requires_fixture("concept-small/errors")
     monkeypatch.setenv("SIMLAB_CONCEPT_TEST_DOUBLE_SCENARIO", "abort")
     run = _queued(tmp_path)
     assert execute(run.path) == "failed"
@@ -362,7 +361,6 @@ def test_an_aborted_run_fails_with_the_reason(tmp_path, monkeypatch):
 
 
 def test_end_to_end_through_the_dispatcher(tmp_path):
-    requires_fixture("concept-small/concept32")
     assert registry.get("concept").name == "concept"
     run = create(FIXTURE_RUN, root=tmp_path)
     with Dispatcher() as dispatcher:

@@ -1,4 +1,4 @@
-"""The Gadget4 engine against real Gadget4 runs (shared/fixtures/gadget4-small)."""
+"""The Gadget4 engine against real Gadget4 runs (tests/data/gadget4-small)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from simlab.engines.gadget4_build import (
     read_config_sh,
 )
 from simlab.errors import ConfigError, EngineError
-from tests.conftest import requires_fixture
+from tests.conftest import data_path
 
 STAND_IN = Path(__file__).parents[1] / "stand_ins" / "gadget4_test_double.py"
 #: Parameters whose values are paths chosen by simlab's run-directory layout.
@@ -39,7 +39,7 @@ PATHS = {"InitCondFile", "OutputListFilename"}
 
 def ngenic32_config(**options) -> RunConfig:
     """The configuration of the fixture run ngenic32 (see its README)."""
-    fixture = requires_fixture("gadget4-small/ngenic32")
+    fixture = data_path("gadget4-small/ngenic32")
     return RunConfig(
         cosmology={"preset": "planck15"},
         box={"size": 64.0, "particles_per_side": 32},
@@ -62,7 +62,7 @@ def ngenic32_config(**options) -> RunConfig:
 
 def icfile16_config() -> RunConfig:
     """The configuration of the fixture run icfile16 (ICs from a file)."""
-    fixture = requires_fixture("gadget4-small/icfile16")
+    fixture = data_path("gadget4-small/icfile16")
     return RunConfig(
         cosmology={"preset": "planck15"},
         box={"size": 32.0, "particles_per_side": 16},
@@ -100,7 +100,7 @@ def _same_value(a: str, b: str) -> bool:
     [(ngenic32_config, "ngenic32"), (icfile16_config, "icfile16")],
 )
 def test_parameter_file_matches_the_fixture_run(tmp_path, make_config, run):
-    fixture = requires_fixture(f"gadget4-small/{run}")
+    fixture = data_path(f"gadget4-small/{run}")
     config = make_config()
     Gadget4Engine().prepare(config, tmp_path)
     written = read_parameter_file(tmp_path / "inputs" / "param.txt")
@@ -139,14 +139,14 @@ def test_ic_file_is_what_the_parameter_file_points_at(tmp_path):
 
 @pytest.mark.parametrize("run", ["ngenic32", "icfile16"])
 def test_config_sh_is_the_fixture_build(run):
-    fixture = requires_fixture(f"gadget4-small/{run}")
+    fixture = data_path(f"gadget4-small/{run}")
     config = ngenic32_config() if run == "ngenic32" else icfile16_config()
     written = [line for line in config_sh(config).splitlines() if line[0] != "#"]
     assert sorted(written) == read_config_sh(fixture / "Config.sh").lines()
 
 
 def test_compile_options_agree_between_stdout_snapshot_and_config_sh():
-    run = requires_fixture("gadget4-small/ngenic32")
+    run = data_path("gadget4-small/ngenic32")
     from_stdout = parse_config_block((run / "stdout.txt").read_text())
     snapshot = run / "output" / "snapdir_003" / "snapshot_003.0.hdf5"
     from_snapshot = read_config_group(snapshot)
@@ -184,7 +184,7 @@ def test_outputs_closer_than_the_largest_step_are_refused():
 
 
 def test_build_that_cannot_run_is_refused_naming_config_sh_lines(tmp_path):
-    plain = requires_fixture("gadget4-small/icfile16/Config.sh")
+    plain = data_path("gadget4-small/icfile16/Config.sh")
     config = ngenic32_config(config_sh=str(plain))
     with pytest.raises(EngineError) as info:
         Gadget4Engine().prepare(config, tmp_path / "run")
@@ -202,7 +202,7 @@ def test_build_that_cannot_run_is_refused_naming_config_sh_lines(tmp_path):
 
 
 def test_ngenic_build_refuses_simlab_ics():
-    ngenic = read_config_sh(requires_fixture("gadget4-small/ngenic32/Config.sh"))
+    ngenic = read_config_sh(data_path("gadget4-small/ngenic32/Config.sh"))
     problems = build_problems(icfile16_config(), ngenic)
     assert any("remove NGENIC" in p for p in problems)
 
@@ -210,7 +210,7 @@ def test_ngenic_build_refuses_simlab_ics():
 def test_failed_prepare_leaves_no_run_directory(tmp_path):
     from simlab.service.submission import create
 
-    plain = requires_fixture("gadget4-small/icfile16/Config.sh")
+    plain = data_path("gadget4-small/icfile16/Config.sh")
     config = ngenic32_config(config_sh=str(plain))
     with pytest.raises(EngineError):
         create(config, root=tmp_path)
@@ -220,7 +220,7 @@ def test_failed_prepare_leaves_no_run_directory(tmp_path):
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch):
     """The test-double executable, runnable, replaying the ngenic32 fixture."""
-    run = requires_fixture("gadget4-small/ngenic32")
+    run = data_path("gadget4-small/ngenic32")
     exe = tmp_path / "bin" / "gadget4_test_double"
     exe.parent.mkdir()
     shutil.copy(STAND_IN, exe)
@@ -271,7 +271,7 @@ def test_build_probed_from_the_executable(stand_in, tmp_path):
     config = with_code(ngenic32_config(), ("config_sh",), executable=str(stand_in))
     build = Gadget4Engine().build(config)
     assert build.source == str(stand_in)
-    fixture = requires_fixture("gadget4-small/ngenic32/Config.sh")
+    fixture = data_path("gadget4-small/ngenic32/Config.sh")
     assert build.options == read_config_sh(fixture).options
 
 
@@ -294,7 +294,7 @@ def test_command_uses_the_profile_launcher(stand_in, tmp_path, profile, launcher
 
 
 def test_progress_over_the_full_fixture_log():
-    text = requires_fixture("gadget4-small/ngenic32/stdout.txt").read_text()
+    text = data_path("gadget4-small/ngenic32/stdout.txt").read_text()
     engine = Gadget4Engine()
     progress = [p for p in map(engine.parse_progress, text.splitlines()) if p]
     assert len(progress) == 502
@@ -312,7 +312,7 @@ def test_progress_over_the_full_fixture_log():
 
 
 def test_stop_and_restart_logs_are_recognised():
-    folder = requires_fixture("gadget4-small/restart")
+    folder = data_path("gadget4-small/restart")
     stop = summarize_log((folder / "stdout_stop.txt").read_text())
     assert (stop.first_step, stop.last_step, stop.a_last) == (0, 27, 0.0456464)
     assert stop.stopped_by == "stop_file" and not stop.resumed
@@ -333,7 +333,7 @@ def _run_dir(tmp_path: Path, log_text: str, restart_files: bool = False) -> Path
 
 
 def test_outcome_is_read_from_the_log_not_the_exit_status(tmp_path):
-    folder = requires_fixture("gadget4-small")
+    folder = data_path("gadget4-small")
     config = ngenic32_config()
     engine = Gadget4Engine()
     full = (folder / "ngenic32" / "stdout.txt").read_text()
@@ -360,7 +360,7 @@ def test_outcome_is_read_from_the_log_not_the_exit_status(tmp_path):
 
 
 def test_restart_stop_and_outputs_discovery(tmp_path, stand_in):
-    folder = requires_fixture("gadget4-small/ngenic32")
+    folder = data_path("gadget4-small/ngenic32")
     config = with_code(ngenic32_config(), executable=str(stand_in))
     engine = Gadget4Engine()
     rundir = tmp_path / "run"
@@ -395,7 +395,7 @@ def test_restart_stop_and_outputs_discovery(tmp_path, stand_in):
 
 
 def test_single_file_outputs_are_discovered(tmp_path):
-    folder = requires_fixture("gadget4-small/icfile16")
+    folder = data_path("gadget4-small/icfile16")
     rundir = tmp_path / "run"
     shutil.copytree(folder / "output", rundir / "output")
     snapshots = Gadget4Engine().outputs(rundir)
@@ -534,7 +534,7 @@ def test_run_power_spectrum_reads_the_codes_own_file(tmp_path):
     from simlab.io.powerspec import read_powerspec
     from simlab.service.submission import create
 
-    source = requires_fixture("gadget4-small/ngenic32/output/powerspecs")
+    source = data_path("gadget4-small/ngenic32/output/powerspecs")
     last = sorted(source.glob("powerspec_[0-9][0-9][0-9].txt"))[-1]
     run = create(icfile16_config(), root=tmp_path)
     target = run.path / "output" / "powerspecs"

@@ -52,7 +52,7 @@ def _system_config(venv: Path, space: Path) -> None:
 @pytest.fixture(scope="module")
 def world():
     """A running hub with two logged-out users and a group space; all torn down."""
-    _needs(hubsetup.unavailable(), "JupyterHub with system users")
+    _needs(hubsetup.unavailable(), "JupyterHub with system users", hubsetup.INSTALL)
     venv = hubsetup.users_environment()
     base = Path(tempfile.mkdtemp(prefix="simlab-hub-"))
     os.chmod(base, 0o755)

@@ -36,6 +36,8 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 #: What is not copied from the checkout into the users' environment.
 IGNORED = (".venv", "node_modules", ".git", "__pycache__", ".pytest_cache", "*.pyc")
 TOOLS = ("useradd", "userdel", "groupadd", "groupdel", "configurable-http-proxy")
+#: What installs JupyterHub's proxy (as in ``.ci/run``), for the skip message.
+INSTALL = "npm install -g configurable-http-proxy"
 
 
 def unavailable() -> str | None:
@@ -44,12 +46,9 @@ def unavailable() -> str | None:
         return "needs root to create system users"
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
-        return (
-            f"{', '.join(missing)} not on PATH (configurable-http-proxy: "
-            "npm install -g configurable-http-proxy)"
-        )
+        return f"{', '.join(missing)} not on PATH"
     if not SYSTEM_PYTHON.exists():
-        return f"{SYSTEM_PYTHON} (Debian's python3 with venv) not found"
+        return f"{SYSTEM_PYTHON} not found: apt-get install python3-venv"
     try:
         import jupyterhub  # noqa: F401
     except ImportError:

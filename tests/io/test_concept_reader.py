@@ -1,5 +1,5 @@
 """CONCEPT snapshots, GADGET binary files and CONCEPT power spectra, against the
-real files of shared/fixtures/concept-small."""
+real files of tests/data/concept-small."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from simlab.io.concept import (
     write_concept_snapshot,
     write_gadget_snapshot,
 )
-from tests.conftest import requires_fixture
+from tests.conftest import data_path
 
 SNAPSHOTS = ["snapshot_a=0.50.hdf5", "snapshot_a=1.00.hdf5"]
 GADGET_FILES = [
@@ -35,7 +35,7 @@ PLANCK15 = RunConfig(cosmology={"preset": "planck15"}).cosmology
 
 @pytest.mark.parametrize("name", SNAPSHOTS)
 def test_concept_snapshot_matches_h5py_bitwise(name):
-    path = requires_fixture(f"concept-small/concept32/output/{name}")
+    path = data_path(f"concept-small/concept32/output/{name}")
     tree = xr.open_datatree(path, engine="concept")
     assert set(tree.children) == {"matter"}
     matter = tree["matter"].to_dataset()
@@ -58,7 +58,7 @@ def test_concept_snapshot_matches_h5py_bitwise(name):
 
 
 def test_open_dataset_is_lazy_and_picks_components(tmp_path):
-    path = requires_fixture("concept-small/concept32/output/snapshot_a=1.00.hdf5")
+    path = data_path("concept-small/concept32/output/snapshot_a=1.00.hdf5")
     with xr.open_dataset(path, engine="concept", chunks={}) as ds:
         assert ds["pos"].chunks is not None  # dask-backed: nothing read yet
         assert ds["velocity"].attrs["units"] == "km/s"
@@ -78,12 +78,8 @@ def test_open_dataset_is_lazy_and_picks_components(tmp_path):
 )
 def test_velocities_from_momenta_match_concepts_gadget_output(hdf5, gadget):
     # the same run wrote both files; GADGET stores v_peculiar / sqrt(a) in km/s
-    concept = xr.open_dataset(
-        requires_fixture(f"concept-small/{hdf5}"), engine="concept"
-    )
-    other = xr.open_dataset(
-        requires_fixture(f"concept-small/{gadget}"), engine="concept"
-    )
+    concept = xr.open_dataset(data_path(f"concept-small/{hdf5}"), engine="concept")
+    other = xr.open_dataset(data_path(f"concept-small/{gadget}"), engine="concept")
     a = concept.attrs["a"]
     expected = other["Velocities"].to_numpy().astype(np.float64) * np.sqrt(a)
     np.testing.assert_allclose(
@@ -98,7 +94,7 @@ def test_velocities_from_momenta_match_concepts_gadget_output(hdf5, gadget):
 
 @pytest.mark.parametrize(("name", "fmt"), GADGET_FILES)
 def test_gadget_binary_fixture_matches_a_raw_read(name, fmt):
-    path = requires_fixture(f"concept-small/{name}")
+    path = data_path(f"concept-small/{name}")
     n = 32768
     # README layout: a label record (16 B) before each block in SnapFormat 2
     label = 16 if fmt == 2 else 0
@@ -123,8 +119,8 @@ def test_gadget_binary_fixture_matches_a_raw_read(name, fmt):
 
 
 def test_snapformat_1_and_2_hold_the_same_particles():
-    fmt2 = requires_fixture("concept-small/icfile/ic/snapshot_a=0.50_gadget")
-    fmt1 = requires_fixture("concept-small/icfile/ic/snapshot_a=0.50_gadget_fmt1")
+    fmt2 = data_path("concept-small/icfile/ic/snapshot_a=0.50_gadget")
+    fmt1 = data_path("concept-small/icfile/ic/snapshot_a=0.50_gadget_fmt1")
     one, two = read_particles(fmt1), read_particles(fmt2)
     assert np.array_equal(one.positions, two.positions)
     assert np.array_equal(one.velocities, two.velocities)
@@ -172,7 +168,7 @@ def test_gadget_binary_round_trip(tmp_path, fmt):
 
 def test_concept_writer_reproduces_concepts_own_file(tmp_path):
     # read a real CONCEPT snapshot into simlab units, write it back: same numbers
-    source = requires_fixture("concept-small/concept32/output/snapshot_a=0.50.hdf5")
+    source = data_path("concept-small/concept32/output/snapshot_a=0.50.hdf5")
     particles = read_particles(source)
     written = write_concept_snapshot(tmp_path / "copy.hdf5", particles, PLANCK15)
     with h5py.File(source, "r") as want, h5py.File(written, "r") as got:
@@ -208,7 +204,7 @@ def test_gadget4_files_and_garbage_are_refused(tmp_path):
 
 @pytest.mark.parametrize("a", ["0.50", "1.00"])
 def test_simlab_power_matches_concepts_own_within_2_percent(a):
-    root = requires_fixture("concept-small/concept32/output")
+    root = data_path("concept-small/concept32/output")
     particles = read_particles(root / f"snapshot_a={a}.hdf5")
     h = 0.6774
     theirs = read_powerspec(root / f"powerspec_a={a}", h=h)
@@ -231,7 +227,7 @@ def test_simlab_power_matches_concepts_own_within_2_percent(a):
 
 
 def test_powerspec_reader_recovers_concepts_bins():
-    path = requires_fixture("concept-small/concept32/output/powerspec_a=1.00")
+    path = data_path("concept-small/concept32/output/powerspec_a=1.00")
     table = np.loadtxt(path)
     spectrum = read_powerspec(path)
     assert spectrum.attrs["units"] == "Mpc^3" and spectrum.attrs["a"] == 1.0

@@ -19,7 +19,7 @@ from simlab.io.gadget4 import (
 )
 from simlab.io.snapshots import find_snapshots, open_series
 from simlab.testing import assert_snapshot_equal, fake_particles
-from tests.conftest import requires_fixture
+from tests.conftest import data_path
 
 NGENIC = "gadget4-small/ngenic32"
 #: (relative path, files, particles per file) from the fixture README
@@ -81,7 +81,7 @@ class TestGadget4Reader(SnapshotReaderContract):
 
     @pytest.mark.parametrize(("relpath", "nfiles", "counts"), FIXTURE_SNAPSHOTS)
     def test_fixture_equals_h5py_bitwise(self, relpath, nfiles, counts):
-        path = requires_fixture(relpath)
+        path = data_path(relpath)
         files = _files(path, nfiles)
         ds = xr.open_dataset(path, engine="gadget4")
         assert not ds.Coordinates.variable._in_memory
@@ -103,7 +103,7 @@ class TestGadget4Reader(SnapshotReaderContract):
             assert ds.Velocities.attrs["a_scaling"] == 0.5
 
     def test_pieces_and_directory_open_the_same_snapshot(self):
-        folder = requires_fixture(f"{NGENIC}/output/snapdir_002")
+        folder = data_path(f"{NGENIC}/output/snapdir_002")
         whole = xr.open_dataset(folder, engine="gadget4")
         for piece in ("snapshot_002.0.hdf5", "snapshot_002.1.hdf5"):
             assert_snapshot_equal(
@@ -127,7 +127,7 @@ class TestGadget4Reader(SnapshotReaderContract):
         ],
     )
     def test_lazy_selections_equal_h5py(self, index):
-        folder = requires_fixture(f"{NGENIC}/output/snapdir_000")
+        folder = data_path(f"{NGENIC}/output/snapdir_000")
         ref = _h5py_concat(_files(folder, 2), "Coordinates")
         ds = xr.open_dataset(folder, engine="gadget4")
         assert np.array_equal(ds.Coordinates[index].values, ref[index])
@@ -135,7 +135,7 @@ class TestGadget4Reader(SnapshotReaderContract):
     def test_chunked_sum_on_a_local_cluster(self):
         from distributed import Client, LocalCluster
 
-        folder = requires_fixture(f"{NGENIC}/output/snapdir_003")
+        folder = data_path(f"{NGENIC}/output/snapdir_003")
         ref = _h5py_concat(_files(folder, 2), "Coordinates").astype(np.float64)
         ds = xr.open_dataset(folder, engine="gadget4", chunks={"particle": 10000})
         with (
@@ -149,13 +149,11 @@ class TestGadget4Reader(SnapshotReaderContract):
 
     def test_guess_can_open(self, tmp_path):
         entry = Gadget4BackendEntrypoint()
-        assert entry.guess_can_open(requires_fixture(f"{NGENIC}/output/snapdir_001"))
+        assert entry.guess_can_open(data_path(f"{NGENIC}/output/snapdir_001"))
         assert entry.guess_can_open(
-            requires_fixture("gadget4-small/icfile16/output/snapshot_000.hdf5")
+            data_path("gadget4-small/icfile16/output/snapshot_000.hdf5")
         )
-        groups = requires_fixture(
-            f"{NGENIC}/output/groups_003/fof_subhalo_tab_003.0.hdf5"
-        )
+        groups = data_path(f"{NGENIC}/output/groups_003/fof_subhalo_tab_003.0.hdf5")
         assert not entry.guess_can_open(groups)
         text = tmp_path / "notes.txt"
         text.write_text("hello")
@@ -165,7 +163,7 @@ class TestGadget4Reader(SnapshotReaderContract):
             assert entry.guess_can_open(path) is False
 
     def test_unreadable_files_name_themselves(self, tmp_path):
-        source = requires_fixture("gadget4-small/icfile16/output/snapshot_000.hdf5")
+        source = data_path("gadget4-small/icfile16/output/snapshot_000.hdf5")
         truncated = tmp_path / "snapshot_009.hdf5"
         truncated.write_bytes(source.read_bytes()[:1000])
         with pytest.raises(SnapshotError, match=r"snapshot_009\.hdf5"):
@@ -181,7 +179,7 @@ class TestGadget4Reader(SnapshotReaderContract):
             xr.open_dataset(tmp_path / "nothing.hdf5", engine="gadget4")
 
     def test_missing_piece_is_reported_with_counts(self, tmp_path):
-        folder = requires_fixture(f"{NGENIC}/output/snapdir_001")
+        folder = data_path(f"{NGENIC}/output/snapdir_001")
         copy = tmp_path / "snapdir_001"
         shutil.copytree(folder, copy)
         (copy / "snapshot_001.1.hdf5").unlink()
@@ -191,7 +189,7 @@ class TestGadget4Reader(SnapshotReaderContract):
             xr.open_dataset(copy, engine="gadget4")
 
     def test_open_series_aligns_particles_in_time(self):
-        output = requires_fixture(f"{NGENIC}/output")
+        output = data_path(f"{NGENIC}/output")
         series = open_series(output)
         assert series.sizes["snapshot"] == 4
         times = [

@@ -18,9 +18,9 @@ from simlab.io.groups import (
     halo_particles,
     open_groups,
 )
-from tests.conftest import requires_fixture
+from tests.conftest import data_path
 
-#: Every group catalogue in the fixtures (multi-file directories and single files).
+#: Every group catalogue in tests/data (multi-file directories and single files).
 CATALOGUES = [f"ngenic32/output/groups_00{i}" for i in range(4)] + [
     f"icfile16/output/fof_subhalo_tab_00{i}.hdf5" for i in range(2)
 ]
@@ -39,7 +39,7 @@ def _h5_concat(files, table, column):
 
 @pytest.mark.parametrize("relpath", CATALOGUES)
 def test_catalogue_matches_h5py_bitwise(relpath):
-    path = requires_fixture(f"gadget4-small/{relpath}")
+    path = data_path(f"gadget4-small/{relpath}")
     files = catalogue_files(path)
     for table, count_key in (("Group", "Ngroups"), ("Subhalo", "Nsubhalos")):
         with h5py.File(files[0], "r") as f:
@@ -57,7 +57,7 @@ def test_catalogue_matches_h5py_bitwise(relpath):
 
 @pytest.mark.parametrize("number", range(4))
 def test_counts_and_masses_match_the_headers(number):
-    path = requires_fixture(f"gadget4-small/ngenic32/output/groups_00{number}")
+    path = data_path(f"gadget4-small/ngenic32/output/groups_00{number}")
     groups = open_groups(path)
     subhalos = open_groups(path, "Subhalo")
     assert (groups.attrs["Ngroups_Total"], groups.attrs["Nsubhalos_Total"]) == (
@@ -84,7 +84,7 @@ def test_counts_and_masses_match_the_headers(number):
 
 def test_final_catalogue_numbers_from_the_code_log():
     """FOF's own summary in stdout: 64 groups, largest 255, 5788 in groups."""
-    path = requires_fixture("gadget4-small/ngenic32/output/groups_003")
+    path = data_path("gadget4-small/ngenic32/output/groups_003")
     groups = open_groups(path)
     assert groups.sizes["halo"] == 64
     assert int(groups.GroupLen.max()) == 255
@@ -96,7 +96,7 @@ def test_halo_particles_are_friends_of_friends():
     """Each member of a FOF group lies within the linking length (0.4) of another."""
     from scipy.spatial import cKDTree
 
-    out = requires_fixture("gadget4-small/ngenic32/output")
+    out = data_path("gadget4-small/ngenic32/output")
     groups = open_groups(out / "groups_003")
     with xr.open_dataset(out / "snapdir_003", engine="gadget4") as snap:
         box = float(snap.attrs["BoxSize"])
@@ -111,7 +111,7 @@ def test_halo_particles_are_friends_of_friends():
 
 
 def test_lazy_picklable_and_dask_ready():
-    path = requires_fixture("gadget4-small/ngenic32/output/groups_002")
+    path = data_path("gadget4-small/ngenic32/output/groups_002")
     ds = open_groups(path)
     assert ds.GroupMass.variable._in_memory is False
     again = pickle.loads(pickle.dumps(ds))
@@ -120,7 +120,7 @@ def test_lazy_picklable_and_dask_ready():
 
 
 def test_datatree_and_engine_guessing():
-    out = requires_fixture("gadget4-small/ngenic32/output")
+    out = data_path("gadget4-small/ngenic32/output")
     tree = xr.open_datatree(out / "groups_003", engine="gadget4_groups")
     assert tree["Group"].sizes["halo"] == 64
     assert tree["Subhalo"].sizes["subhalo"] == 69
@@ -133,7 +133,7 @@ def test_datatree_and_engine_guessing():
 
 
 def test_missing_piece_is_named(tmp_path):
-    out = requires_fixture("gadget4-small/ngenic32/output")
+    out = data_path("gadget4-small/ngenic32/output")
     copy = tmp_path / "groups_003"
     shutil.copytree(out / "groups_003", copy)
     (copy / "fof_subhalo_tab_003.1.hdf5").unlink()

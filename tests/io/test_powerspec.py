@@ -10,20 +10,20 @@ from simlab import cosmology
 from simlab.analysis.power import power_spectrum
 from simlab.config import Cosmology
 from simlab.io.powerspec import gadget4_k_bins, read_powerspec
-from tests.conftest import requires_fixture
+from tests.conftest import data_path
 
-#: (fixture run, output number) of every power-spectrum file in the fixtures.
+#: (fixture run, output number) of every power-spectrum file in tests/data.
 SPECTRA = [("ngenic32", i) for i in range(4)] + [("icfile16", i) for i in range(2)]
 
 
 def _snapshot(run: str, number: int):
-    out = requires_fixture(f"gadget4-small/{run}/output")
+    out = data_path(f"gadget4-small/{run}/output")
     multi = out / f"snapdir_{number:03d}"
     return multi if multi.exists() else out / f"snapshot_{number:03d}.hdf5"
 
 
 def _spectrum_path(run: str, number: int):
-    return requires_fixture(
+    return data_path(
         f"gadget4-small/{run}/output/powerspecs/powerspec_{number:03d}.txt"
     )
 

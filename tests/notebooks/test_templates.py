@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from simlab.templates import _SEARCH, execute_notebook, template_path
-from tests.conftest import requires_fixture
+from tests.conftest import data_path
 
 SMALL = {
     "quickstart": {"particles": 16, "box_size": 64.0, "steps": 8},
@@ -64,7 +64,7 @@ def test_unknown_template_lists_the_available_ones():
 def test_template_executes(name, tmp_path):
     params = {"output_dir": str(tmp_path), **SMALL.get(name, {})}
     if name == "analyze_snapshot":
-        params["snapshot"] = str(requires_fixture(GADGET4_SNAPSHOT))
+        params["snapshot"] = str(data_path(GADGET4_SNAPSHOT))
     if name == "sweep_summary":
         params["sweep_dir"] = str(_small_sweep(tmp_path / "runs"))
     executed = execute_notebook(name, tmp_path / f"{name}.ipynb", params)

@@ -3,14 +3,14 @@
 
 It takes CONCEPT's command line (``-n N -p params.py --local [-c "name = value"]``
 or ``--version``), reads ``output_dirs`` from the parameter file, then replays the
-stdout of a real CONCEPT run from ``shared/fixtures/concept-small`` line by line
+stdout of a real CONCEPT run from ``tests/data/concept-small`` line by line
 (ANSI escapes included) and copies that run's output files into the output
 folders at the moment the log names them. Standard library only, so it runs under
 any ``python3``.
 
 Environment:
-    SIMLAB_CONCEPT_TEST_DOUBLE_FIXTURE   the concept-small folder (default: beside
-                                         the repository, as tests/conftest.py)
+    SIMLAB_CONCEPT_TEST_DOUBLE_FIXTURE   the concept-small folder (default: the
+                                         repository's tests/data/concept-small)
     SIMLAB_CONCEPT_TEST_DOUBLE_SCENARIO  success (concept32, exit 0), warning (a
                                          warning run: exit 0 and a log_err) or
                                          abort (unreadable ICs: exit 1)
@@ -29,7 +29,7 @@ from pathlib import Path
 FIXTURE = Path(
     os.environ.get(
         "SIMLAB_CONCEPT_TEST_DOUBLE_FIXTURE",
-        Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "concept-small",
+        Path(__file__).resolve().parents[1] / "data" / "concept-small",
     )
 )
 SCENARIOS = {
@@ -100,7 +100,7 @@ def copy_into(source: Path, folder: Path) -> None:
 def main(argv: list[str]) -> int:
     """Replay the scenario's stdout, copy its outputs, exit with its status."""
     if argv == ["--version"]:
-        print("concept-test-double (replays shared/fixtures/concept-small)")
+        print("concept-test-double (replays tests/data/concept-small)")
         return 0
     params, extra = parse_args(argv)
     scenario = os.environ.get("SIMLAB_CONCEPT_TEST_DOUBLE_SCENARIO", "success")

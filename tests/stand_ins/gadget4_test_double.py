@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TEST DOUBLE for the Gadget4 executable: NOT Gadget4, computes nothing.
 
-It replays the stdout of a real Gadget4 run stored in the fixtures, with the run's
+It replays the stdout of a real Gadget4 run stored in tests/data, with the run's
 wall time compressed, and copies that run's outputs (snapshots, group catalogues,
 power spectra) into the OutputDir of the parameter file it is given, at the point of
 the log where the real code wrote them. It honours the ``stop`` file (writes a fake
@@ -11,8 +11,9 @@ output discovery and restart chain can be tested end to end without the real cod
 
 Usage, as Gadget4: ``gadget4_test_double.py PARAMFILE [RESTARTFLAG]``; bare, it prints
 the banner and compile options and stops, as Gadget4 does.
-Environment: ``SIMLAB_STAND_IN_FIXTURE`` (a fixture run folder such as
-``shared/fixtures/gadget4-small/ngenic32``), ``SIMLAB_STAND_IN_SPEEDUP``
+Environment: ``SIMLAB_STAND_IN_FIXTURE`` (a real run folder; default the repository's
+``tests/data/gadget4-small/ngenic32``, found from this script's place, so a copy of
+the script elsewhere must set it), ``SIMLAB_STAND_IN_SPEEDUP``
 (default 200: the 261 s run replays in about 1.3 s) and
 ``SIMLAB_STAND_IN_TIME_LIMIT_AT`` (a sync point where a fresh start stops as on
 reaching TimeLimitCPU: restart files, ``cont`` file, the real ending).
@@ -27,7 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-FIXTURE = Path(os.environ.get("SIMLAB_STAND_IN_FIXTURE", "."))
+FIXTURE = Path(
+    os.environ.get(
+        "SIMLAB_STAND_IN_FIXTURE",
+        Path(__file__).resolve().parents[1] / "data" / "gadget4-small" / "ngenic32",
+    )
+)
 SPEEDUP = float(os.environ.get("SIMLAB_STAND_IN_SPEEDUP", "200"))
 TIME_LIMIT_AT = int(os.environ.get("SIMLAB_STAND_IN_TIME_LIMIT_AT", "-1"))
 SYNC = re.compile(r"^Sync-Point (\d+),")
