@@ -29,6 +29,7 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check simlab tests benchmarks
 	$(VENV)/bin/ruff format --check simlab tests benchmarks
+	$(VENV)/bin/lint-imports
 
 format: setup
 	$(VENV)/bin/ruff format simlab tests benchmarks

@@ -530,6 +530,19 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
+def human_number(value: float) -> str:
+    """A limit as people write it: whole numbers in full, others shortest.
+
+    Examples
+    --------
+    >>> human_number(1e6), human_number(9223372036854775807), human_number(1e-07)
+    ('1000000', '9223372036854775807', '1e-07')
+    """
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:g}"
+
+
 def _allowed(model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
     """Describe the allowed values of the field at ``loc`` from the JSON schema."""
     schema = _schema(model)
@@ -561,8 +574,8 @@ def _allowed(model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
         left = "(" if "exclusiveMinimum" in node or low is None else "["
         right = ")" if "exclusiveMaximum" in node or high is None else "]"
         kind = "an integer" if node.get("type") == "integer" else "a number"
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
+        lo = "-inf" if low is None else human_number(low)
+        hi = "inf" if high is None else human_number(high)
         return f"{kind} in {left}{lo}, {hi}{right}"
     if "pattern" in node:
         what = node.get("description", "text")

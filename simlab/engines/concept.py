@@ -23,7 +23,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     field_validator,
     model_validator,
 )
@@ -91,7 +90,7 @@ class ConceptOptions(EngineOptions):
     random_seeds: ConceptSeeds | None = Field(
         None, description="{'primordial amplitudes': int, 'primordial phases': int}"
     )
-    parameters: dict[str, JsonValue] = Field(
+    parameters: dict[str, Any] = Field(
         default_factory=dict,
         max_length=100,
         description="{CONCEPT parameter name: literal value} passed as -c overrides",

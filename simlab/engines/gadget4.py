@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from simlab.engines.base import (
     EngineOptions,
@@ -87,9 +87,9 @@ class Gadget4Options(EngineOptions):
         description="'simlab' writes the particles to inputs/ics.hdf5 (ICFormat 3); "
         "'ngenic' lets Gadget4's built-in N-GenIC make them (NGENIC build)",
     )
-    fof: bool = Field(False, description="FOF group catalogues at every output")
-    subfind: bool = Field(False, description="SUBFIND subhalos too (implies fof)")
-    double_precision_output: bool = Field(False, description="float64 snapshots")
+    fof: StrictBool = Field(False, description="FOF group catalogues at every output")
+    subfind: StrictBool = Field(False, description="SUBFIND subhalos too (implies fof)")
+    double_precision_output: StrictBool = Field(False, description="float64 snapshots")
     config_sh: str | None = Field(
         None,
         min_length=1,

@@ -30,6 +30,27 @@ class Eta:
     source: str
 
 
+def rate(status: dict[str, Any]) -> float | None:
+    """Fraction of the run done per second between the segment's first progress
+    report and its latest, or None before two reports that far apart.
+
+    Examples
+    --------
+    >>> rate({"progress_start": {"fraction": 0.1, "time": 100.0},
+    ...       "progress": {"fraction": 0.3, "time": 120.0}})
+    0.01
+    """
+    first, last = status.get("progress_start") or {}, status.get("progress") or {}
+    try:
+        f0, t0 = float(first["fraction"]), float(first["time"])
+        f1, t1 = float(last["fraction"]), float(last["time"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if f1 - f0 < MIN_PROGRESS or t1 <= t0:
+        return None
+    return round((f1 - f0) / (t1 - t0), 12)
+
+
 def measured(status: dict[str, Any], now: float | None = None) -> Eta | None:
     """Seconds left for a running run from its measured rate; None without one.
 
@@ -41,18 +62,12 @@ def measured(status: dict[str, Any], now: float | None = None) -> Eta | None:
     >>> measured(status, now=125.0)
     Eta(seconds=65.0, source='progress')
     """
-    if status.get("state") != "running":
+    per_second = rate(status) if status.get("state") == "running" else None
+    if per_second is None:
         return None
-    first, last = status.get("progress_start") or {}, status.get("progress") or {}
-    try:
-        f0, t0 = float(first["fraction"]), float(first["time"])
-        f1, t1 = float(last["fraction"]), float(last["time"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if f1 - f0 < MIN_PROGRESS or t1 <= t0:
-        return None
-    left = (1.0 - f1) * (t1 - t0) / (f1 - f0)
-    since = (time.time() if now is None else now) - t1
+    last = status["progress"]
+    left = (1.0 - float(last["fraction"])) / per_second
+    since = (time.time() if now is None else now) - float(last["time"])
     return Eta(max(0.0, left - since), "progress")
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from simlab.engines import registry
 from simlab.engines.base import Launch
 from simlab.errors import RunError
+from simlab.state.catalog import Catalog
 from simlab.state.liveness import orphan_reason, reap
 from simlab.state.rundir import RunDir, TransitionError
 from simlab.state.states import State
@@ -244,20 +245,15 @@ class Run:
 
     @property
     def estimated_duration(self) -> float:
-        """Seconds the run should take in all: elapsed plus the ETA while it runs
-        (:mod:`simlab.service.eta`), the cost model before that."""
-        from simlab.service.eta import remaining
+        """Seconds the whole run should take: at its measured rate once it is under
+        way (:mod:`simlab.service.eta`), from the cost model before that."""
+        from simlab.service.cost import estimate
+        from simlab.service.eta import rate
 
-        status = self.status
-        eta = remaining(status, self.config)
-        if eta is None:
-            return 0.0
-        if eta.source == "model":
-            return eta.seconds
-        progress = status.get("progress") or {}
-        start = status.get("progress_start") or {}
-        spent = float(progress.get("time", 0)) - float(start.get("time", 0))
-        return spent + eta.seconds
+        measured = rate(self.status)
+        if measured is not None:
+            return 1.0 / measured
+        return estimate(self.config, Catalog(self.path.parent)).seconds
 
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> Run:
         """Block until the run ends; RunError if it ends other than ``completed``.

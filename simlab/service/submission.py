@@ -90,7 +90,8 @@ def check_active_limit(root: Path) -> None:
     # rows not yet final can be active now: re-read those, not the whole root
     listed = [
         RunDir(row["path"])
-        for state in (State.QUEUED, State.RUNNING)
+        for state in State
+        if not state.is_final
         for row in catalog.query(state=state.value, per_page=1000)[0]
     ]
     for rundir in listed:

@@ -55,9 +55,7 @@ def test_missing_executable_fails_cleanly(tmp_path, monkeypatch):
     from simlab.engines import pm
 
     run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
-    monkeypatch.setattr(
-        pm.PMEngine, "command", lambda self, config, rundir: ["/nonexistent/code"]
-    )
+    monkeypatch.setattr(pm.PMEngine, "command", lambda *args: ["/nonexistent/code"])
     run.dir.transition("queued")
     assert execute(run.path) == "failed"
     assert "cannot start '/nonexistent/code'" in run.status["reason"]
@@ -181,5 +179,11 @@ def test_estimated_duration_from_the_cost_model_then_from_progress(tmp_path):
     assert run.estimated_duration == pytest.approx(prior)  # no past runs here
     run.dir.transition("queued")
     run.dir.transition("running")
-    run.dir.update(progress={"step": 5, "a": 0.5, "fraction": 0.25, "elapsed": 30.0})
-    assert run.estimated_duration == pytest.approx(120.0)
+    start = {"step": 1, "a": 0.1, "fraction": 0.05, "time": 1000.0}
+    run.dir.update(
+        progress_start=start,
+        progress={"step": 5, "a": 0.5, "fraction": 0.25, "time": 1030.0},
+    )
+    # measured: 0.2 of the run in 30 s, so 150 s in all, counted from the first
+    # report (start-up before it is left out)
+    assert run.estimated_duration == pytest.approx(150.0, rel=0.01)

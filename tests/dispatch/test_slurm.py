@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 import simlab
-from simlab.service.submission import dispatcher
+from simlab.state import owners
 from simlab.state.states import State
 from tests.helpers import wait_for
 
@@ -95,7 +95,13 @@ def test_walltime_restart_chain_ends_bitwise_equal(slurm_profile, tmp_path):
         da, db = (xr.load_dataset(p, engine="gadget4") for p in (a, b))
         assert np.array_equal(da.Coordinates.values, db.Coordinates.values)
         assert np.array_equal(da.Velocities.values, db.Velocities.values)
-    assert dispatcher().pending() == 0
+    assert wait_for(lambda: owners.read_record(tmp_path)["runs"] == [], 30)
+
+
+def _clusters(root, profile: str) -> list[dict]:
+    """The clusters of ``profile`` the run root's dispatcher runs now."""
+    record = owners.read_record(root) or {}
+    return [c for c in record.get("clusters", []) if c["profile"] == profile]
 
 
 def _job_name(job_id: str) -> str:
@@ -130,7 +136,7 @@ def test_two_codes_queues_fail_and_scale_apart(slurm_profile, tmp_path, monkeypa
     assert all("exited with status 1" in r.status["reason"] for r in concept_runs)
     assert {r.state for r in pm_runs} == {State.COMPLETED}
     # separate clusters, separate batch jobs, named after their code
-    engines = {key[1] for key in dispatcher().clusters() if key[0] == slurm_profile}
+    engines = {c["code"] for c in _clusters(tmp_path, slurm_profile)}
     assert {"pm", "concept"} <= engines
     concept_jobs = {r.status["job_id"] for r in concept_runs}
     pm_jobs = {r.status["job_id"] for r in pm_runs}
@@ -138,6 +144,6 @@ def test_two_codes_queues_fail_and_scale_apart(slurm_profile, tmp_path, monkeypa
     assert {_job_name(j) for j in concept_jobs} == {"simlab-concept"}
     assert {_job_name(j) for j in pm_jobs} == {"simlab-pm"}
     # each cluster gives its idle jobs back on its own
-    for key, cluster in dispatcher().clusters().items():
-        if key[0] == slurm_profile:
-            assert wait_for(lambda c=cluster: not c.workers, 120), key
+    assert wait_for(
+        lambda: all(not c["workers"] for c in _clusters(tmp_path, slurm_profile)), 120
+    ), _clusters(tmp_path, slurm_profile)

@@ -17,7 +17,6 @@ import sys
 import types
 from pathlib import Path
 
-import dask.config
 import numpy as np
 import pytest
 
@@ -25,10 +24,13 @@ from simlab.config import RunConfig
 from simlab.dispatch.dispatcher import Dispatcher
 from simlab.dispatch.task import execute
 from simlab.engines import registry
-from simlab.engines.concept import ConceptEngine, find_executable, parameter_file
+from simlab.engines.base import Launch
+from simlab.engines.concept import ConceptEngine, parameter_file
 from simlab.engines.concept_log import read_log, strip_ansi
 from simlab.errors import ConfigError
+from simlab.service.executables import find_executable
 from simlab.service.submission import create
+from simlab.service.validation import validate_run
 from simlab.state.states import State
 from tests.conftest import data_path
 
@@ -132,20 +134,21 @@ def test_parameter_file_takes_only_checked_values(tmp_path):
         ({"parameters": {"x; import os": 1}}, "code.options.parameters"),
         (
             {"parameters": {"Δt_base_background_factor": {1, 2}}},
-            "code.options.parameters.Δt_base_background_factor",
+            "code.options.parameters",
         ),
-        ({"parameters": {"a_begin": float("nan")}}, "code.options.parameters.a_begin"),
+        ({"parameters": {"a_begin": float("nan")}}, "code.options.parameters"),
         ({"gravity": "tree"}, "code.options.gravity"),
-        ({"bogus": 1}, "code.options"),
-        ({"initial_conditions": "concept"}, "code.options.A_s"),
+        ({"bogus": 1}, "code.options.bogus"),
+        ({"initial_conditions": "concept"}, "code.options"),
         ({"A_s": 2.0}, "code.options.A_s"),
     ]:
+        code = {**FIXTURE_RUN["code"], "options": bad}
         with pytest.raises(ConfigError) as info:
-            RunConfig(**{**FIXTURE_RUN, "code": {"engine": "concept", "options": bad}})
+            validate_run({**FIXTURE_RUN, "code": code})
         assert field in [e["loc"] for e in info.value.errors], (bad, info.value.errors)
     # CONCEPT aborts on FFT grids its processes cannot share: refused up front
     with pytest.raises(ConfigError) as info:
-        RunConfig(**{**FIXTURE_RUN, "resources": {"cores": 3}})
+        validate_run({**FIXTURE_RUN, "resources": {"cores": 3}})
     assert sorted(e["loc"] for e in info.value.errors) == [
         "box.particles_per_side",
         "gravity.mesh",
@@ -165,7 +168,7 @@ def test_command_line_carries_overrides_as_literals(tmp_path):
             },
         }
     )
-    argv = ConceptEngine().command(config, tmp_path)
+    argv = ConceptEngine().command(config, tmp_path, validate_run(config).launch)
     assert argv[:6] == [
         str(TEST_DOUBLE),
         "-n",
@@ -256,10 +259,11 @@ def test_restart_continues_from_the_last_snapshot(tmp_path):
     fixture = data_path("concept-small/concept32/output/snapshot_a=0.50.hdf5")
     config = RunConfig(**FIXTURE_RUN)
     engine = ConceptEngine()
-    assert engine.restart(config, tmp_path) is None
+    launch = validate_run(config).launch
+    assert engine.restart(config, tmp_path, launch) is None
     (tmp_path / "output").mkdir()
     shutil.copy(fixture, tmp_path / "output")
-    argv = engine.restart(config, tmp_path)
+    argv = engine.restart(config, tmp_path, launch)
     overrides = dict(a.split(" = ", 1) for a in argv[argv.index("--local") + 1 :][1::2])
     assert ast.literal_eval(overrides["initial_conditions"]) == str(
         (tmp_path / "output" / fixture.name).resolve()
@@ -272,36 +276,33 @@ def test_restart_continues_from_the_last_snapshot(tmp_path):
 
 
 def test_health_follows_the_lookup_order(tmp_path, monkeypatch):
-    config = RunConfig(**FIXTURE_RUN)
     engine = ConceptEngine()
-    health = engine.health(config)
+    launch = validate_run(FIXTURE_RUN).launch
+    health = engine.health(launch)
     assert health.ok and "test-double" in health.version
     assert "code.executable" in health.message
 
-    missing = RunConfig(
-        **{**FIXTURE_RUN, "code": {**FIXTURE_RUN["code"], "executable": "/no/concept"}}
-    )
-    health = engine.health(missing)
-    assert not health.ok and "code.executable='/no/concept'" in health.message
+    missing = {**FIXTURE_RUN, "code": {**FIXTURE_RUN["code"], "executable": "/no"}}
+    with pytest.raises(ConfigError, match=r"code\.executable names '/no'"):
+        validate_run(missing)
+
+    def found(config: RunConfig | None, profile: dict | None) -> tuple:
+        result = find_executable(engine, config, profile)
+        return result.path, result.source
 
     monkeypatch.setenv("SIMLAB_CONCEPT", str(TEST_DOUBLE))
-    assert find_executable(None) == (str(TEST_DOUBLE), "SIMLAB_CONCEPT")
+    assert found(None, None) == (str(TEST_DOUBLE), "SIMLAB_CONCEPT")
     profile = {"kind": "local", "executables": {"concept": str(TEST_DOUBLE)}}
-    with dask.config.set({"simlab.clusters.withconcept": profile}):
-        in_profile = RunConfig(
-            **{
-                **FIXTURE_RUN,
-                "code": {"engine": "concept"},
-                "resources": {"cluster": "withconcept"},
-            }
-        )
-        assert find_executable(in_profile) == (str(TEST_DOUBLE), "executables.concept")
+    assert found(None, profile) == (
+        str(TEST_DOUBLE),
+        "executables.concept of the cluster profile",
+    )
     monkeypatch.delenv("SIMLAB_CONCEPT")
     (tmp_path / "concept").symlink_to(TEST_DOUBLE)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert find_executable(None) == (str(tmp_path / "concept"), "PATH")
+    assert found(None, None) == (str(tmp_path / "concept"), "PATH")
     monkeypatch.setenv("PATH", "")
-    assert not engine.health(None).ok
+    assert not engine.health(Launch()).ok
 
 
 @pytest.mark.parametrize("ic_format", ["concept", "gadget"])
@@ -314,7 +315,7 @@ def test_prepare_writes_simlab_particles_for_concept(tmp_path, ic_format):
         outputs={"scale_factors": [1.0]},
         code={"engine": "concept", "options": {"ic_format": ic_format}},
     )
-    ConceptEngine().prepare(config, tmp_path)
+    ConceptEngine().prepare(config, tmp_path, Launch())
     name = "ics.hdf5" if ic_format == "concept" else "ics.gadget"
     params = concept_params(
         (tmp_path / "inputs" / "params.py").read_text(), str(tmp_path / "inputs")

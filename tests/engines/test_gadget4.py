@@ -13,6 +13,7 @@ import pytest
 
 from simlab.config import RunConfig
 from simlab.engines import registry
+from simlab.engines.base import Launch
 from simlab.engines.gadget4 import (
     Gadget4Engine,
     group_catalogue_paths,
@@ -30,6 +31,7 @@ from simlab.engines.gadget4_build import (
     read_config_sh,
 )
 from simlab.errors import ConfigError, EngineError
+from simlab.service.validation import validate_run
 from tests.conftest import data_path
 
 STAND_IN = Path(__file__).parents[1] / "stand_ins" / "gadget4_test_double.py"
@@ -102,7 +104,7 @@ def _same_value(a: str, b: str) -> bool:
 def test_parameter_file_matches_the_fixture_run(tmp_path, make_config, run):
     fixture = data_path(f"gadget4-small/{run}")
     config = make_config()
-    Gadget4Engine().prepare(config, tmp_path)
+    Gadget4Engine().prepare(config, tmp_path, Launch())
     written = read_parameter_file(tmp_path / "inputs" / "param.txt")
     expected = read_parameter_file(fixture / "param.txt")
     assert set(written) == set(expected)
@@ -124,7 +126,7 @@ def test_ic_file_is_what_the_parameter_file_points_at(tmp_path):
     import h5py
 
     config = icfile16_config()
-    Gadget4Engine().prepare(config, tmp_path)
+    Gadget4Engine().prepare(config, tmp_path, Launch())
     params = read_parameter_file(tmp_path / "inputs" / "param.txt")
     ic = tmp_path / (params["InitCondFile"] + ".hdf5")
     with h5py.File(ic, "r") as f:
@@ -170,14 +172,16 @@ def test_compile_options_agree_between_stdout_snapshot_and_config_sh():
     ],
 )
 def test_unknown_or_bad_options_are_refused(options, field):
+    config = {"engine": "gadget4", "executable": "/bin/true", "options": options}
     with pytest.raises(ConfigError) as info:
-        RunConfig(code={"engine": "gadget4", "options": options})
+        validate_run({"code": config})
     assert [e["loc"] for e in info.value.errors] == [field]
 
 
 def test_outputs_closer_than_the_largest_step_are_refused():
+    code = {"engine": "gadget4", "executable": "/bin/true"}
     with pytest.raises(ConfigError) as info:
-        RunConfig(outputs={"redshifts": [0.01, 0.0]}, code={"engine": "gadget4"})
+        validate_run({"outputs": {"redshifts": [0.01, 0.0]}, "code": code})
     (error,) = info.value.errors
     assert error["loc"] == "outputs.redshifts"
     assert "MaxSizeTimestep" in error["msg"]
@@ -187,7 +191,7 @@ def test_build_that_cannot_run_is_refused_naming_config_sh_lines(tmp_path):
     plain = data_path("gadget4-small/icfile16/Config.sh")
     config = ngenic32_config(config_sh=str(plain))
     with pytest.raises(EngineError) as info:
-        Gadget4Engine().prepare(config, tmp_path / "run")
+        Gadget4Engine().prepare(config, tmp_path / "run", Launch())
     message = str(info.value)
     assert "add NGENIC=64" in message
     assert "add NGENIC_2LPT" in message and "add CREATE_GRID" in message
@@ -211,8 +215,8 @@ def test_failed_prepare_leaves_no_run_directory(tmp_path):
     from simlab.service.submission import create
 
     plain = data_path("gadget4-small/icfile16/Config.sh")
-    config = ngenic32_config(config_sh=str(plain))
-    with pytest.raises(EngineError):
+    config = with_code(ngenic32_config(config_sh=str(plain)), executable="/bin/true")
+    with pytest.raises(EngineError, match="add NGENIC"):
         create(config, root=tmp_path)
     assert [p for p in tmp_path.iterdir() if not p.name.startswith(".simlab")] == []
 
@@ -229,47 +233,55 @@ def stand_in(tmp_path, monkeypatch):
     return exe
 
 
-def test_health_reports_executable_version_and_options(stand_in, monkeypatch):
-    monkeypatch.setenv("SIMLAB_GADGET4", str(stand_in))
-    health = registry.get("gadget4").health()
+def test_health_reports_executable_version_and_options(stand_in):
+    health = registry.get("gadget4").health(Launch(executable=str(stand_in)))
     assert health.ok
     assert health.version == "4.0 (commit unknown, unknown)"
     assert str(stand_in) in health.message
     assert "PMGRID=64" in health.message and "NGENIC_2LPT" in health.message
 
 
-def test_health_without_executable_says_where_to_set_it(monkeypatch, tmp_path):
-    monkeypatch.setenv("SIMLAB_GADGET4", str(tmp_path / "missing"))
-    health = Gadget4Engine().health()
+def test_health_without_executable_says_where_to_set_it():
+    health = Gadget4Engine().health(Launch())
     assert not health.ok
     assert "SIMLAB_GADGET4" in health.message
+
+
+def _launched(config: RunConfig) -> tuple[str, str]:
+    launch = validate_run(config).launch
+    return launch.executable, launch.source
 
 
 def test_executable_rule_most_specific_first(stand_in, monkeypatch, tmp_path):
     other = tmp_path / "bin" / "other"
     shutil.copy(stand_in, other)
-    engine = Gadget4Engine()
     monkeypatch.setenv("PATH", f"{stand_in.parent}{os.pathsep}/usr/bin:/bin")
     monkeypatch.delenv("SIMLAB_GADGET4", raising=False)
     shutil.copy(stand_in, stand_in.parent / "Gadget4")
     config = RunConfig(code={"engine": "gadget4"})
-    assert engine.executable(config) == str(stand_in.parent / "Gadget4")
+    assert _launched(config) == (str(stand_in.parent / "Gadget4"), "PATH")
     monkeypatch.setenv("SIMLAB_GADGET4", str(other))
-    assert engine.executable(config) == str(other)
+    assert _launched(config) == (str(other), "SIMLAB_GADGET4")
     profile = {"kind": "local", "executables": {"gadget4": str(stand_in)}}
     with dask.config.set({"simlab.clusters.g4": profile}):
         config = RunConfig(code={"engine": "gadget4"}, resources={"cluster": "g4"})
-        assert engine.executable(config) == str(stand_in)
+        assert _launched(config) == (
+            str(stand_in),
+            "executables.gadget4 of the cluster profile",
+        )
         config = RunConfig(
             code={"engine": "gadget4", "executable": str(other)},
             resources={"cluster": "g4"},
         )
-        assert engine.executable(config) == str(other)
+        assert _launched(config) == (str(other), "code.executable")
+    monkeypatch.setenv("SIMLAB_GADGET4", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match=r"SIMLAB_GADGET4 names .*missing"):
+        validate_run(RunConfig(code={"engine": "gadget4"}))
 
 
 def test_build_probed_from_the_executable(stand_in, tmp_path):
     config = with_code(ngenic32_config(), ("config_sh",), executable=str(stand_in))
-    build = Gadget4Engine().build(config)
+    build = Gadget4Engine().build(config, Launch(executable=str(stand_in)))
     assert build.source == str(stand_in)
     fixture = data_path("gadget4-small/ngenic32/Config.sh")
     assert build.options == read_config_sh(fixture).options
@@ -289,7 +301,7 @@ def test_command_uses_the_profile_launcher(stand_in, tmp_path, profile, launcher
             code={"engine": "gadget4", "executable": str(stand_in)},
             resources={"cluster": "g4", "cores": 4},
         )
-        argv = Gadget4Engine().command(config, tmp_path)
+        argv = Gadget4Engine().command(config, tmp_path, validate_run(config).launch)
     assert argv == [*launcher, str(stand_in), "inputs/param.txt"]
 
 
@@ -356,16 +368,17 @@ def test_outcome_is_read_from_the_log_not_the_exit_status(tmp_path):
     ]
     for i, (text, restart_files, code, expected) in enumerate(cases):
         rundir = _run_dir(tmp_path / str(i), text, restart_files)
-        assert engine.outcome(config, rundir, code) == expected, i
+        assert engine.outcome(config, rundir, code).state == expected, i
 
 
 def test_restart_stop_and_outputs_discovery(tmp_path, stand_in):
     folder = data_path("gadget4-small/ngenic32")
     config = with_code(ngenic32_config(), executable=str(stand_in))
     engine = Gadget4Engine()
+    launch = Launch(executable=str(stand_in))
     rundir = tmp_path / "run"
     (rundir / "output").mkdir(parents=True)
-    assert engine.restart(config, rundir) is None
+    assert engine.restart(config, rundir, launch) is None
     assert engine.outputs(rundir) == []
     shutil.copytree(folder / "output", rundir / "output", dirs_exist_ok=True)
     snapshots = engine.outputs(rundir)
@@ -376,21 +389,21 @@ def test_restart_stop_and_outputs_discovery(tmp_path, stand_in):
     assert [p.name for p in power_spectrum_paths(rundir / "output")] == [
         f"powerspec_00{i}.txt" for i in range(4)
     ]
-    argv = engine.restart(config, rundir)
+    argv = engine.restart(config, rundir, launch)
     assert argv[-4:] == [str(stand_in), "inputs/param.txt", "2", "3"]
     (rundir / "output" / "restartfiles").mkdir()
     (rundir / "output" / "restartfiles" / "restart.0").write_bytes(b"x")
-    assert engine.restart(config, rundir)[-3:] == [
+    assert engine.restart(config, rundir, launch)[-3:] == [
         str(stand_in),
         "inputs/param.txt",
         "1",
     ]
     with pytest.raises(EngineError, match="no snapshot 007"):
-        engine.restart_from_snapshot(config, rundir, 7)
+        engine.restart_from_snapshot(config, rundir, launch, 7)
     engine.request_stop(rundir)
     assert (rundir / "output" / "stop").exists()
     (rundir / "log").write_text((folder / "stdout.txt").read_text())
-    assert engine.outcome(config, rundir, 0) == "completed"
+    assert engine.outcome(config, rundir, 0).state == "completed"
     assert not (rundir / "output" / "stop").exists()  # too late: not left behind
 
 
@@ -536,7 +549,7 @@ def test_run_power_spectrum_reads_the_codes_own_file(tmp_path):
 
     source = data_path("gadget4-small/ngenic32/output/powerspecs")
     last = sorted(source.glob("powerspec_[0-9][0-9][0-9].txt"))[-1]
-    run = create(icfile16_config(), root=tmp_path)
+    run = create(with_code(icfile16_config(), executable="/bin/true"), root=tmp_path)
     target = run.path / "output" / "powerspecs"
     target.mkdir(parents=True)
     shutil.copy(last, target / last.name)

@@ -12,7 +12,7 @@ from simlab.analysis.power import power_spectrum
 from simlab.config import RunConfig
 from simlab.engines.pm import EXIT_CHECKPOINTED, PMEngine, simulate
 from simlab.engines.pm_solver import time_steps
-from simlab.state.rundir import RunDir
+from simlab.service.submission import create
 
 GROWTH_RUN = {
     "box": {"size": 512.0, "particles_per_side": 64},
@@ -91,7 +91,7 @@ def _small(tmp_path, **gravity):
         gravity={"steps": 8, **gravity},
         metadata={"name": "small"},
     )
-    return config, RunDir.create(tmp_path, config)
+    return config, create(config, root=tmp_path).dir
 
 
 def test_resumed_run_ends_bitwise_equal_to_uninterrupted(tmp_path):
@@ -100,11 +100,12 @@ def test_resumed_run_ends_bitwise_equal_to_uninterrupted(tmp_path):
     _, chained = _small(tmp_path)
     (chained.path / "stop").touch()
     assert simulate(config, chained.path) == EXIT_CHECKPOINTED
-    assert PMEngine().outcome(config, chained.path, EXIT_CHECKPOINTED) == "checkpointed"
+    outcome = PMEngine().outcome(config, chained.path, EXIT_CHECKPOINTED)
+    assert outcome.state == "checkpointed"
     (chained.path / "stop").touch()
     assert simulate(config, chained.path, resume=True) == EXIT_CHECKPOINTED
     assert simulate(config, chained.path, resume=True) == 0
-    assert PMEngine().outcome(config, chained.path, 0) == "completed"
+    assert PMEngine().outcome(config, chained.path, 0).state == "completed"
     assert not (chained.path / "checkpoint" / "state.npz").exists()
     for a, b in zip(
         PMEngine().outputs(straight.path), PMEngine().outputs(chained.path), strict=True
@@ -149,13 +150,13 @@ def test_outcome_asks_for_exactly_the_outputs_the_config_wants(tmp_path):
 
     both = create({"box": {"particles_per_side": 8}}, root=tmp_path)
     config, out = both.config, both.path / "output"
-    assert PMEngine().outcome(config, both.path, 0) == "failed"  # nothing written
+    assert PMEngine().outcome(config, both.path, 0).state == "failed"  # nothing written
     last = len(config.outputs.times) - 1
     (out / f"snapshot_{last:03d}.hdf5").touch()
-    assert PMEngine().outcome(config, both.path, 0) == "failed"  # P(k) missing
+    assert PMEngine().outcome(config, both.path, 0).state == "failed"  # P(k) missing
     (out / f"powerspec_{last:03d}.nc").touch()
-    assert PMEngine().outcome(config, both.path, 0) == "completed"
-    assert PMEngine().outcome(config, both.path, 1) == "failed"
+    assert PMEngine().outcome(config, both.path, 0).state == "completed"
+    assert PMEngine().outcome(config, both.path, 1).state == "failed"
     quiet = create(
         {
             "box": {"particles_per_side": 8},
@@ -163,4 +164,4 @@ def test_outcome_asks_for_exactly_the_outputs_the_config_wants(tmp_path):
         },
         root=tmp_path,
     )
-    assert PMEngine().outcome(quiet.config, quiet.path, 0) == "completed"
+    assert PMEngine().outcome(quiet.config, quiet.path, 0).state == "completed"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 
 from simlab.config import RunConfig
-from simlab.server.client import API_TOKEN, API_URL, SERVER_PID
 from simlab.state.rundir import write_json_atomic
 
 
@@ -30,19 +28,6 @@ def jp_server_config():
             "allow_unauthenticated_access": False,
         }
     }
-
-
-@pytest.fixture(autouse=True)
-def _restore_api_environment():
-    """The extension exports its address into os.environ: undo it after a test."""
-    keys = (API_URL, API_TOKEN, SERVER_PID)
-    saved = {key: os.environ.get(key) for key in keys}
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture

@@ -67,13 +67,18 @@ async def test_health_ready_and_codes(jp_fetch, manager):
     assert pm["version"] == __version__
 
 
-async def test_ready_is_503_when_the_catalogue_is_broken(jp_fetch, manager):
+async def test_a_broken_catalogue_is_rebuilt_not_a_500(jp_fetch, manager):
+    fake_run(manager.root, "kept")
     manager.catalog.path.write_bytes(b"this is not a SQLite database" * 100)
-    response = await jp_fetch("simlab/api/ready", raise_error=False)
-    assert response.code == 503
-    answer = await _json(response)
-    assert answer["ready"] is False
-    assert "DatabaseError" in answer["reason"]
+    for suffix in ("-wal", "-shm"):
+        manager.catalog.path.with_name(manager.catalog.path.name + suffix).unlink(
+            missing_ok=True
+        )
+    ready = await jp_fetch("simlab/api/ready")
+    assert await _json(ready) == {"ready": True}
+    listed = await _json(await jp_fetch("simlab/api/runs"))
+    assert [r["name"] for r in listed["runs"]] == ["kept"]
+    assert list(manager.root.glob(".simlab-catalog.sqlite.broken-*"))
 
 
 @pytest.fixture
@@ -255,7 +260,7 @@ async def test_results_and_run_detail(jp_fetch, manager):
 async def test_invalid_config_is_422_with_every_field_and_leaves_nothing(
     jp_fetch, manager
 ):
-    before = sorted(p.name for p in manager.root.iterdir())
+    before = _listing(manager.root)
     response = await jp_fetch(
         "simlab/api/runs",
         method="POST",
@@ -267,7 +272,7 @@ async def test_invalid_config_is_422_with_every_field_and_leaves_nothing(
     assert set(errors) == {"cosmology.Omega0", "box.particles_per_side"}
     assert errors["cosmology.Omega0"]["value"] == 3
     assert "(0, 2]" in errors["cosmology.Omega0"]["msg"]
-    assert sorted(p.name for p in manager.root.iterdir()) == before
+    assert _listing(manager.root) == before
     assert manager.started is False
 
 
@@ -369,3 +374,10 @@ async def test_publish_a_finished_run_and_list_the_group_space(
         )
         assert refused.code == 409
         assert not (space / busy.name).exists()
+
+
+def _listing(root) -> list[str]:
+    """What the run root holds, without SQLite's own side files (-wal, -shm)."""
+    return sorted(
+        p.name for p in root.iterdir() if not p.name.endswith(("-wal", "-shm"))
+    )

@@ -128,3 +128,17 @@ async def test_writes_with_a_cookie_need_the_xsrf_token(
         raise_error=False,
     )
     assert accepted.code == 422
+
+
+@pytest.mark.parametrize("name", ["log", "results.json"])
+async def test_a_member_file_linking_outside_is_never_served(
+    raw_get, manager, secret, name
+):
+    run = fake_run(manager.root, "linked")
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(secret)
+    route = {"log": "log", "results.json": "results"}[name]
+    for suffix in (route, f"{route}?tail=5", "events", "artifacts?parts=log,results"):
+        response = await raw_get(f"simlab/api/runs/{run.name}/{suffix}")
+        assert response.code in (200, 404), (suffix, response.code)
+        assert b"TOP SECRET" not in response.body, suffix

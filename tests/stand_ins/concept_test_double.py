@@ -15,11 +15,15 @@ Environment:
                                          warning run: exit 0 and a log_err) or
                                          abort (unreadable ICs: exit 1)
     SIMLAB_CONCEPT_TEST_DOUBLE_DELAY     seconds to pause at each time step (0.005)
+
+A ``-c "a_begin = A"`` override (simlab's restart from a snapshot) skips the time
+steps before A and the outputs already written, as a real restart would.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -89,6 +93,29 @@ def output_dirs(params: Path, extra: list[str]) -> dict[str, Path]:
     return {kind: Path(folder) for kind, folder in namespace["output_dirs"].items()}
 
 
+def a_begin(extra: list[str]) -> float:
+    """The ``a_begin`` of a ``-c`` override, or 0 when the run starts afresh."""
+    for line in extra:
+        name, _, value = line.partition("=")
+        if name.strip() == "a_begin":
+            return float(value)
+    return 0.0
+
+
+def resumed(lines: list[bytes], start: float) -> list[bytes]:
+    """The header, then the time steps from scale factor ``start`` on."""
+    steps = [i for i, line in enumerate(lines) if b"Time step" in line]
+    if not start or not steps:
+        return lines
+    for i in steps:
+        block = b"".join(lines[i : i + 4])
+        if b"Scale factor:" in block:
+            a = float(block.split(b"Scale factor:")[1].split()[0])
+            if a >= start * (1 - 1e-6):
+                return lines[: steps[0]] + lines[i:]
+    return lines[: steps[0]]
+
+
 def copy_into(source: Path, folder: Path) -> None:
     """Copy a fixture file so that it appears complete (copy, then rename)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,15 +142,17 @@ def main(argv: list[str]) -> int:
         job_dir = home / "job" / job_id
         job_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(FIXTURE / log_err, job_dir / "log_err")
+    start = a_begin(extra)
     pending = {}
     if outputs is not None:
         for path in sorted((FIXTURE / outputs).iterdir()):
             kind = "snapshot" if path.name.startswith("snapshot") else "powerspec"
-            if kind in dirs:
+            a = float(re.search(r"a=([0-9]+\.[0-9]+)", path.name)[1])
+            if kind in dirs and a > start * (1 + 1e-6):
                 pending[path.name] = (path, dirs[kind])
     out = sys.stdout.buffer
     with open(FIXTURE / log, "rb") as replay:
-        for raw in replay:
+        for raw in resumed(replay.readlines(), start):
             line = raw.replace(FIXTURE_HOME.encode(), str(home).encode())
             out.write(line)
             out.flush()

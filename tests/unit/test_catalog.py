@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simlab.config import RunConfig
-from simlab.state.catalog import Catalog
+from simlab.state.catalog import CATALOG_FILE, Catalog
 from simlab.state.rundir import RunDir, write_json_atomic
 
 STATES = ["created", "queued", "running", "completed", "failed", "cancelled"]
@@ -145,3 +145,61 @@ def test_concurrent_writers_lose_nothing_and_equal_reindex(tmp_path):
     assert live == rebuilt
     with sqlite3.connect(catalog.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_truncated_status_marks_that_run_corrupt_and_nothing_else(tmp_path):
+    runs = [fake_run(tmp_path, i) for i in range(4)]
+    catalog = Catalog(tmp_path)
+    catalog.reindex()
+    text = runs[1].status_path.read_text()
+    runs[1].status_path.write_text(text[: len(text) // 2])
+    assert catalog.sync() == 1
+    broken = catalog.get(runs[1].id)
+    assert broken["state"] == "corrupt"
+    assert "status.json: cannot be read" in broken["reason"]
+    assert catalog.query(state="corrupt")[1] == 1
+    assert {catalog.get(r.id)["state"] for r in (runs[0], runs[2], runs[3])} == {
+        r.state.value for r in (runs[0], runs[2], runs[3])
+    }
+    assert catalog.reindex() == 4  # a rebuild goes through as well
+    assert catalog.get(runs[1].id)["state"] == "corrupt"
+    runs[1].status_path.write_text(text)  # repaired by hand: listed again
+    catalog.sync()
+    assert catalog.get(runs[1].id)["state"] == runs[1].state.value
+
+
+def test_a_corrupt_catalogue_file_is_rebuilt_from_the_run_directories(tmp_path):
+    runs = [fake_run(tmp_path, i) for i in range(6)]
+    catalog = Catalog(tmp_path)
+    catalog.reindex()
+    catalog.path.write_bytes(b"this is not a SQLite database" * 200)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{catalog.path}{suffix}").unlink(missing_ok=True)
+    # the next use of the same object, and a new one, both work
+    rows, total = catalog.query(per_page=100)
+    assert total == 6 and {r["id"] for r in rows} == {r.id for r in runs}
+    assert Catalog(tmp_path).query()[1] == 6
+    kept = list(tmp_path.glob(".simlab-catalog.sqlite.broken-*"))
+    assert len(kept) == 1 and kept[0].read_bytes().startswith(b"this is not")
+    assert Catalog(tmp_path).reindex() == 6
+
+
+def test_an_outdated_catalogue_layout_is_rebuilt(tmp_path):
+    runs = [fake_run(tmp_path, i) for i in range(3)]
+    with sqlite3.connect(tmp_path / CATALOG_FILE) as db:
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO runs VALUES ('stale', 'stale')")
+    catalog = Catalog(tmp_path)
+    assert {r["id"] for r in catalog.query()[0]} == {r.id for r in runs}
+
+
+def test_rows_of_deleted_run_directories_go_at_the_next_sync(tmp_path):
+    import shutil
+
+    runs = [fake_run(tmp_path, i) for i in range(3)]
+    catalog = Catalog(tmp_path)
+    catalog.reindex()
+    shutil.rmtree(runs[0].path)
+    assert catalog.sync() == 1
+    assert catalog.get(runs[0].id) is None
+    assert catalog.query()[1] == 2

@@ -71,7 +71,7 @@ def test_a_new_segment_drops_the_last_one_s_fields(rundir):
 
 def test_unreadable_status_is_a_corrupt_run_error(rundir):
     rundir.status_path.write_text('{"state": "runn')
-    with pytest.raises(CorruptRunError, match="status.json: cannot be read"):
+    with pytest.raises(CorruptRunError, match=r"status\.json: cannot be read"):
         rundir.status()
     rundir.status_path.write_text('{"state": "flying"}')
     with pytest.raises(CorruptRunError, match="no valid state"):

@@ -1,0 +1,199 @@
+"""The fault matrix: kill -9 of each simlab process, Ctrl-C, a full disk.
+
+After each fault every run ends in a final state with its reason within a bounded
+time (or, when it had not started, is taken over and completes), its log is kept,
+and ``simlab ls``, the catalogue and the run directories agree.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import simlab
+from simlab.cli import main
+from simlab.service.run import Run
+from simlab.state import owners
+from simlab.state.catalog import Catalog
+from simlab.state.states import State
+from tests.conftest import IN_CI
+from tests.helpers import alive, wait_for
+
+pytestmark = pytest.mark.slow
+
+LONG = {
+    "box": {"size": 128.0, "particles_per_side": 32},
+    "gravity": {"steps": 2000},
+    "metadata": {"name": "long"},
+}
+SHORT = {
+    "box": {"size": 64.0, "particles_per_side": 16},
+    "gravity": {"steps": 5},
+    "metadata": {"name": "short"},
+}
+
+
+def assert_consistent(root: Path) -> None:
+    """``simlab ls``, the catalogue and the run directories say the same."""
+    listing = CliRunner().invoke(main, ["ls", "--root", str(root), "--limit", "500"])
+    assert listing.exit_code == 0, listing.output
+    catalog = Catalog(root)
+    catalog.sync()
+    rows = {row["id"]: row for row in catalog.query(per_page=1000)[0]}
+    folders = {p.parent.name: p.parent for p in root.glob("*/status.json")}
+    assert set(rows) == set(folders)
+    for run_id, path in folders.items():
+        run = Run(path)
+        assert rows[run_id]["state"] == run.state.value
+        line = next(ln for ln in listing.output.splitlines() if ln.startswith(run_id))
+        assert run.state.value in line
+        assert run.dir.log_path.exists()
+
+
+def _running(root: Path, config: dict = LONG) -> Run:
+    run = simlab.submit(config, root=root)
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120), run.status
+    return run
+
+
+def test_kill_9_of_the_code_fails_the_run_with_the_signal(tmp_path):
+    run = _running(tmp_path)
+    os.killpg(run.status["job_pid"], signal.SIGKILL)
+    assert wait_for(lambda: run.state.is_final, 30), run.status
+    assert run.state is State.FAILED
+    assert "killed by signal 9 (SIGKILL)" in run.status["reason"]
+    assert "pm: step" in run.logs()
+    assert_consistent(tmp_path)
+
+
+def test_kill_9_of_the_dask_worker_fails_the_run_and_ends_its_code(tmp_path):
+    run = _running(tmp_path)
+    status = run.status
+    os.kill(status["pid"], signal.SIGKILL)
+    assert wait_for(lambda: run.state.is_final, 60), run.status
+    assert run.state is State.FAILED
+    assert run.status["reason"].startswith("lost:")
+    assert wait_for(lambda: not alive(status["job_pid"]), 15)
+    assert_consistent(tmp_path)
+
+
+def test_kill_9_of_the_dispatcher_fails_the_running_and_requeues_the_rest(tmp_path):
+    running = _running(tmp_path)
+    waiting = [simlab.submit(SHORT, root=tmp_path) for _ in range(3)]
+    assert all(w.state is State.QUEUED for w in waiting)
+    record = owners.read_record(tmp_path)
+    job = running.status["job_pid"]
+    os.kill(record["pid"], signal.SIGKILL)
+    # whoever looks next settles: the lost run fails with its reason, the queued
+    # ones are taken over by a new dispatcher and run to the end
+    assert wait_for(lambda: not alive(record["pid"]), 10)
+    started = time.monotonic()
+    simlab.runs(root=tmp_path)
+    assert wait_for(lambda: running.state.is_final, 60), running.status
+    assert running.state is State.FAILED and "lost" in running.status["reason"]
+    assert wait_for(lambda: not alive(job), 15)
+    assert wait_for(lambda: all(w.state.is_final for w in waiting), 120), [
+        w.status for w in waiting
+    ]
+    assert {w.state for w in waiting} == {State.COMPLETED}
+    assert time.monotonic() - started < 120
+    assert owners.read_record(tmp_path)["pid"] != record["pid"]
+    assert_consistent(tmp_path)
+
+
+def test_cancel_of_a_queued_run_whose_dispatcher_is_gone(tmp_path):
+    running = _running(tmp_path)
+    waiting = simlab.submit(SHORT, root=tmp_path)
+    os.kill(owners.read_record(tmp_path)["pid"], signal.SIGKILL)
+    waiting.cancel()
+    assert waiting.state is State.CANCELLED
+    assert wait_for(lambda: running.state.is_final, 60)
+    assert_consistent(tmp_path)
+
+
+PYTHON_RUN = """
+import sys, simlab
+run = simlab.run({config!r}, root={root!r}, progress=False)
+"""
+
+
+def test_ctrl_c_of_simlab_run_cancels_the_run(tmp_path):
+    code = PYTHON_RUN.format(config=LONG, root=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True
+    )
+    assert wait_for(lambda: list(tmp_path.glob("*/status.json")), 120)
+    (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert wait_for(lambda: run.state.is_final, 30), run.status
+    assert run.state is State.CANCELLED
+    assert "Ctrl-C" in run.status["reason"]
+    assert_consistent(tmp_path)
+
+
+def test_ctrl_c_of_the_cli_run_exits_130_and_cancels(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "simlab.cli", "run", "--root", str(tmp_path),
+            "--quiet", "--set", "gravity.steps=2000", "--set", "box.size=128",
+            "--set", "box.particles_per_side=32",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert wait_for(lambda: list(tmp_path.glob("*/status.json")), 120)
+    (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "the run was cancelled" in err and "Traceback" not in err
+    assert wait_for(lambda: run.state is State.CANCELLED, 30), run.status
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs as run root: mounted for the test, unmounted after."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        reason = f"cannot mount a tmpfs here: {done.stderr.strip()} (needs root)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield mount
+    from tests.conftest import stop_dispatchers
+
+    stop_dispatchers(mount)
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_fails_the_run_with_enospc_in_status_and_log(small_disk):
+    config = {
+        "box": {"size": 64.0, "particles_per_side": 32},
+        "outputs": {"redshifts": [3.0, 2.0, 1.0, 0.5, 0.0]},
+        "gravity": {"steps": 20},
+        "metadata": {"name": "full"},
+    }
+    run = simlab.submit(config, root=small_disk)
+    assert wait_for(lambda: run.state.is_final, 180), run.status
+    assert run.state is State.FAILED
+    reason = run.status["reason"]
+    assert "disk full (ENOSPC)" in reason, reason
+    assert "No space left on device" in run.logs()
+    assert_consistent(small_disk)
