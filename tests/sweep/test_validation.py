@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 import simlab
-from simlab.service.sweeps import (
+from simlab.service.sweeps.validation import (
     SweepError,
     SweepValidationError,
     config_fields,
@@ -73,11 +73,12 @@ def test_config_fields_map_bare_and_section_names():
 
 
 def test_points_get_validated_configs():
-    configs = validate_points(
+    plans = validate_points(
         template_path("run_simulation"),
         grid_points({"sigma8": [0.7, 0.9], "box_size": [100.0]}),
         small_config(),
     )
+    configs = [plan.config for plan in plans]
     assert [c.cosmology.sigma8 for c in configs] == [0.7, 0.9]
     assert {c.box.size for c in configs} == {100.0}
     assert {c.ics.seed for c in configs} == {7}  # the base is kept

@@ -60,14 +60,28 @@ def test_a_run_displays_as_html_outside_a_kernel(tmp_path):
     run = create(
         {"box": {"particles_per_side": 8}, "metadata": {"name": "shown"}}, root=tmp_path
     )
-    bundle = run._repr_mimebundle_()
-    assert bundle["text/plain"] == repr(run)
-    assert run.id in bundle["text/html"] and ">created<" in bundle["text/html"]
-    assert "none yet" in bundle["text/html"]
-    assert "application/vnd.jupyter.widget-view+json" not in bundle  # no kernel
+    html = run._repr_html_()
+    assert run.id in html and ">created<" in html
+    assert "none yet" in html
+    assert "#" not in html.split("<b>", 1)[1]  # colours are the Lab theme's only
     run.cancel()
-    assert ">cancelled<" in run._repr_mimebundle_()["text/html"]
-    assert simlab.Run(run.path)._repr_mimebundle_()["text/html"].count("<tr>") == 6
+    assert ">cancelled<" in run._repr_html_()
+    assert simlab.Run(run.path)._repr_html_().count("<tr>") == 6
+
+
+def test_a_kernel_shows_a_run_as_a_live_monitor(tmp_path):
+    """``import simlab`` in a kernel registers the monitor for Run, by name."""
+    from IPython.core.formatters import MimeBundleFormatter
+
+    import simlab as package
+    from simlab.widgets.display import run_mimebundle
+
+    formatter = MimeBundleFormatter()
+    formatter.for_type_by_name("simlab.service.run", "Run", package._live_run)
+    run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
+    data, _ = formatter(run)  # (bundle, metadata)
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data.keys() == run_mimebundle(run).keys()
 
 
 def test_launch_shows_the_sweeps_own_validation_errors(tmp_path):

@@ -80,23 +80,28 @@ def test_cancel_from_the_monitor_cancels_the_run():
     assert "cancel requested" in run.logs()
 
 
-def test_eta_extrapolates_the_elapsed_time_by_the_fraction_done():
+def test_eta_is_the_measured_rate_from_the_first_progress_report():
     start = datetime(2026, 1, 1, tzinfo=UTC)
+    t0 = start.timestamp()
     status = {
         "state": "running",
         "times": {"running": start.isoformat()},
-        "progress": {"fraction": 0.25},
+        # 10 s of start-up before the first report, then 0.2 of the run in 20 s
+        "progress_start": {"fraction": 0.05, "time": t0 + 10},
+        "progress": {"fraction": 0.25, "time": t0 + 30},
     }
     elapsed, eta = timing(status, now=start + timedelta(seconds=30))
     assert elapsed == 30.0
-    assert eta == pytest.approx(90.0)
-    status["progress"] = {"fraction": 0.01}
+    assert eta == pytest.approx(75.0)  # 0.75 left at 0.01 per second
+    elapsed, eta = timing(status, now=start + timedelta(seconds=40))
+    assert eta == pytest.approx(65.0)  # counting down between reports
+    status["progress"] = {"fraction": 0.051, "time": t0 + 12}
     assert timing(status, now=start + timedelta(seconds=30))[1] is None
     status.update(
-        state="completed",
+        state="failed",
         times={
             **status["times"],
-            "completed": (start + timedelta(seconds=50)).isoformat(),
+            "failed": (start + timedelta(seconds=50)).isoformat(),
         },
     )
-    assert timing(status, now=start + timedelta(hours=1)) == (50.0, 0.0)
+    assert timing(status, now=start + timedelta(hours=1)) == (50.0, None)
