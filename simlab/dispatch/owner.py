@@ -202,31 +202,34 @@ class Owner:
             path.unlink(missing_ok=True)
             if isinstance(request, dict):
                 self._last_busy = time.monotonic()
-                self._handle(request)
+                error = self._handle(request)
+                if request.get("id"):
+                    answer = {"ok": error is None, "error": error}
+                    owners.reply(self.root, str(request["id"]), answer)
 
-    def _handle(self, request: dict[str, Any]) -> None:
+    def _handle(self, request: dict[str, Any]) -> str | None:
+        """Carry out one request; None when done, else why it was refused."""
         op = request.get("op")
         if op == "stop":
             self.request_stop()
-        elif op == "dispatch":
+            return None
+        if op == "dispatch":
             path = Path(str(request.get("run", ""))).resolve()
             if path.parent != self.root or not (path / "status.json").is_file():
-                logger.warning(
-                    "ignoring a request for %s: not a run of %s", path, self.root
-                )
-                return
-            self._dispatch(RunDir(path), resume=bool(request.get("resume")))
-        elif op == "scale":
+                return f"{path} is not a run directory of {self.root}"
+            return self._dispatch(RunDir(path), resume=bool(request.get("resume")))
+        if op == "scale":
             try:
                 self.dispatcher.scale(str(request["cluster"]), int(request["workers"]))
             except (KeyError, ValueError, LookupError) as exc:
-                logger.warning("scale request %s refused: %s", request, exc)
-        else:
-            logger.warning("unknown request %r", request)
+                return str(exc)
+            return None
+        return f"unknown request {op!r}"
 
     def _dispatch(
         self, rundir: RunDir, *, resume: bool = False, adopt: bool = False
-    ) -> None:
+    ) -> str | None:
+        """Hand a run to the dispatcher; a run that cannot be dispatched fails."""
         try:
             self.dispatcher.submit(rundir, resume=resume, adopt=adopt)
         except Exception as exc:  # the run must not stay waiting: fail it, say why
@@ -234,6 +237,8 @@ class Owner:
             reason = f"could not dispatch: {type(exc).__name__}: {exc}"
             with contextlib.suppress(TransitionError, CorruptRunError, OSError):
                 rundir.transition(State.FAILED, reason=reason)
+            return reason
+        return None
 
     def _heartbeat(self) -> None:
         """Rewrite the record; withdraw queued runs someone asked to cancel."""

@@ -194,7 +194,7 @@ def resume(run_or_id: Run | str, *, root: str | Path | None = None) -> Run:
 
 def settle(root: str | Path) -> int:
     """Settle what no live process owns: fail runs lost mid-run, and hand runs
-    left waiting by a dead dispatcher to a live one; return how many."""
+    (and requests) left by a dead dispatcher to a live one; return how many runs."""
     root = _root(root)
     catalog = Catalog(root)
     catalog.sync()
@@ -214,7 +214,10 @@ def settle(root: str | Path) -> int:
             if orphan_reason(status, str(root)):
                 waiting = True
                 count += 1
-    if waiting:
+    # requests posted to a dispatcher that died before it read them are read by
+    # the next one
+    pending = any(owners.inbox(root).glob("*.json"))
+    if waiting or (pending and not owners.holds_lock(root)):
         owner.ensure(root)  # it adopts every orphan when it starts
     if count:
         catalog.sync()
