@@ -19,6 +19,7 @@ from simlab.__about__ import __version__
 _EXPORTS = {
     "compare": "simlab.service.compare",
     "create": "simlab.service.submission",
+    "resume": "simlab.service.submission",
     "run": "simlab.service.submission",
     "runs": "simlab.service.submission",
     "submit": "simlab.service.submission",
@@ -44,6 +45,7 @@ __all__ = [
     "open_series",
     "open_snapshot",
     "record",
+    "resume",
     "run",
     "runs",
     "submit",
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
     from simlab.service.compare import compare
     from simlab.service.results import record
     from simlab.service.run import Run
-    from simlab.service.submission import create, run, runs, submit
+    from simlab.service.submission import create, resume, run, runs, submit
     from simlab.service.sweeps import Sweep, sweep
 
 

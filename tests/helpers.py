@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -18,9 +17,11 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
 
 
 def alive(pid: int) -> bool:
-    """Whether a process with this id exists."""
+    """Whether a process with this id exists (a zombie, dead but not yet reaped by
+    its parent, does not count)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return True

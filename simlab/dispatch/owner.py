@@ -49,6 +49,11 @@ POLL = 0.1
 START_TIMEOUT = 60.0
 #: Seconds a stopping owner gives its running runs to end after cancelling them.
 STOP_GRACE = 15.0
+#: What the launcher process runs: start the owner in a session of its own, exit.
+_LAUNCHER = (
+    "import subprocess, sys; "
+    "subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, start_new_session=True)"
+)
 
 
 def idle_timeout() -> float:
@@ -65,21 +70,18 @@ def ensure(root: str | Path) -> None:
         return
     log = owners.owners_dir(root) / f"{owners.record_path(root).stem}.log"
     with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "simlab.dispatch.owner", str(root)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        # a short-lived launcher starts the owner and exits, so the owner is
+        # nobody's child: no zombie is left behind if it dies, and it outlives us
+        subprocess.run(
+            [
+                sys.executable, "-c", _LAUNCHER,
+                sys.executable, "-m", "simlab.dispatch.owner", str(root),
+            ],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=True, timeout=60,
+        )  # fmt: skip
     deadline = time.monotonic() + START_TIMEOUT
     while not owners.holds_lock(root):
-        if proc.poll() is not None and not owners.holds_lock(root):
-            raise RuntimeError(
-                f"the dispatcher of {root} exited with status {proc.returncode} "
-                f"before it started; its log: {log}"
-            )
         if time.monotonic() > deadline:
             raise RuntimeError(f"the dispatcher of {root} did not start; log: {log}")
         time.sleep(0.05)
@@ -153,7 +155,7 @@ class Owner:
             for rundir in held:
                 with contextlib.suppress(OSError, CorruptRunError):
                     if not rundir.state.is_final:
-                        rundir.request("cancel")
+                        rundir.request("cancel", "its dispatcher was shut down")
                         dispatcher.withdraw(rundir)
             deadline = time.monotonic() + STOP_GRACE
             while dispatcher.pending() and time.monotonic() < deadline:

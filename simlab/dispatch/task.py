@@ -219,7 +219,7 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
             last_write = 0.0
             latest = None
             first_report = True
-            cancelled = stop_requested = False
+            cancelled, stop_requested = "", False
             while True:
                 try:
                     line = lines.get(timeout=0.2)
@@ -250,7 +250,7 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
                     engine.request_stop(rundir.path)
                     (rundir.path / ".request-stop").unlink(missing_ok=True)
                 if rundir.requested("cancel") and not cancelled:
-                    cancelled = True
+                    cancelled = rundir.request_reason("cancel") or "cancelled"
                     log.write("simlab: cancel requested, ending the process group\n")
                     _terminate(proc)
         except BaseException:
@@ -265,7 +265,9 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     if cancelled:
         rundir.clear_requests()
         rundir.transition(
-            State.CANCELLED, returncode=returncode, reason="cancelled while running"
+            State.CANCELLED,
+            returncode=returncode,
+            reason=f"{cancelled} (while running)",
         )
         return State.CANCELLED.value
     outcome = engine.outcome(config, rundir.path, returncode)

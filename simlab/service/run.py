@@ -288,7 +288,7 @@ class Run:
         state = State(status["state"])
         if state.is_final:
             return
-        self.dir.request("cancel")
+        self.dir.request("cancel", reason)
         owned = orphan_reason(status, str(self.path.parent)) is None
         if state == State.QUEUED and owned:
             deadline = time.monotonic() + WITHDRAW_WAIT

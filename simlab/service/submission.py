@@ -162,7 +162,7 @@ def run(
     try:
         _follow(handle, progress)
     except KeyboardInterrupt:
-        handle.cancel(reason="interrupted (Ctrl-C) while running in the foreground")
+        handle.cancel(reason="interrupted by Ctrl-C in the foreground")
         raise
     Catalog(handle.path.parent).add(handle.dir)
     return handle.wait(timeout=0)

@@ -32,6 +32,14 @@ def heartbeat_timeout() -> float:
     return float(settings.get("heartbeat-timeout"))
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def lost_reason(status: dict, timeout: float, now: float | None = None) -> str | None:
     """Why a ``running`` status describes a lost run, or None while it looks alive.
 
@@ -44,7 +52,7 @@ def lost_reason(status: dict, timeout: float, now: float | None = None) -> str |
         return None
     now = time.time() if now is None else now
     pid, host = status.get("pid"), status.get("host")
-    if pid and host == socket.gethostname() and not psutil.pid_exists(pid):
+    if pid and host == socket.gethostname() and not _running(pid):
         return f"its worker process {pid} on {host} is gone"
     beat = status.get("heartbeat")
     if beat is not None and now - beat > timeout:

@@ -130,8 +130,11 @@ def alive(ref: dict[str, Any], root: str | Path, timeout: float = 60.0) -> bool:
     """
     if ref.get("host") == socket.gethostname():
         try:
-            started = psutil.Process(int(ref["pid"])).create_time()
+            process = psutil.Process(int(ref["pid"]))
+            started, status = process.create_time(), process.status()
         except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
+            return False
+        if status == psutil.STATUS_ZOMBIE:
             return False
         return abs(started - float(ref.get("started", started))) < 1.0
     record = read_record(root, ref.get("host"))

@@ -304,15 +304,23 @@ class RunDir:
             return False
         return True
 
-    def request(self, what: str) -> None:
-        """Leave a ``cancel`` or ``stop`` request for the process running the run."""
+    def request(self, what: str, reason: str = "") -> None:
+        """Leave a ``cancel`` or ``stop`` request (and why) for the process running
+        the run."""
         if what not in ("cancel", "stop"):
             raise ValueError(f"unknown request {what!r}; allowed: 'cancel', 'stop'")
-        (self.path / f".request-{what}").write_text(now())
+        (self.path / f".request-{what}").write_text(reason)
 
     def requested(self, what: str) -> bool:
         """Whether a ``cancel`` or ``stop`` request is pending."""
         return (self.path / f".request-{what}").exists()
+
+    def request_reason(self, what: str) -> str:
+        """Why a pending request was made ('' if it did not say, or none is left)."""
+        try:
+            return (self.path / f".request-{what}").read_text()[:500]
+        except OSError:
+            return ""
 
     def clear_requests(self) -> None:
         """Forget handled requests."""

@@ -114,7 +114,10 @@ def test_cancel_of_a_queued_run_whose_dispatcher_is_gone(tmp_path):
     os.kill(owners.read_record(tmp_path)["pid"], signal.SIGKILL)
     waiting.cancel()
     assert waiting.state is State.CANCELLED
-    assert wait_for(lambda: running.state.is_final, 60)
+    assert waiting.status["reason"] == "cancelled by the user"
+    # the running one is failed by whoever looks next
+    assert wait_for(lambda: simlab.runs(root=tmp_path) and running.state.is_final, 60)
+    assert running.state is State.FAILED and "lost" in running.status["reason"]
     assert_consistent(tmp_path)
 
 
@@ -137,7 +140,9 @@ def test_ctrl_c_of_simlab_run_cancels_the_run(tmp_path):
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     assert wait_for(lambda: run.state.is_final, 30), run.status
     assert run.state is State.CANCELLED
-    assert "Ctrl-C" in run.status["reason"]
+    assert run.status["reason"] == (
+        "interrupted by Ctrl-C in the foreground (while running)"
+    )
     assert_consistent(tmp_path)
 
 

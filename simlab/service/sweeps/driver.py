@@ -167,14 +167,15 @@ class Sweep:
         todo = []
         with self._driving():
             for index, run in enumerate(self.runs()):
-                state = point_state(run.status)
-                if state == State.COMPLETED.value or (
-                    not State(state).is_final and (state != State.CREATED.value)
-                ):
+                state = State(point_state(run.status))
+                if state == State.COMPLETED:
                     continue
-                if state != State.CREATED.value:
-                    self._new_run(index)
-                todo.append(index)
+                if state == State.CREATED:
+                    todo.append(index)  # never queued
+                elif state.is_final:
+                    self._new_run(index)  # failed or cancelled: a new run
+                    todo.append(index)
+                # queued, running or between segments: its dispatcher has it
         self.start(todo)
         return self.wait(progress=progress) if wait else self
 
