@@ -289,6 +289,10 @@ class Run:
         if state.is_final:
             return
         self.dir.request("cancel", reason)
+        from simlab.dispatch.dispatcher import withdraw
+
+        if state == State.QUEUED and withdraw(self.dir):
+            return  # a dispatcher in this process held it
         owned = orphan_reason(status, str(self.path.parent)) is None
         if state == State.QUEUED and owned:
             deadline = time.monotonic() + WITHDRAW_WAIT

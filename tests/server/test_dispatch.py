@@ -133,8 +133,9 @@ async def test_cancel_ends_a_running_run_cancelled(jp_fetch, manager):
     async def state():
         return await _json(await jp_fetch(f"simlab/api/runs/{run_id}"))
 
+    # the ETA is measured: two progress reports of this segment are needed
     running = await _until(
-        state, lambda r: r["state"] == "running" and r["progress"], timeout=120
+        state, lambda r: r["state"] == "running" and r["eta"] is not None, timeout=120
     )
     assert running["state"] == "running"
     assert 0 < running["progress"]["fraction"] < 1

@@ -1,4 +1,4 @@
-"""A run submitted from a kernel goes to the server's Dispatcher and outlives it."""
+"""A run submitted from a kernel goes to the run root's dispatcher and outlives it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from simlab.state import owners
 from tests.server.configs import SLOW
 
 pytestmark = pytest.mark.slow
@@ -45,15 +46,21 @@ async def test_run_from_a_kernel_survives_the_kernel_restart(
         # When it submits a run with simlab.submit
         values = await _execute(
             client,
-            f"import os, simlab\nrun = simlab.submit({MEDIUM!r})",
-            {"id": "run.id", "url": "os.environ['SIMLAB_API_URL']"},
+            f"import os, simlab\nrun = simlab.submit({MEDIUM!r}, "
+            f"root={str(manager.root)!r})",
+            {
+                "id": "run.id",
+                "owner": "run.status['owner']['pid']",
+                "me": "os.getpid()",
+            },
         )
     finally:
         client.stop_channels()
     run_id = values["id"].strip("'")
-    assert values["url"].strip("'").endswith(jp_serverapp.base_url)
-    # Then the server's Dispatcher holds it, not the kernel
+    # Then the run root's dispatcher holds it, not the kernel, and the server sees it
     assert manager.started
+    assert int(values["owner"]) == owners.read_record(manager.root)["pid"]
+    assert values["owner"] != values["me"]
     status = manager.root / run_id / "status.json"
 
     async def state():

@@ -40,7 +40,7 @@ def _server(root: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "DASK_SIMLAB__RUN_ROOT": str(root)}
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "jupyter", "server", "--no-browser",
+            sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
             f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
             f"--ServerApp.root_dir={root.parent}",
         ],
