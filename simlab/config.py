@@ -122,6 +122,18 @@ class Cosmology(_Section):
         description="primordial spectral index",
     )
     T_cmb: float = Field(2.7255, gt=0, le=10, description="CMB temperature today in K")
+    radiation: bool = Field(
+        False,
+        description="radiation (photons from T_cmb, N_eff massless neutrinos) in "
+        "E(a) and the growth factor, as CONCEPT/CAMB/CLASS; off as Gadget4",
+    )
+    N_eff: float = Field(
+        3.044,
+        ge=0,
+        le=10,
+        description="effective number of massless neutrino species (radiation "
+        "with `radiation`, and the CAMB/CLASS transfer functions)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -153,9 +165,20 @@ class Cosmology(_Section):
         return self.Omega0
 
     @property
+    def Omega_r(self) -> float:
+        """Radiation density today in the background; 0 unless ``radiation``."""
+        from simlab.linear.background import params
+
+        return params(self).Omega_r
+
+    @property
     def Omega_k(self) -> float:
-        """Curvature density 1 - Ω_m - Ω_Λ (radiation is neglected)."""
-        return 1.0 - self.Omega0 - self.OmegaLambda
+        """Curvature density 1 - Ω_m - Ω_Λ - Ω_r (Ω_r = 0 without ``radiation``).
+
+        Presets are flat without radiation; with it they carry Ω_k = -Ω_r unless
+        ``OmegaLambda`` is given as 1 - Omega0 - Omega_r (docs/linear-theory.md).
+        """
+        return 1.0 - self.Omega0 - self.OmegaLambda - self.Omega_r
 
 
 class Box(_Section):

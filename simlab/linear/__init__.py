@@ -1,0 +1,7 @@
+"""Linear theory behind :mod:`simlab.cosmology`, one concern per module.
+
+- :mod:`simlab.linear.background`: parameters, radiation density, E(a), growth tables
+- :mod:`simlab.linear.eisenstein_hu`: Eisenstein & Hu (1998) transfer functions
+
+Use :mod:`simlab.cosmology` (the public functions); these modules are its parts.
+"""
