@@ -20,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -210,9 +212,15 @@ class InitialConditions(_Section):
     lpt_order: Literal[1, 2] = Field(
         2, description="1: Zel'dovich approximation, 2: second-order LPT"
     )
-    transfer: Literal["eisenstein_hu", "eisenstein_hu_nowiggle"] = Field(
+    transfer: Literal["eisenstein_hu", "eisenstein_hu_nowiggle", "file"] = Field(
         "eisenstein_hu",
-        description="transfer function: Eisenstein & Hu (1998) with or without BAO",
+        description="transfer function: Eisenstein & Hu (1998) with or without "
+        "BAO, or read from transfer_file",
+    )
+    transfer_file: str | None = Field(
+        None,
+        description="CAMB or CLASS transfer table, or a two-column k [h/Mpc], "
+        "P(k) [(Mpc/h)^3] table, at z=0 (with transfer: file)",
     )
     fixed: bool = Field(
         False, description="fix mode amplitudes to the mean (Angulo & Pontzen 2016)"
@@ -220,6 +228,44 @@ class InitialConditions(_Section):
     paired: bool = Field(
         False, description="flip every phase by π (the second run of a pair)"
     )
+
+    @field_validator("transfer_file")
+    @classmethod
+    def _readable_table(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An absolute path to a table that parses; skipped with context
+        ``{"check_files": False}`` (a stored config whose table has gone)."""
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if (info.context or {}).get("check_files", True) is False:
+            return str(path)
+        from simlab.linear.tables import TableError, read_table
+
+        path = path.resolve()
+        if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        try:
+            read_table(path)
+        except TableError as exc:
+            raise ValueError(str(exc)) from None
+        return str(path)
+
+    @model_validator(mode="after")
+    def _transfer_file_with_file(self) -> Self:
+        if self.transfer == "file" and self.transfer_file is None:
+            _raise(
+                ("transfer_file",),
+                None,
+                "transfer: file needs transfer_file (a CAMB, CLASS or P(k) table)",
+            )
+        if self.transfer != "file" and self.transfer_file is not None:
+            _raise(
+                ("transfer_file",),
+                self.transfer_file,
+                "is read only with transfer: file (transfer is {t!r})",
+                t=self.transfer,
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_start_time(self) -> Self:

@@ -4,13 +4,14 @@ Matter + Λ + curvature, and radiation (photons and N_eff massless neutrinos) wh
 ``Cosmology.radiation`` is on; off by default, as Gadget4. Growth factors come from
 integrating the growth equations in ln a, tabulated once per cosmology and
 interpolated with cubic splines. Transfer functions: Eisenstein & Hu (1998) with or
-without BAO wiggles.
+without BAO wiggles (no dependencies), or a CAMB / CLASS / P(k) file.
 Units: k in h/Mpc, P(k) in (Mpc/h)³, r in Mpc/h. Parts: :mod:`simlab.linear`;
 choices and measured differences: docs/linear-theory.md.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 #: the analytic transfer functions, which need no package or file
 ANALYTIC_TRANSFERS = ("eisenstein_hu", "eisenstein_hu_nowiggle")
 #: every ``transfer`` choice (``ics.transfer`` in the run configuration)
-TRANSFER_KINDS = ANALYTIC_TRANSFERS
+TRANSFER_KINDS = (*ANALYTIC_TRANSFERS, "file")
 
 __all__ = [
     "ANALYTIC_TRANSFERS",
@@ -148,6 +149,16 @@ def sound_horizon(cosmo: Cosmology) -> float:
 
 
 Transfer = Callable[[np.ndarray], np.ndarray]
+PathLike = str | os.PathLike[str]
+
+
+@lru_cache(maxsize=64)
+def _file_transfer(table: Any, p: Params) -> Transfer:
+    from simlab.linear.tables import TabulatedTransfer
+
+    return TabulatedTransfer(
+        table.k, table.transfer(p.n_s), p.Omega0, p.OmegaBaryon, p.h, p.T_cmb
+    )
 
 
 def _analytic_transfer(kind: str, p: Params) -> Transfer:
@@ -162,28 +173,45 @@ def _analytic_transfer(kind: str, p: Params) -> Transfer:
 
 
 def _build(kind: str, p: Params, table: Any) -> Transfer:
+    if kind == "file":
+        return _file_transfer(table, p)
     return _analytic_transfer(kind, p)
 
 
-def _resolve(kind: str, cosmo: Cosmology | Params) -> tuple[Params, Any]:
-    """(parameters, None) of a transfer choice, checked."""
+def _resolve(
+    kind: str, cosmo: Cosmology | Params, transfer_file: PathLike | None
+) -> tuple[Params, Any]:
+    """(parameters, the file's table or None) of a transfer choice, checked."""
     if kind not in TRANSFER_KINDS:
         raise ValueError(
             f"transfer function {kind!r} is not known; "
             f"allowed: {', '.join(TRANSFER_KINDS)}"
         )
-    return params(cosmo), None
+    p = params(cosmo)
+    if kind == "file":
+        if transfer_file is None:
+            raise ValueError("transfer function 'file' needs transfer_file (a path)")
+        from simlab.linear.tables import load_table
+
+        return p, load_table(transfer_file)
+    if transfer_file is not None:
+        raise ValueError(
+            f"transfer_file is read only with transfer 'file', not {kind!r}"
+        )
+    return p, None
 
 
 def transfer_function(
     k: ArrayLike,
     cosmo: Cosmology,
     kind: str = "eisenstein_hu",
+    transfer_file: PathLike | None = None,
 ) -> np.ndarray:
     """Matter transfer function T(k) at z = 0, → 1 for k → 0.
 
     ``kind`` is one of :data:`TRANSFER_KINDS`: Eisenstein & Hu (1998) with or
-    without BAO wiggles.
+    without BAO wiggles, or ``"file"`` (``transfer_file``, a CAMB / CLASS transfer
+    table or a two-column P(k); formats in :mod:`simlab.linear.tables`).
 
     Examples
     --------
@@ -191,7 +219,7 @@ def transfer_function(
     >>> round(float(transfer_function(1e-4, Cosmology())), 3)
     1.0
     """
-    p, table = _resolve(kind, cosmo)
+    p, table = _resolve(kind, cosmo, transfer_file)
     return _build(kind, p, table)(np.asarray(k, dtype=float))
 
 
@@ -225,10 +253,11 @@ def linear_power(
     cosmo: Cosmology,
     a: float = 1.0,
     transfer: str = "eisenstein_hu",
+    transfer_file: PathLike | None = None,
 ) -> np.ndarray:
     """Linear matter P(k, a) in (Mpc/h)³, normalised so that σ(8 Mpc/h, a=1) = σ8.
 
-    ``transfer`` as in :func:`transfer_function`.
+    ``transfer`` and ``transfer_file`` as in :func:`transfer_function`.
 
     Examples
     --------
@@ -238,7 +267,7 @@ def linear_power(
     True
     """
     k = np.asarray(k, dtype=float)
-    p, table = _resolve(transfer, cosmo)
+    p, table = _resolve(transfer, cosmo, transfer_file)
     t = _build(transfer, p, table)(k)
     pk = _amplitude(p, transfer, table) * np.where(k > 0, k, 0.0) ** p.n_s * t**2
     return pk * background.growth_table(a, p, 0) ** 2
@@ -249,9 +278,10 @@ def sigma_r(
     cosmo: Cosmology,
     a: float = 1.0,
     transfer: str = "eisenstein_hu",
+    transfer_file: PathLike | None = None,
 ) -> np.ndarray:
     """rms linear overdensity in top-hat spheres of radius r Mpc/h."""
-    p, table = _resolve(transfer, cosmo)
+    p, table = _resolve(transfer, cosmo, transfer_file)
     amp = _amplitude(p, transfer, table)
     sigma = _sigma_unnormalised(
         np.asarray(r, dtype=float), p, _build(transfer, p, table)

@@ -2,6 +2,7 @@
 
 - :mod:`simlab.linear.background`: parameters, radiation density, E(a), growth tables
 - :mod:`simlab.linear.eisenstein_hu`: Eisenstein & Hu (1998) transfer functions
+- :mod:`simlab.linear.tables`: transfer or P(k) tables read from CAMB / CLASS files
 
 Use :mod:`simlab.cosmology` (the public functions); these modules are its parts.
 """
