@@ -212,10 +212,13 @@ class InitialConditions(_Section):
     lpt_order: Literal[1, 2] = Field(
         2, description="1: Zel'dovich approximation, 2: second-order LPT"
     )
-    transfer: Literal["eisenstein_hu", "eisenstein_hu_nowiggle", "file"] = Field(
+    transfer: Literal[
+        "eisenstein_hu", "eisenstein_hu_nowiggle", "camb", "class", "file"
+    ] = Field(
         "eisenstein_hu",
         description="transfer function: Eisenstein & Hu (1998) with or without "
-        "BAO, or read from transfer_file",
+        "BAO, computed by CAMB or CLASS (optional packages), or read from "
+        "transfer_file",
     )
     transfer_file: str | None = Field(
         None,

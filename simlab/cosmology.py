@@ -4,7 +4,8 @@ Matter + Λ + curvature, and radiation (photons and N_eff massless neutrinos) wh
 ``Cosmology.radiation`` is on; off by default, as Gadget4. Growth factors come from
 integrating the growth equations in ln a, tabulated once per cosmology and
 interpolated with cubic splines. Transfer functions: Eisenstein & Hu (1998) with or
-without BAO wiggles (no dependencies), or a CAMB / CLASS / P(k) file.
+without BAO wiggles (no dependencies), CAMB or CLASS computed for the cosmology
+(optional packages, imported only when asked for), or a CAMB / CLASS / P(k) file.
 Units: k in h/Mpc, P(k) in (Mpc/h)³, r in Mpc/h. Parts: :mod:`simlab.linear`;
 choices and measured differences: docs/linear-theory.md.
 """
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 #: the analytic transfer functions, which need no package or file
 ANALYTIC_TRANSFERS = ("eisenstein_hu", "eisenstein_hu_nowiggle")
 #: every ``transfer`` choice (``ics.transfer`` in the run configuration)
-TRANSFER_KINDS = (*ANALYTIC_TRANSFERS, "file")
+TRANSFER_KINDS = (*ANALYTIC_TRANSFERS, "camb", "class", "file")
 
 __all__ = [
     "ANALYTIC_TRANSFERS",
@@ -153,6 +154,15 @@ PathLike = str | os.PathLike[str]
 
 
 @lru_cache(maxsize=64)
+def _boltzmann_transfer(code: str, p: Params) -> Transfer:
+    from simlab.linear import boltzmann
+    from simlab.linear.tables import TabulatedTransfer
+
+    k, t = boltzmann.transfer_table(code, p)
+    return TabulatedTransfer(k, t, p.Omega0, p.OmegaBaryon, p.h, p.T_cmb)
+
+
+@lru_cache(maxsize=64)
 def _file_transfer(table: Any, p: Params) -> Transfer:
     from simlab.linear.tables import TabulatedTransfer
 
@@ -175,6 +185,8 @@ def _analytic_transfer(kind: str, p: Params) -> Transfer:
 def _build(kind: str, p: Params, table: Any) -> Transfer:
     if kind == "file":
         return _file_transfer(table, p)
+    if kind in ("camb", "class"):
+        return _boltzmann_transfer(kind, p)
     return _analytic_transfer(kind, p)
 
 
@@ -210,8 +222,9 @@ def transfer_function(
     """Matter transfer function T(k) at z = 0, → 1 for k → 0.
 
     ``kind`` is one of :data:`TRANSFER_KINDS`: Eisenstein & Hu (1998) with or
-    without BAO wiggles, or ``"file"`` (``transfer_file``, a CAMB / CLASS transfer
-    table or a two-column P(k); formats in :mod:`simlab.linear.tables`).
+    without BAO wiggles, ``"camb"`` or ``"class"`` (computed for ``cosmo``, needs
+    the package), or ``"file"`` (``transfer_file``, a CAMB / CLASS transfer table
+    or a two-column P(k); formats in :mod:`simlab.linear.tables`).
 
     Examples
     --------
