@@ -11,6 +11,9 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -197,6 +200,30 @@ class Box(_Section):
         return self.particles_per_side**3
 
 
+_CHECK_FILES: ContextVar[bool] = ContextVar("simlab_check_files", default=True)
+
+
+@contextmanager
+def unchecked_files() -> Iterator[None]:
+    """Validate configs without opening the files they name (``ics.transfer_file``).
+
+    For a stored config (a run's ``config.json``) whose table may have moved, or on
+    a machine that cannot see it: the path is kept as written.
+
+    Examples
+    --------
+    >>> stored = {"ics": {"transfer": "file", "transfer_file": "/gone/pk.dat"}}
+    >>> with unchecked_files():
+    ...     RunConfig(**stored).ics.transfer_file
+    '/gone/pk.dat'
+    """
+    token = _CHECK_FILES.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_FILES.reset(token)
+
+
 class InitialConditions(_Section):
     """How the starting particle set is made (Zel'dovich or 2LPT)."""
 
@@ -235,12 +262,14 @@ class InitialConditions(_Section):
     @field_validator("transfer_file")
     @classmethod
     def _readable_table(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """An absolute path to a table that parses; skipped with context
-        ``{"check_files": False}`` (a stored config whose table has gone)."""
+        """An absolute path to a table that parses; not opened inside
+        :func:`unchecked_files` or with validation context ``{"check_files": False}``.
+        """
         if value is None:
             return None
         path = Path(value).expanduser()
-        if (info.context or {}).get("check_files", True) is False:
+        skip = (info.context or {}).get("check_files", True) is False
+        if skip or not _CHECK_FILES.get():
             return str(path)
         from simlab.linear.tables import TableError, read_table
 

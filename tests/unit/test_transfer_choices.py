@@ -3,6 +3,7 @@ caches, lazy imports, and the CAMB/CLASS glue with stand-in modules."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import types
@@ -173,11 +174,17 @@ def test_transfer_errors_name_the_field(ics, message):
 
 
 def test_stored_configs_can_skip_the_file_check():
-    """A run's config.json outlives its table: context check_files=False."""
-    ics = InitialConditions.model_validate(
-        {"transfer": "file", "transfer_file": "/gone/pk.dat"},
-        context={"check_files": False},
-    )
+    """A run's config.json outlives its table: unchecked_files(), or validation
+    context check_files=False where no custom __init__ drops it."""
+    from simlab.config import unchecked_files
+
+    stored = {"transfer": "file", "transfer_file": "/gone/pk.dat"}
+    with unchecked_files():
+        config = RunConfig.model_validate_json(json.dumps({"ics": stored}))
+    assert config.ics.transfer_file == "/gone/pk.dat"
+    with pytest.raises(ConfigError, match="no such file"):
+        RunConfig(ics=stored)
+    ics = InitialConditions.model_validate(stored, context={"check_files": False})
     assert ics.transfer_file == "/gone/pk.dat"
 
 
