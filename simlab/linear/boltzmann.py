@@ -66,11 +66,9 @@ def cache_dir() -> Path | None:
     """Folder of the transfer tables kept between processes, or None when off."""
     setting = os.environ.get("SIMLAB_LINEAR_CACHE")
     if setting is not None:
-        return (
-            None
-            if setting.strip().lower() in ("", "off", "0", "no")
-            else (Path(setting).expanduser())
-        )
+        if setting.strip().lower() in ("", "off", "0", "no"):
+            return None
+        return Path(setting).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "simlab" / "linear"
 
