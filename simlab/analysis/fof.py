@@ -8,12 +8,12 @@ definition (``src/fof/fof.cc``): its ``LinkL = FOF_LINKLENGTH (m̄ / ρ̄_m)^(1/
 with ρ̄_m = Ω_m ρ_crit is the same length whenever the particles hold Ω_m ρ_crit V,
 and its tree walk links pairs with ``d² <= LinkL²``, as here.
 
-The pairs come from :class:`scipy.spatial.cKDTree` (periodic ``boxsize``) and the
-groups from :func:`scipy.sparse.csgraph.connected_components`. The particles are
-taken in slabs along x, a few hundred thousand at a time: each slab's pairs with
-the whole box are found with ``sparse_distance_matrix``, merged into the group
-labels found so far, and dropped, so memory stays a few times the positions
-however clustered the snapshot is.
+The pairs come from :meth:`scipy.spatial.cKDTree.query_pairs` (periodic
+``boxsize``) and the groups from :func:`scipy.sparse.csgraph.connected_components`.
+The particles are taken in slabs along x, a few hundred thousand at a time: the
+pairs of a slab and of the particles within one linking length of it are found,
+merged into the group labels found so far and dropped, so memory stays a few
+times the positions however clustered the snapshot is.
 
 :func:`find_halos` returns the layout of ``xr.open_dataset(path,
 engine="gadget4_groups")`` (dimension ``halo``, ``GroupLen``, ``GroupMass``,
@@ -185,8 +185,6 @@ def fof_labels(
     >>> fof_labels(x, 10.0, 0.3).tolist()  # the first two are friends across x = 0
     [0, 0, 1]
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
     x = _wrapped(positions, box_size)
@@ -196,31 +194,71 @@ def fof_labels(
             f"the linking length must be in (0, L/2) = (0, {box_size / 2:g}) Mpc/h, "
             f"got {link}"
         )
-    tree = cKDTree(x, boxsize=box_size, balanced_tree=False, compact_nodes=False)
-    # slabs along x hold nearby particles, so each slab's tree meets few nodes
+    # slabs along x of slab_particles each; a slab's pairs are those of the
+    # particles within one linking length of it (periodically), found by one
+    # cKDTree.query_pairs; pairs found by two neighbouring slabs merge harmlessly
     order = np.argsort(x[:, 0], kind="stable")
+    along = x[order, 0]
     labels = np.arange(n, dtype=np.int32)
-    for start in range(0, n, max(int(slab_particles), 1)):
-        members = order[start : start + slab_particles]
-        slab = cKDTree(x[members], boxsize=box_size, balanced_tree=False)
-        pairs = slab.sparse_distance_matrix(tree, link, output_type="ndarray")
-        first, second = members[pairs["i"]], pairs["j"]
+    step = max(int(slab_particles), 1)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        low, high = along[start] - link, along[stop - 1] + link
+        if high - low >= box_size - link:
+            members = order
+        else:
+            pieces = [
+                order[
+                    np.searchsorted(along, low) : np.searchsorted(
+                        along, high, side="right"
+                    )
+                ]
+            ]
+            if low < 0:
+                pieces.append(order[np.searchsorted(along, low + box_size) :])
+            if high >= box_size:
+                pieces.append(
+                    order[: np.searchsorted(along, high - box_size, side="right")]
+                )
+            members = np.concatenate(pieces)
+        tree = cKDTree(x[members], boxsize=box_size, balanced_tree=False)
+        pairs = tree.query_pairs(link, output_type="ndarray")
+        del tree
+        if len(pairs) == 0:
+            continue
+        first, second = labels[members[pairs[:, 0]]], labels[members[pairs[:, 1]]]
         del pairs
-        keep = first < second  # each pair once, and no particle with itself
-        first, second = labels[first[keep]], labels[second[keep]]
         keep = first != second
         if not keep.any():
             continue
-        graph = coo_matrix(
-            (np.ones(np.count_nonzero(keep), np.int8), (first[keep], second[keep])),
-            shape=(n, n),
-        )
+        labels = _merge(labels, first[keep], second[keep])
         del first, second, keep
-        _, merged = connected_components(graph, directed=False)
-        labels = merged[labels].astype(np.int32, copy=False)
     # number groups 0 … in order of their first particle
     _, labels = np.unique(labels, return_inverse=True)
     return labels.astype(np.int32, copy=False)
+
+
+def _merge(labels: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Labels after joining the groups ``first[i]`` and ``second[i]`` for every i.
+
+    Only the labels that take part are put in the graph; every group of joined
+    labels takes its smallest label.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nodes, ends = np.unique(np.concatenate([first, second]), return_inverse=True)
+    count = len(first)
+    graph = coo_matrix(
+        (np.ones(count, np.int8), (ends[:count], ends[count:])),
+        shape=(len(nodes), len(nodes)),
+    )
+    n_joined, joined = connected_components(graph, directed=False)
+    smallest = np.full(n_joined, np.iinfo(np.int32).max, dtype=np.int64)
+    np.minimum.at(smallest, joined, nodes)
+    lookup = np.arange(len(labels), dtype=np.int32)
+    lookup[nodes] = smallest[joined]
+    return lookup[labels]
 
 
 def _wrapped(positions: np.ndarray, box_size: float) -> np.ndarray:
