@@ -258,24 +258,42 @@ def measured(n_side: int = 32, scale: float = 1.0) -> xr.DataArray:
     )
 
 
-def test_power_spectrum_stops_at_the_particle_nyquist_and_subtracts_shot_noise():
-    pk = measured()
+def test_power_spectrum_stops_at_the_particle_nyquist_and_shades_shot_noise():
+    # as a lattice-started run at early times: below L³/N at high k
+    start = measured(scale=1e-3)
+    pk = start.copy(data=start.values - start.attrs["shot_noise"])
     fig = plot.power_spectrum({"run": pk})
-    k, drawn = fig.axes[0].lines[0].get_data()
+    main = fig.axes[0]
+    k, drawn = main.lines[0].get_data()
     k_nyquist = np.pi * 32 / BOX
     assert k.max() <= k_nyquist < pk.k.values.max() / 1.9  # the mesh reaches 2×
     assert plot.particle_nyquist(pk) == pytest.approx(k_nyquist)
-    expected = pk.sel(k=k).values - pk.attrs["shot_noise"]
-    np.testing.assert_allclose(drawn[np.isfinite(drawn)], expected[np.isfinite(drawn)])
-    assert "shot noise" in fig.axes[0].get_ylabel()
-    # on request: every bin, as measured, with the shot noise as a line
-    raw = plot.power_spectrum(
-        {"run": pk}, k_max=None, shot_noise="line", min_signal=0.0
-    )
+    np.testing.assert_array_equal(drawn, pk.sel(k=k).values)  # not rescaled
+    (band,) = main.patches  # the power below the shot noise is shaded
+    assert band.get_label() == "below shot noise"
+    top = band.get_path().transformed(band.get_patch_transform()).vertices[:, 1]
+    assert top.max() == pytest.approx(pk.attrs["shot_noise"])
+    assert main.get_ylim()[0] == pytest.approx(top.min())
+    # every bin, as given, alone
+    raw = plot.power_spectrum({"run": pk}, k_max=None, shot_noise="keep")
     k_raw, p_raw = raw.axes[0].lines[0].get_data()
     np.testing.assert_array_equal(k_raw, pk.k.values)
     np.testing.assert_array_equal(p_raw, pk.values)
-    assert raw.axes[0].lines[1].get_ydata()[0] == pytest.approx(pk.attrs["shot_noise"])
+    assert not raw.axes[0].patches
+    # far above the shot noise there is nothing to shade
+    assert not plot.power_spectrum(measured()).axes[0].patches
+
+
+def test_power_spectrum_subtracts_shot_noise_on_request():
+    pk = measured()
+    fig = plot.power_spectrum({"run": pk}, shot_noise="subtract")
+    k, drawn = fig.axes[0].lines[0].get_data()
+    assert k.max() <= np.pi * 32 / BOX
+    expected = pk.sel(k=k).values - pk.attrs["shot_noise"]
+    finite = np.isfinite(drawn)
+    assert finite.sum() > len(k) // 2
+    np.testing.assert_allclose(drawn[finite], expected[finite])
+    assert "shot noise" in fig.axes[0].get_ylabel()
 
 
 def test_power_spectrum_leaves_out_bins_below_the_shot_noise():
@@ -283,7 +301,7 @@ def test_power_spectrum_leaves_out_bins_below_the_shot_noise():
     pk = measured()
     shot = pk.attrs["shot_noise"]
     noisy = pk.copy(data=np.where(pk.k > 0.5, shot * 1.3, pk.values))
-    fig = plot.power_spectrum({"noisy": noisy})
+    fig = plot.power_spectrum({"noisy": noisy}, shot_noise="subtract")
     k, drawn = fig.axes[0].lines[0].get_data()
     finite = np.isfinite(drawn)
     assert np.all(drawn[finite] >= shot)
@@ -294,7 +312,7 @@ def test_power_spectrum_already_subtracted_is_not_subtracted_twice():
     pk = measured()
     done = pk - pk.attrs["shot_noise"]
     done.attrs = {**pk.attrs, "shot_noise_subtracted": 1}
-    fig = plot.power_spectrum(done)
+    fig = plot.power_spectrum(done, shot_noise="subtract")
     _, drawn = fig.axes[0].lines[0].get_data()
     np.testing.assert_allclose(drawn, done.values[: len(drawn)])
 
@@ -314,11 +332,8 @@ def test_power_spectrum_against_each_spectrum_own_linear_theory():
     np.testing.assert_allclose(p_lin, cosmology.linear_power(k, cosmo, a=0.25))
     assert main.lines[2].get_color() == main.lines[0].get_color()
     k_ratio, ratio = lower.lines[0].get_data()
-    expected = (early.sel(k=k_ratio) - early.attrs["shot_noise"]) / (
-        cosmology.linear_power(k_ratio, cosmo, a=0.25)
-    )
-    finite = np.isfinite(ratio)
-    np.testing.assert_allclose(ratio[finite], expected.values[finite], rtol=1e-10)
+    expected = early.sel(k=k_ratio) / cosmology.linear_power(k_ratio, cosmo, a=0.25)
+    np.testing.assert_allclose(ratio, expected.values, rtol=1e-10)
     with pytest.raises(ValueError, match="not both"):
         plot.power_spectrum(late, cosmology=cosmo, linear=(k, p_lin))
 
