@@ -323,7 +323,7 @@ def power_spectrum(
     CONCEPT's initial conditions are lattices, whose discreteness noise starts far
     below Poisson and only approaches L³/N as structure forms. In a 64³ PM run in
     a 128 Mpc/h box the measured P(k) at z = 3 and 0.75 k_Nyq is 0.8 L³/N, yet
-    within 30% of linear theory: subtracting L³/N would give negative power. At
+    within 40% of linear theory: subtracting L³/N would give negative power. At
     z = 0 the same run holds 19 L³/N or more up to k_Nyq, and subtracting changes
     P(k) by 5% at most. Subtract it (``shot_noise="subtract"``) for samples that
     are Poisson, such as halos or an evolved, randomised set of particles.
