@@ -10,7 +10,7 @@ from simlab.analysis.fof import find_halos, fof_labels
 from simlab.analysis.halos import mass_function
 from simlab.io.groups import open_groups
 from simlab.particles import ParticleSet
-from tests.conftest import requires_fixture
+from tests.conftest import data_path
 
 NGENIC32 = "gadget4-small/ngenic32/output"
 CONCEPT32 = "concept-small/concept32"
@@ -134,7 +134,7 @@ def test_same_halos_as_gadget4_own_fof(number):
     particles. Masses agree to float32 rounding: Gadget4 sums them in double and
     writes float32 (1.4e-6 relative at most here), hence rtol 1e-5.
     """
-    output = requires_fixture(NGENIC32)
+    output = data_path(NGENIC32)
     snapshot = xr.open_dataset(
         output / f"snapdir_00{number}", engine="gadget4", group="PartType1"
     )
@@ -181,7 +181,7 @@ def test_same_halos_as_gadget4_own_fof(number):
 
 
 def test_layout_is_that_of_the_gadget4_groups_backend():
-    output = requires_fixture(NGENIC32)
+    output = data_path(NGENIC32)
     groups = open_groups(output / "groups_003")
     halos = find_halos(
         xr.open_dataset(output / "snapdir_003", engine="gadget4", group="PartType1")
@@ -201,7 +201,7 @@ def test_concept_hdf5_and_gadget_files_and_particle_sets_agree():
     binary (kpc/h, float32) gives the same halos in Mpc/h and 1e10 Msun/h."""
     from simlab.io.concept import read_particles
 
-    run = requires_fixture(CONCEPT32)
+    run = data_path(CONCEPT32)
     hdf5 = run / "output" / "snapshot_a=1.00.hdf5"
     concept = find_halos(xr.open_dataset(hdf5, engine="concept"))
     gadget = find_halos(

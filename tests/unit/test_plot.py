@@ -384,9 +384,9 @@ def test_log_k_tick_labels_never_overlap(k_low, k_high, width):
 
 
 def test_projection_of_a_real_gadget4_snapshot_has_no_empty_pixel():
-    from tests.conftest import requires_fixture
+    from tests.conftest import data_path
 
-    path = requires_fixture("gadget4-small/ngenic32/output/snapdir_003")
+    path = data_path("gadget4-small/ngenic32/output/snapdir_003")
     ds = xr.open_dataset(path, engine="gadget4", group="PartType1")
     bare = plot.projection_image(ds, slab=(0.0, 16.0), n_pixels=128, smoothing=None)
     smooth = plot.projection(ds, slab=(0.0, 16.0), n_pixels=128)
