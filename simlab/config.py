@@ -133,6 +133,18 @@ class Cosmology(_Section):
         description="primordial spectral index",
     )
     T_cmb: float = Field(2.7255, gt=0, le=10, description="CMB temperature today in K")
+    radiation: bool = Field(
+        False,
+        description="radiation (photons from T_cmb, N_eff massless neutrinos) in "
+        "E(a) and the growth factor, as CONCEPT/CAMB/CLASS; off as Gadget4",
+    )
+    N_eff: float = Field(
+        3.044,
+        ge=0,
+        le=10,
+        description="effective number of massless neutrino species (radiation "
+        "with `radiation`, and the CAMB/CLASS transfer functions)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -176,9 +188,20 @@ class Cosmology(_Section):
         return self.Omega0
 
     @property
+    def Omega_r(self) -> float:
+        """Radiation density today in the background; 0 unless ``radiation``."""
+        from simlab.linear.background import params
+
+        return params(self).Omega_r
+
+    @property
     def Omega_k(self) -> float:
-        """Curvature density 1 - Ω_m - Ω_Λ (radiation is neglected)."""
-        return 1.0 - self.Omega0 - self.OmegaLambda
+        """Curvature density 1 - Ω_m - Ω_Λ - Ω_r (Ω_r = 0 without ``radiation``).
+
+        Presets are flat without radiation; with it they carry Ω_k = -Ω_r unless
+        ``OmegaLambda`` is given as 1 - Omega0 - Omega_r (docs/linear-theory.md).
+        """
+        return 1.0 - self.Omega0 - self.OmegaLambda - self.Omega_r
 
 
 def _bounce(omega_m: float, omega_l: float) -> float | None:
@@ -239,9 +262,18 @@ class InitialConditions(_Section):
     lpt_order: Literal[1, 2] = Field(
         2, description="1: Zel'dovich approximation, 2: second-order LPT"
     )
-    transfer: Literal["eisenstein_hu", "eisenstein_hu_nowiggle"] = Field(
+    transfer: Literal[
+        "eisenstein_hu", "eisenstein_hu_nowiggle", "camb", "class", "file"
+    ] = Field(
         "eisenstein_hu",
-        description="transfer function: Eisenstein & Hu (1998) with or without BAO",
+        description="transfer function: Eisenstein & Hu (1998) with or without "
+        "BAO, computed by CAMB or CLASS (optional packages), or read from "
+        "transfer_file",
+    )
+    transfer_file: str | None = Field(
+        None,
+        description="CAMB or CLASS transfer table, or a two-column k [h/Mpc], "
+        "P(k) [(Mpc/h)^3] table, at z=0 (with transfer: file)",
     )
     fixed: bool = Field(
         False, description="fix mode amplitudes to the mean (Angulo & Pontzen 2016)"
@@ -249,6 +281,30 @@ class InitialConditions(_Section):
     paired: bool = Field(
         False, description="flip every phase by π (the second run of a pair)"
     )
+
+    @field_validator("transfer_file")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        """The table's absolute path (the model never opens it: a submission
+        checks that it exists and parses, a stored config loads without it)."""
+        return None if value is None else str(Path(value).expanduser().resolve())
+
+    @model_validator(mode="after")
+    def _transfer_file_with_file(self) -> Self:
+        if self.transfer == "file" and self.transfer_file is None:
+            _raise(
+                ("transfer_file",),
+                None,
+                "transfer: file needs transfer_file (a CAMB, CLASS or P(k) table)",
+            )
+        if self.transfer != "file" and self.transfer_file is not None:
+            _raise(
+                ("transfer_file",),
+                self.transfer_file,
+                "is read only with transfer: file (transfer is {t!r})",
+                t=self.transfer,
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_start_time(self) -> Self:

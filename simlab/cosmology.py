@@ -1,42 +1,56 @@
 """Background expansion and linear theory: E(a), growth D(a), f(a), 2LPT growth, P(k).
 
-Matter + Λ + curvature, no radiation (as Gadget4). Growth factors come from
+Matter + Λ + curvature, and radiation (photons and N_eff massless neutrinos) when
+``Cosmology.radiation`` is on; off by default, as Gadget4. Growth factors come from
 integrating the growth equations in ln a, tabulated once per cosmology and
-interpolated with cubic splines. Units: k in h/Mpc, P(k) in (Mpc/h)³, r in Mpc/h.
+interpolated with cubic splines. Transfer functions: Eisenstein & Hu (1998) with or
+without BAO wiggles (no dependencies), CAMB or CLASS computed for the cosmology
+(optional packages, imported only when asked for), or a CAMB / CLASS / P(k) file.
+Units: k in h/Mpc, P(k) in (Mpc/h)³, r in Mpc/h. Parts: :mod:`simlab.linear`;
+choices and measured differences: docs/linear-theory.md.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.integrate import solve_ivp
-from scipy.interpolate import CubicSpline
+
+from simlab.linear import background, eisenstein_hu
+from simlab.linear.background import Params, params
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from simlab.config import Cosmology
 
-TRANSFER_KINDS = ("eisenstein_hu", "eisenstein_hu_nowiggle")
-_LNA_MIN, _LNA_MAX = np.log(1e-4), np.log(3.0)
+#: the analytic transfer functions, which need no package or file
+ANALYTIC_TRANSFERS = ("eisenstein_hu", "eisenstein_hu_nowiggle")
+#: every ``transfer`` choice (``ics.transfer`` in the run configuration)
+TRANSFER_KINDS = (*ANALYTIC_TRANSFERS, "camb", "class", "file")
 
-
-def _key(cosmo: Cosmology) -> tuple[float, ...]:
-    return (
-        cosmo.Omega0,
-        cosmo.OmegaLambda,
-        cosmo.OmegaBaryon,
-        cosmo.h,
-        cosmo.sigma8,
-        cosmo.n_s,
-        cosmo.T_cmb,
-    )
-
-
-def _e2(a: np.ndarray, om: float, ol: float) -> np.ndarray:
-    return om / a**3 + (1.0 - om - ol) / a**2 + ol
+__all__ = [
+    "ANALYTIC_TRANSFERS",
+    "TRANSFER_KINDS",
+    "E",
+    "Params",
+    "growth_factor",
+    "growth_factor_2lpt",
+    "growth_factor_2lpt_derivative",
+    "growth_factor_derivative",
+    "growth_rate",
+    "growth_rate_2lpt",
+    "linear_power",
+    "omega_m",
+    "omega_r",
+    "params",
+    "sigma_r",
+    "sound_horizon",
+    "transfer_function",
+]
 
 
 def E(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
@@ -47,9 +61,10 @@ def E(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
     >>> from simlab.config import Cosmology
     >>> float(E(1.0, Cosmology()))
     1.0
+    >>> round(float(E(0.02, Cosmology(radiation=True)) / E(0.02, Cosmology())), 4)
+    1.0073
     """
-    a = np.asarray(a, dtype=float)
-    return np.sqrt(_e2(a, cosmo.Omega0, cosmo.OmegaLambda))
+    return background.hubble(a, params(cosmo))
 
 
 def omega_m(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
@@ -61,58 +76,21 @@ def omega_m(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
     >>> round(float(omega_m(1.0, Cosmology())), 4)
     0.3111
     """
-    a = np.asarray(a, dtype=float)
-    return cosmo.Omega0 / a**3 / _e2(a, cosmo.Omega0, cosmo.OmegaLambda)
+    return background.omega_matter(a, params(cosmo))
 
 
-@lru_cache(maxsize=64)
-def _growth_tables(om: float, ol: float) -> tuple[CubicSpline, ...]:
-    """Splines in ln a of D1, dD1/dlna, D2, dD2/dlna, normalised so D1(1) = 1."""
+def omega_r(cosmo: Cosmology) -> float:
+    """Ω_r today in the background: photons + N_eff neutrinos if ``radiation``, else 0.
 
-    def rhs(lna: float, y: np.ndarray) -> list[float]:
-        a = np.exp(lna)
-        e2 = _e2(a, om, ol)
-        dlne_dlna = (-3 * om / a**3 - 2 * (1 - om - ol) / a**2) / (2 * e2)
-        oma = om / a**3 / e2
-        d1, d1p, d2, d2p = y
-        return [
-            d1p,
-            -(2 + dlne_dlna) * d1p + 1.5 * oma * d1,
-            d2p,
-            -(2 + dlne_dlna) * d2p + 1.5 * oma * (d2 - d1**2),
-        ]
-
-    a0 = np.exp(_LNA_MIN)
-    # deep in matter domination D1 = a and D2 = -3/7 a²
-    y0 = [a0, a0, -3 / 7 * a0**2, -6 / 7 * a0**2]
-    grid = np.linspace(_LNA_MIN, _LNA_MAX, 2000)
-    sol = solve_ivp(
-        rhs,
-        (grid[0], grid[-1]),
-        y0,
-        t_eval=grid,
-        rtol=1e-11,
-        atol=1e-14,
-        method="DOP853",
-    )
-    d1, d1p, d2, d2p = sol.y
-    norm = CubicSpline(grid, d1)(0.0)
-    return (
-        CubicSpline(grid, d1 / norm),
-        CubicSpline(grid, d1p / norm),
-        CubicSpline(grid, d2 / norm**2),
-        CubicSpline(grid, d2p / norm**2),
-    )
-
-
-def _table(a: ArrayLike, cosmo: Cosmology, index: int) -> np.ndarray:
-    lna = np.log(np.asarray(a, dtype=float))
-    if np.any(lna < _LNA_MIN) or np.any(lna > _LNA_MAX):
-        raise ValueError(
-            f"scale factor out of the tabulated range [{np.exp(_LNA_MIN):g}, "
-            f"{np.exp(_LNA_MAX):g}]"
-        )
-    return _growth_tables(cosmo.Omega0, cosmo.OmegaLambda)[index](lna)
+    Examples
+    --------
+    >>> from simlab.config import Cosmology
+    >>> omega_r(Cosmology())
+    0.0
+    >>> round(omega_r(Cosmology(radiation=True)), 8)
+    9.137e-05
+    """
+    return params(cosmo).Omega_r
 
 
 def growth_factor(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
@@ -125,13 +103,13 @@ def growth_factor(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
     >>> round(float(growth_factor(0.5, eds)), 8)
     0.5
     """
-    return _table(a, cosmo, 0)
+    return background.growth_table(a, params(cosmo), 0)
 
 
 def growth_factor_derivative(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
     """dD/da, with D normalised to D(1) = 1."""
     a = np.asarray(a, dtype=float)
-    return _table(a, cosmo, 1) / a
+    return background.growth_table(a, params(cosmo), 1) / a
 
 
 def growth_rate(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
@@ -143,127 +121,110 @@ def growth_rate(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
     >>> round(float(growth_rate(0.3, Cosmology(preset="eds"))), 6)
     1.0
     """
-    return _table(a, cosmo, 1) / _table(a, cosmo, 0)
+    p = params(cosmo)
+    return background.growth_table(a, p, 1) / background.growth_table(a, p, 0)
 
 
 def growth_factor_2lpt(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
     """Second-order growth D2(a), → -3/7 D(a)² at early times (negative)."""
-    return _table(a, cosmo, 2)
+    return background.growth_table(a, params(cosmo), 2)
 
 
 def growth_factor_2lpt_derivative(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
     """dD2/da."""
     a = np.asarray(a, dtype=float)
-    return _table(a, cosmo, 3) / a
+    return background.growth_table(a, params(cosmo), 3) / a
 
 
 def growth_rate_2lpt(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
     """f2 = dln D2 / dln a (≈ 2 Ω_m(a)^(6/11) in ΛCDM)."""
-    return _table(a, cosmo, 3) / _table(a, cosmo, 2)
+    p = params(cosmo)
+    return background.growth_table(a, p, 3) / background.growth_table(a, p, 2)
 
 
 def sound_horizon(cosmo: Cosmology) -> float:
     """Sound horizon at the drag epoch in Mpc, Eisenstein & Hu (1998) eq. 6."""
-    return _eh_constants(cosmo.Omega0, cosmo.OmegaBaryon, cosmo.h, cosmo.T_cmb)["s"]
+    return eisenstein_hu.constants(
+        cosmo.Omega0, cosmo.OmegaBaryon, cosmo.h, cosmo.T_cmb
+    )["s"]
+
+
+Transfer = Callable[[np.ndarray], np.ndarray]
+PathLike = str | os.PathLike[str]
 
 
 @lru_cache(maxsize=64)
-def _eh_constants(om: float, ob: float, h: float, t_cmb: float) -> dict[str, float]:
-    """The k-independent quantities of Eisenstein & Hu (1998), eqs. 2-24, 26, 31."""
-    wm, wb = om * h**2, ob * h**2
-    fb = ob / om
-    fc = 1 - fb
-    theta = t_cmb / 2.7
-    z_eq = 2.5e4 * wm * theta**-4
-    k_eq = 7.46e-2 * wm * theta**-2  # 1/Mpc
-    b1 = 0.313 * wm**-0.419 * (1 + 0.607 * wm**0.674)
-    b2 = 0.238 * wm**0.223
-    z_d = 1291 * wm**0.251 / (1 + 0.659 * wm**0.828) * (1 + b1 * wb**b2)
-    r_d = 31.5 * wb * theta**-4 * (1e3 / z_d)
-    r_eq = 31.5 * wb * theta**-4 * (1e3 / z_eq)
-    s = (
-        2
-        / (3 * k_eq)
-        * np.sqrt(6 / r_eq)
-        * np.log((np.sqrt(1 + r_d) + np.sqrt(r_d + r_eq)) / (1 + np.sqrt(r_eq)))
+def _boltzmann_transfer(code: str, p: Params) -> Transfer:
+    from simlab.linear import boltzmann
+    from simlab.linear.tables import TabulatedTransfer
+
+    k, t = boltzmann.transfer_table(code, p)
+    return TabulatedTransfer(k, t, p.Omega0, p.OmegaBaryon, p.h, p.T_cmb)
+
+
+@lru_cache(maxsize=64)
+def _file_transfer(table: Any, p: Params) -> Transfer:
+    from simlab.linear.tables import TabulatedTransfer
+
+    return TabulatedTransfer(
+        table.k, table.transfer(p.n_s), p.Omega0, p.OmegaBaryon, p.h, p.T_cmb
     )
-    k_silk = 1.6 * wb**0.52 * wm**0.73 * (1 + (10.4 * wm) ** -0.95)
-    a1 = (46.9 * wm) ** 0.670 * (1 + (32.1 * wm) ** -0.532)
-    a2 = (12.0 * wm) ** 0.424 * (1 + (45.0 * wm) ** -0.582)
-    alpha_c = a1**-fb * a2 ** (-(fb**3))
-    bb1 = 0.944 / (1 + (458 * wm) ** -0.708)
-    bb2 = (0.395 * wm) ** -0.0266
-    beta_c = 1 / (1 + bb1 * (fc**bb2 - 1))
-    y = (1 + z_eq) / (1 + z_d)
-    g = y * (
-        -6 * np.sqrt(1 + y)
-        + (2 + 3 * y) * np.log((np.sqrt(1 + y) + 1) / (np.sqrt(1 + y) - 1))
-    )
-    alpha_b = 2.07 * k_eq * s * (1 + r_d) ** -0.75 * g
-    beta_b = 0.5 + fb + (3 - 2 * fb) * np.sqrt((17.2 * wm) ** 2 + 1)
-    beta_node = 8.41 * wm**0.435
-    alpha_gamma = 1 - 0.328 * np.log(431 * wm) * fb + 0.38 * np.log(22.3 * wm) * fb**2
-    s_approx = 44.5 * np.log(9.83 / wm) / np.sqrt(1 + 10 * wb**0.75)
-    return {
-        "fb": fb,
-        "fc": fc,
-        "theta": theta,
-        "k_eq": k_eq,
-        "s": float(s),
-        "k_silk": k_silk,
-        "alpha_c": alpha_c,
-        "beta_c": beta_c,
-        "alpha_b": alpha_b,
-        "beta_b": beta_b,
-        "beta_node": beta_node,
-        "alpha_gamma": alpha_gamma,
-        "s_approx": s_approx,
-        "wm": wm,
-    }
 
 
-def _t0(k: np.ndarray, q: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    """Eisenstein & Hu (1998) eqs. 19-20."""
-    c = 14.2 / alpha + 386 / (1 + 69.9 * q**1.08)
-    ln = np.log(np.e + 1.8 * beta * q)
-    return ln / (ln + c * q**2)
+def _analytic_transfer(kind: str, p: Params) -> Transfer:
+    wiggles = kind == "eisenstein_hu"
+
+    def transfer(k: np.ndarray) -> np.ndarray:
+        return eisenstein_hu.transfer(
+            k, p.Omega0, p.OmegaBaryon, p.h, p.T_cmb, wiggles=wiggles
+        )
+
+    return transfer
 
 
-def _transfer_wiggle(k: np.ndarray, c: dict[str, float], h: float) -> np.ndarray:
-    ks = k * h  # 1/Mpc
-    q = ks / (13.41 * c["k_eq"])
-    s = c["s"]
-    f = 1 / (1 + (ks * s / 5.4) ** 4)
-    tc = f * _t0(ks, q, 1, c["beta_c"]) + (1 - f) * _t0(
-        ks, q, c["alpha_c"], c["beta_c"]
-    )
-    s_tilde = s / (1 + (c["beta_node"] / (ks * s)) ** 3) ** (1 / 3)
-    x = ks * s_tilde
-    sinc = np.sinc(x / np.pi)
-    tb = (
-        _t0(ks, q, 1, 1) / (1 + (ks * s / 5.2) ** 2)
-        + c["alpha_b"]
-        / (1 + (c["beta_b"] / (ks * s)) ** 3)
-        * np.exp(-((ks / c["k_silk"]) ** 1.4))
-    ) * sinc
-    return c["fb"] * tb + c["fc"] * tc
+def _build(kind: str, p: Params, table: Any) -> Transfer:
+    if kind == "file":
+        return _file_transfer(table, p)
+    if kind in ("camb", "class"):
+        return _boltzmann_transfer(kind, p)
+    return _analytic_transfer(kind, p)
 
 
-def _transfer_nowiggle(k: np.ndarray, c: dict[str, float], h: float) -> np.ndarray:
-    ks = k * h
-    s = c["s_approx"]
-    ag = c["alpha_gamma"]
-    gamma_eff = c["wm"] / h * (ag + (1 - ag) / (1 + (0.43 * ks * s) ** 4))
-    q = k * c["theta"] ** 2 / gamma_eff
-    l0 = np.log(2 * np.e + 1.8 * q)
-    c0 = 14.2 + 731 / (1 + 62.5 * q)
-    return l0 / (l0 + c0 * q**2)
+def _resolve(
+    kind: str, cosmo: Cosmology | Params, transfer_file: PathLike | None
+) -> tuple[Params, Any]:
+    """(parameters, the file's table or None) of a transfer choice, checked."""
+    if kind not in TRANSFER_KINDS:
+        raise ValueError(
+            f"transfer function {kind!r} is not known; "
+            f"allowed: {', '.join(TRANSFER_KINDS)}"
+        )
+    p = params(cosmo)
+    if kind == "file":
+        if transfer_file is None:
+            raise ValueError("transfer function 'file' needs transfer_file (a path)")
+        from simlab.linear.tables import load_table
+
+        return p, load_table(transfer_file)
+    if transfer_file is not None:
+        raise ValueError(
+            f"transfer_file is read only with transfer 'file', not {kind!r}"
+        )
+    return p, None
 
 
 def transfer_function(
-    k: ArrayLike, cosmo: Cosmology, kind: str = "eisenstein_hu"
+    k: ArrayLike,
+    cosmo: Cosmology,
+    kind: str = "eisenstein_hu",
+    transfer_file: PathLike | None = None,
 ) -> np.ndarray:
-    """Eisenstein & Hu (1998) matter transfer function, with or without BAO wiggles.
+    """Matter transfer function T(k) at z = 0, → 1 for k → 0.
+
+    ``kind`` is one of :data:`TRANSFER_KINDS`: Eisenstein & Hu (1998) with or
+    without BAO wiggles, ``"camb"`` or ``"class"`` (computed for ``cosmo``, needs
+    the package), or ``"file"`` (``transfer_file``, a CAMB / CLASS transfer table
+    or a two-column P(k); formats in :mod:`simlab.linear.tables`).
 
     Examples
     --------
@@ -271,19 +232,8 @@ def transfer_function(
     >>> round(float(transfer_function(1e-4, Cosmology())), 3)
     1.0
     """
-    if kind not in TRANSFER_KINDS:
-        raise ValueError(
-            f"transfer function {kind!r} is not known; "
-            f"allowed: {', '.join(TRANSFER_KINDS)}"
-        )
-    k = np.asarray(k, dtype=float)
-    consts = _eh_constants(cosmo.Omega0, cosmo.OmegaBaryon, cosmo.h, cosmo.T_cmb)
-    safe = np.where(k > 0, k, 1.0)
-    if kind == "eisenstein_hu":
-        t = _transfer_wiggle(safe, consts, cosmo.h)
-    else:
-        t = _transfer_nowiggle(safe, consts, cosmo.h)
-    return np.where(k > 0, t, 1.0)
+    p, table = _resolve(kind, cosmo, transfer_file)
+    return _build(kind, p, table)(np.asarray(k, dtype=float))
 
 
 def _tophat(x: np.ndarray) -> np.ndarray:
@@ -297,32 +247,30 @@ def _tophat(x: np.ndarray) -> np.ndarray:
 _LNK = np.linspace(np.log(1e-5), np.log(1e3), 6001)
 
 
-def _sigma_unnormalised(r: np.ndarray, cosmo: Cosmology, transfer: str) -> np.ndarray:
+def _sigma_unnormalised(r: np.ndarray, p: Params, transfer: Transfer) -> np.ndarray:
     k = np.exp(_LNK)
-    pk = k**cosmo.n_s * transfer_function(k, cosmo, transfer) ** 2
+    pk = k**p.n_s * transfer(k) ** 2
     integrand = k**3 * pk * _tophat(np.multiply.outer(r, k)) ** 2 / (2 * np.pi**2)
     return np.sqrt(np.trapezoid(integrand, _LNK, axis=-1))
 
 
-def _amplitude(cosmo: Cosmology, transfer: str) -> float:
-    """A of P = A k^n_s T² so that σ(8 Mpc/h) = σ8; cached per parameter set."""
-    return _amplitude_cached(_key(cosmo), transfer)
-
-
 @lru_cache(maxsize=64)
-def _amplitude_cached(key: tuple[float, ...], transfer: str) -> float:
-    from simlab.config import Cosmology
-
-    names = ("Omega0", "OmegaLambda", "OmegaBaryon", "h", "sigma8", "n_s", "T_cmb")
-    cosmo = Cosmology.model_construct(**dict(zip(names, key, strict=True)))
-    sigma = _sigma_unnormalised(np.asarray(8.0), cosmo, transfer)
-    return float((cosmo.sigma8 / sigma) ** 2)
+def _amplitude(p: Params, kind: str, table: Any) -> float:
+    """A of P = A k^n_s T² so that σ(8 Mpc/h) = σ8; cached per parameter set."""
+    sigma = _sigma_unnormalised(np.asarray(8.0), p, _build(kind, p, table))
+    return float((p.sigma8 / sigma) ** 2)
 
 
 def linear_power(
-    k: ArrayLike, cosmo: Cosmology, a: float = 1.0, transfer: str = "eisenstein_hu"
+    k: ArrayLike,
+    cosmo: Cosmology,
+    a: float = 1.0,
+    transfer: str = "eisenstein_hu",
+    transfer_file: PathLike | None = None,
 ) -> np.ndarray:
     """Linear matter P(k, a) in (Mpc/h)³, normalised so that σ(8 Mpc/h, a=1) = σ8.
+
+    ``transfer`` and ``transfer_file`` as in :func:`transfer_function`.
 
     Examples
     --------
@@ -332,19 +280,23 @@ def linear_power(
     True
     """
     k = np.asarray(k, dtype=float)
-    amp = _amplitude(cosmo, transfer)
-    pk = (
-        amp
-        * np.where(k > 0, k, 0.0) ** cosmo.n_s
-        * transfer_function(k, cosmo, transfer) ** 2
-    )
-    return pk * growth_factor(a, cosmo) ** 2
+    p, table = _resolve(transfer, cosmo, transfer_file)
+    t = _build(transfer, p, table)(k)
+    pk = _amplitude(p, transfer, table) * np.where(k > 0, k, 0.0) ** p.n_s * t**2
+    return pk * background.growth_table(a, p, 0) ** 2
 
 
 def sigma_r(
-    r: ArrayLike, cosmo: Cosmology, a: float = 1.0, transfer: str = "eisenstein_hu"
+    r: ArrayLike,
+    cosmo: Cosmology,
+    a: float = 1.0,
+    transfer: str = "eisenstein_hu",
+    transfer_file: PathLike | None = None,
 ) -> np.ndarray:
     """rms linear overdensity in top-hat spheres of radius r Mpc/h."""
-    amp = _amplitude(cosmo, transfer)
-    sigma = _sigma_unnormalised(np.asarray(r, dtype=float), cosmo, transfer)
-    return np.sqrt(amp) * sigma * growth_factor(a, cosmo)
+    p, table = _resolve(transfer, cosmo, transfer_file)
+    amp = _amplitude(p, transfer, table)
+    sigma = _sigma_unnormalised(
+        np.asarray(r, dtype=float), p, _build(transfer, p, table)
+    )
+    return np.sqrt(amp) * sigma * background.growth_table(a, p, 0)

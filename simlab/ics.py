@@ -32,6 +32,8 @@ def wavenumbers(n: int, box_size: float) -> tuple[np.ndarray, np.ndarray, np.nda
 def gaussian_field(config: RunConfig, n: int | None = None) -> np.ndarray:
     """Fourier modes δ_k (``rfftn`` layout) of the linear density field at a = 1.
 
+    The spectrum is :func:`simlab.cosmology.linear_power` with ``ics.transfer`` (and
+    ``ics.transfer_file``) normalised to ``cosmology.sigma8``.
     The discrete convention is ``P(k) = L³ / n⁶ ⟨|δ_k|²⟩``. ``ics.fixed`` sets every
     amplitude to its mean; ``ics.paired`` flips every phase by π.
 
@@ -57,7 +59,11 @@ def gaussian_field(config: RunConfig, n: int | None = None) -> np.ndarray:
     kx, ky, kz = wavenumbers(n, box)
     k = np.sqrt(kx**2 + ky**2 + kz**2)
     power = cosmology.linear_power(
-        k.ravel(), config.cosmology, a=1.0, transfer=config.ics.transfer
+        k.ravel(),
+        config.cosmology,
+        a=1.0,
+        transfer=config.ics.transfer,
+        transfer_file=config.ics.transfer_file,
     ).reshape(k.shape)
     white *= np.sqrt(power * n**3 / box**3)
     white[0, 0, 0] = 0.0

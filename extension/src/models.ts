@@ -2,7 +2,7 @@
  * JSON models of simlab's REST API, as `simlab/server/manager.py` writes them.
  */
 
-/** Run states (simlab/runs/states.py). */
+/** Run states (simlab/state/states.py); `corrupt`: status.json unreadable. */
 export const STATES = [
   'created',
   'queued',
@@ -10,15 +10,17 @@ export const STATES = [
   'checkpointed',
   'completed',
   'failed',
-  'cancelled'
+  'cancelled',
+  'corrupt'
 ] as const;
 export type State = (typeof STATES)[number];
 
-/** States no transition leaves. */
+/** States that have ended (only a resume moves a failed or cancelled run on). */
 export const FINAL_STATES: ReadonlyArray<State> = [
   'completed',
   'failed',
-  'cancelled'
+  'cancelled',
+  'corrupt'
 ];
 
 /** One progress report of a running code. */

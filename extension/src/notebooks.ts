@@ -27,7 +27,7 @@ function notebook(cells: any[]): any {
 export function runNotebook(run: IRunModel): any {
   return notebook([
     cell('markdown', `# ${run.name}\n\nRun \`${run.id}\` (${run.engine}).`),
-    cell('code', `from simlab.runs.run import Run\n\nrun = Run(${JSON.stringify(run.path)})\nrun.status`),
+    cell('code', `import simlab\n\nrun = simlab.Run(${JSON.stringify(run.path)})\nrun.status`),
     cell('code', 'from simlab.widgets import RunMonitor, SnapshotViewer\n\nRunMonitor(run)'),
     cell(
       'code',

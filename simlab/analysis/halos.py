@@ -60,7 +60,8 @@ def mass_function(
     ----------
     masses : array or xarray.Dataset
         halo masses in 1e10 Msun/h, or a ``Group`` table from
-        :mod:`simlab.io.groups` (its ``BoxSize`` and ``Time`` attrs are used)
+        :mod:`simlab.io.groups` or :func:`simlab.analysis.fof.find_halos` (its
+        ``BoxSize`` and, when present, ``Time`` attrs are used)
     box_size : float, optional
         comoving box side in Mpc/h (taken from the Dataset when None)
     bins : array, optional
@@ -86,11 +87,17 @@ def mass_function(
     import xarray as xr
 
     attrs = {}
+    mass_units = "1e10 Msun/h"
     if isinstance(masses, xr.Dataset):
         table = masses
         box_size = float(table.attrs["BoxSize"]) if box_size is None else box_size
-        attrs["a"] = float(table.attrs["Time"])
-        masses = table[column].values if column in table else np.zeros(0)
+        if "Time" in table.attrs:
+            attrs["a"] = float(table.attrs["Time"])
+        if column in table:
+            mass_units = table[column].attrs.get("units", mass_units)
+            masses = table[column].values
+        else:
+            masses = np.zeros(0)
     if box_size is None or not box_size > 0:
         raise ValueError(f"box_size must be a positive length in Mpc/h, got {box_size}")
     masses = np.asarray(masses, dtype=np.float64)
@@ -104,7 +111,7 @@ def mass_function(
         counts / volume / dlnm,
         dims=("mass",),
         coords={
-            "mass": ("mass", np.sqrt(edges[:-1] * edges[1:]), {"units": "1e10 Msun/h"}),
+            "mass": ("mass", np.sqrt(edges[:-1] * edges[1:]), {"units": mass_units}),
             "count": ("mass", counts),
             "error": ("mass", np.sqrt(counts) / volume / dlnm),
             "mass_low": ("mass", edges[:-1]),

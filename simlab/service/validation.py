@@ -11,6 +11,7 @@ how the run will be started, and the service creates the run from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -54,6 +55,22 @@ class Plan:
 
 def _error(loc: str, value: Any, msg: str) -> dict[str, Any]:
     return {"loc": loc, "value": echo(value), "msg": msg}
+
+
+def _table_errors(config: RunConfig) -> list[dict[str, Any]]:
+    """``ics.transfer_file`` must exist and parse (the model does not open it)."""
+    path = config.ics.transfer_file
+    if path is None:
+        return []
+    from simlab.linear.tables import TableError, read_table
+
+    if not Path(path).is_file():
+        return [_error("ics.transfer_file", path, f"no such file: {path}")]
+    try:
+        read_table(path)
+    except TableError as exc:
+        return [_error("ics.transfer_file", path, str(exc))]
+    return []
 
 
 def option_errors(engine: Engine, config: RunConfig) -> list[dict[str, Any]]:
@@ -111,6 +128,7 @@ def validate_run(
                 f"{', '.join([*KINDS, 'existing'])}",
             )
         )
+    errors += _table_errors(config)
     found = find_executable(engine, config, profile)
     if found.problem is not None:
         errors.append(_error("code.executable", config.code.executable, found.problem))

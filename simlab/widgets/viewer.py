@@ -297,7 +297,10 @@ class SnapshotViewer(widgets.VBox):
         )
         linear = None
         if cosmo is not None:
-            k = next(iter(spectra.values()))["k"].to_numpy()
+            first = next(iter(spectra.values()))
+            k = first["k"].to_numpy()
+            if "n_particles" in first.attrs:  # the k range plot.power_spectrum draws
+                k = k[k <= plot.particle_nyquist(first) * (1 + 1e-9)]
             linear = (k, cosmology.linear_power(k, cosmo, a))
         reference = next(iter(spectra)) if len(spectra) > 1 else None
         return plot.power_spectrum(spectra, linear=linear, reference=reference)

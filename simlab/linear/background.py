@@ -1,0 +1,180 @@
+"""Background expansion E(a) and the linear growth factors, with optional radiation.
+
+Without radiation (the default, as Gadget4): E² = Ω_m a⁻³ + Ω_k a⁻² + Ω_Λ with
+Ω_k = 1 - Ω_m - Ω_Λ. With ``radiation`` (as CONCEPT, CAMB and CLASS): photons from
+T_cmb and N_eff massless neutrinos add Ω_r a⁻⁴ and Ω_k = 1 - Ω_m - Ω_Λ - Ω_r.
+
+Growth: D'' + (2 + dln E/dln a) D' = 3/2 Ω_m(a) D in ln a (radiation smooth, as in
+CLASS's scale-independent D), and the 2LPT D2 with source -3/2 Ω_m(a) D², integrated
+once per (Ω_m, Ω_Λ, Ω_r) and splined.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.interpolate import CubicSpline
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+LNA_MIN, LNA_MAX = math.log(1e-4), math.log(3.0)
+#: with radiation the integration starts deep in the radiation era (a_eq ~ 3e-4)
+_LNA_START_RADIATION = math.log(1e-8)
+
+#: Ω_γ h² per K⁴: a_rad T⁴ / (c² ρ_crit,100) with CODATA 2018 constants
+#: (scipy.constants), 2.47298e-5 at T_cmb = 2.7255 K
+_OMEGA_GAMMA_H2_PER_K4 = 2.472975328714088e-05 / 2.7255**4
+#: ρ_ν / ρ_γ per massless neutrino species, 7/8 (4/11)^(4/3)
+NEUTRINO_PER_PHOTON = 7 / 8 * (4 / 11) ** (4 / 3)
+
+
+def photon_density(t_cmb: float, h: float) -> float:
+    """Ω_γ today from the CMB temperature.
+
+    Examples
+    --------
+    >>> round(photon_density(2.7255, 1.0), 10)
+    2.47298e-05
+    """
+    return _OMEGA_GAMMA_H2_PER_K4 * t_cmb**4 / h**2
+
+
+def radiation_density(t_cmb: float, n_eff: float, h: float) -> float:
+    """Ω_r today: photons plus ``n_eff`` massless neutrino species."""
+    return photon_density(t_cmb, h) * (1.0 + NEUTRINO_PER_PHOTON * n_eff)
+
+
+class Params(NamedTuple):
+    """The numbers linear theory depends on; hashable, so caches key on them."""
+
+    Omega0: float
+    OmegaLambda: float
+    OmegaBaryon: float
+    h: float
+    sigma8: float
+    n_s: float
+    T_cmb: float = 2.7255
+    radiation: bool = False
+    N_eff: float = 3.044
+
+    @property
+    def Omega_r(self) -> float:
+        """Radiation density in the background: 0 unless ``radiation``."""
+        if not self.radiation:
+            return 0.0
+        return radiation_density(self.T_cmb, self.N_eff, self.h)
+
+    @property
+    def Omega_k(self) -> float:
+        """Curvature 1 - Ω_m - Ω_Λ - Ω_r (Ω_r = 0 without radiation)."""
+        return 1.0 - self.Omega0 - self.OmegaLambda - self.Omega_r
+
+
+def params(cosmo: Any) -> Params:
+    """:class:`Params` of a :class:`simlab.config.Cosmology` (or anything alike)."""
+    if isinstance(cosmo, Params):
+        return cosmo
+    return Params(
+        float(cosmo.Omega0),
+        float(cosmo.OmegaLambda),
+        float(cosmo.OmegaBaryon),
+        float(cosmo.h),
+        float(cosmo.sigma8),
+        float(cosmo.n_s),
+        float(getattr(cosmo, "T_cmb", 2.7255)),
+        bool(getattr(cosmo, "radiation", False)),
+        float(getattr(cosmo, "N_eff", 3.044)),
+    )
+
+
+def e2(a: np.ndarray, om: float, ol: float, orad: float = 0.0) -> np.ndarray:
+    """E(a)² for matter ``om``, Λ ``ol``, radiation ``orad`` and the curvature rest."""
+    ok = 1.0 - om - ol - orad
+    return orad / a**4 + om / a**3 + ok / a**2 + ol
+
+
+def hubble(a: ArrayLike, p: Params) -> np.ndarray:
+    """E(a) = H(a)/H0."""
+    a = np.asarray(a, dtype=float)
+    return np.sqrt(e2(a, p.Omega0, p.OmegaLambda, p.Omega_r))
+
+
+def omega_matter(a: ArrayLike, p: Params) -> np.ndarray:
+    """Ω_m(a) = Ω0 a⁻³ / E²."""
+    a = np.asarray(a, dtype=float)
+    return p.Omega0 / a**3 / e2(a, p.Omega0, p.OmegaLambda, p.Omega_r)
+
+
+@lru_cache(maxsize=64)
+def growth_tables(om: float, ol: float, orad: float = 0.0) -> tuple[CubicSpline, ...]:
+    """Splines in ln a of D1, dD1/dlna, D2, dD2/dlna, normalised so D1(1) = 1.
+
+    Tabulated on ln a in [ln 1e-4, ln 3]. Without radiation the integration starts at
+    a = 1e-4 in matter domination (D1 = a, D2 = -3/7 a²). With radiation it starts at
+    a = 1e-8 on Mészáros's growing mode D1 ∝ a + 2/3 a_eq (exact for matter plus
+    radiation) and D2 = -2/3 a a_eq - 3/7 a² (the leading terms of both eras), so
+    no decaying mode is excited.
+    """
+    ok = 1.0 - om - ol - orad
+
+    def rhs(lna: float, y: np.ndarray) -> list[float]:
+        a = math.exp(lna)
+        ee = orad / a**4 + om / a**3 + ok / a**2 + ol
+        dlne_dlna = (-4 * orad / a**4 - 3 * om / a**3 - 2 * ok / a**2) / (2 * ee)
+        oma = om / a**3 / ee
+        d1, d1p, d2, d2p = y
+        return [
+            d1p,
+            -(2 + dlne_dlna) * d1p + 1.5 * oma * d1,
+            d2p,
+            -(2 + dlne_dlna) * d2p + 1.5 * oma * (d2 - d1**2),
+        ]
+
+    grid = np.linspace(LNA_MIN, LNA_MAX, 2000)
+    if orad == 0.0:
+        start = LNA_MIN
+        a0 = math.exp(start)
+        # deep in matter domination D1 = a and D2 = -3/7 a²
+        y0 = [a0, a0, -3 / 7 * a0**2, -6 / 7 * a0**2]
+    else:
+        start = _LNA_START_RADIATION
+        a0, a_eq = math.exp(start), orad / om
+        y0 = [
+            a0 + 2 / 3 * a_eq,
+            a0,
+            -2 / 3 * a0 * a_eq - 3 / 7 * a0**2,
+            -2 / 3 * a0 * a_eq - 6 / 7 * a0**2,
+        ]
+    sol = solve_ivp(
+        rhs,
+        (start, grid[-1]),
+        y0,
+        t_eval=grid,
+        rtol=1e-11,
+        atol=1e-14 if orad == 0.0 else 1e-18,
+        method="DOP853",
+    )
+    d1, d1p, d2, d2p = sol.y
+    norm = CubicSpline(grid, d1)(0.0)
+    return (
+        CubicSpline(grid, d1 / norm),
+        CubicSpline(grid, d1p / norm),
+        CubicSpline(grid, d2 / norm**2),
+        CubicSpline(grid, d2p / norm**2),
+    )
+
+
+def growth_table(a: ArrayLike, p: Params, index: int) -> np.ndarray:
+    """Column ``index`` (D1, D1', D2, D2' in ln a) of the growth tables at ``a``."""
+    lna = np.log(np.asarray(a, dtype=float))
+    if np.any(lna < LNA_MIN) or np.any(lna > LNA_MAX):
+        raise ValueError(
+            f"scale factor out of the tabulated range [{math.exp(LNA_MIN):g}, "
+            f"{math.exp(LNA_MAX):g}]"
+        )
+    return growth_tables(p.Omega0, p.OmegaLambda, p.Omega_r)[index](lna)

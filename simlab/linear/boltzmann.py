@@ -1,0 +1,166 @@
+"""Matter transfer functions computed by CAMB or CLASS (optional packages).
+
+``camb`` (``pip install 'simlab[camb]'``) and ``classy`` (``pip install
+'simlab[class]'``) are imported only here, and only when such a transfer function
+is asked for. Each code gets the run's cosmology: H0, ω_b, ω_cdm = (Ω0 - Ω_b) h²,
+Ω_k = ``Cosmology.Omega_k``, T_cmb, N_eff massless neutrinos and no massive ones;
+Λ is what closes the budget, as in those codes. The result is the CDM + baryon
+transfer function at z = 0 (CAMB ``delta_nonu``, CLASS ``d_m``), T ∝ δ / k².
+
+One computation per parameter set and process (in memory), plus a text file per set
+under the cache folder, so later processes (sweep points, engine workers) skip the
+~1 s of CAMB or CLASS: ``$SIMLAB_LINEAR_CACHE`` if set (``off`` turns the files
+off), else ``$XDG_CACHE_HOME/simlab/linear`` or ``~/.cache/simlab/linear``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from simlab.linear.background import Params
+
+#: largest k (h/Mpc) the codes are run to; beyond it T follows the E&H tail shape
+K_MAX = 100.0
+CODES = ("camb", "class")
+_EXTRAS = {"camb": ("camb", "camb"), "class": ("classy", "class")}
+
+
+class MissingPackageError(ImportError):
+    """The package behind a transfer function is not installed."""
+
+
+def _import(code: str) -> ModuleType:
+    module, extra = _EXTRAS[code]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingPackageError(
+            f"transfer function {code!r} needs the {module!r} package: "
+            f"pip install 'simlab[{extra}]'"
+        ) from exc
+
+
+def _inputs(p: Params) -> dict[str, float]:
+    """What the transfer function depends on (not σ8 or n_s), for the cache key."""
+    return {
+        "h": p.h,
+        "omega_b": p.OmegaBaryon * p.h**2,
+        "omega_cdm": (p.Omega0 - p.OmegaBaryon) * p.h**2,
+        "Omega_k": p.Omega_k,
+        "T_cmb": p.T_cmb,
+        "N_eff": p.N_eff,
+        "k_max": K_MAX,
+    }
+
+
+def cache_dir() -> Path | None:
+    """Folder of the transfer tables kept between processes, or None when off."""
+    setting = os.environ.get("SIMLAB_LINEAR_CACHE")
+    if setting is not None:
+        if setting.strip().lower() in ("", "off", "0", "no"):
+            return None
+        return Path(setting).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "simlab" / "linear"
+
+
+def _run_camb(inputs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    camb = _import("camb")
+    h = inputs["h"]
+    pars = camb.CAMBparams()
+    pars.set_cosmology(
+        H0=100 * h,
+        ombh2=inputs["omega_b"],
+        omch2=inputs["omega_cdm"],
+        omk=inputs["Omega_k"],
+        TCMB=inputs["T_cmb"],
+        nnu=inputs["N_eff"],
+        mnu=0.0,
+        num_massive_neutrinos=0,
+    )
+    pars.WantCls = False
+    pars.set_matter_power(redshifts=[0.0], kmax=inputs["k_max"] * h, nonlinear=False)
+    data = camb.get_transfer_functions(pars).get_matter_transfer_data()
+    return data.q / h, data.transfer_z("delta_nonu", 0)
+
+
+def _run_class(inputs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    classy = _import("class")
+    boltzmann = classy.Class()
+    boltzmann.set(
+        {
+            "h": inputs["h"],
+            "omega_b": inputs["omega_b"],
+            "omega_cdm": inputs["omega_cdm"],
+            "Omega_k": inputs["Omega_k"],
+            "T_cmb": inputs["T_cmb"],
+            "N_ur": inputs["N_eff"],
+            "N_ncdm": 0,
+            "output": "mTk",
+            "P_k_max_h/Mpc": inputs["k_max"],
+            "z_max_pk": 0.0,
+        }
+    )
+    try:
+        boltzmann.compute()
+        tk = boltzmann.get_transfer(0.0)
+        k = np.array(tk["k (h/Mpc)"])
+        return k, np.array(tk["d_m"]) / k**2  # δ / k², as CAMB's
+    finally:
+        boltzmann.struct_cleanup()
+        boltzmann.empty()
+
+
+def _version(code: str) -> str:
+    return str(getattr(_import(code), "__version__", "unknown"))
+
+
+@lru_cache(maxsize=16)
+def _transfer_cached(code: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    inputs = json.loads(key)
+    version = _version(code)
+    folder = cache_dir()
+    name = hashlib.sha256(f"{code} {version} {key}".encode()).hexdigest()[:20]
+    path = folder / f"{code}-{name}.txt" if folder is not None else None
+    if path is not None and path.is_file():
+        try:
+            k, t = np.loadtxt(path, unpack=True)
+            return k, t
+        except ValueError:
+            pass  # a damaged file is recomputed and replaced
+    k, t = (_run_camb if code == "camb" else _run_class)(inputs)
+    if path is not None:
+        _write(path, k, t, f"{code} {version} {key}")
+    return k, t
+
+
+def _write(path: Path, k: np.ndarray, t: np.ndarray, header: str) -> None:
+    """Write atomically; a folder that cannot be written only costs the cache."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".txt")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w") as fh:
+            np.savetxt(fh, np.column_stack([k, t]), fmt="%.12e", header=header)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def transfer_table(code: str, p: Params) -> tuple[np.ndarray, np.ndarray]:
+    """(k [h/Mpc], T(k) up to a constant) of CAMB or CLASS at z = 0 for ``p``."""
+    if code not in CODES:
+        raise ValueError(f"unknown Boltzmann code {code!r}; known: {', '.join(CODES)}")
+    key = json.dumps(_inputs(p), sort_keys=True)
+    return _transfer_cached(code, key)
