@@ -61,7 +61,9 @@ def test_compare_pm_and_concept(runs):
     # range (a unit slip, Mpc against Mpc/h, would shift it by h³ = 0.31)
     band = (ds.k > 0.3) & (ds.k < 1.5)
     median = float(ds.ratio.sel(run="PM", a=1.0).where(band).median())
-    assert 0.7 < median < 1.4, median
+    # PM and CONCEPT from different ICs: the ratio holds cosmic variance and the
+    # codes' resolutions; the bound catches unit slips (x0.31 or x3.2)
+    assert 0.7 < median < 1.7, median
     upper, lower = fig.axes
     assert len(upper.lines) == 4  # two runs at two times
     assert len(lower.lines) == 3  # PM at two times and the line at 1

@@ -237,6 +237,39 @@ def _interpolate3(
     return bad
 
 
+def _gradient_field(
+    delta_k: np.ndarray,
+    green: np.ndarray,
+    gx: np.ndarray,
+    gy: np.ndarray,
+    gz: np.ndarray,
+    lattice_green: np.ndarray,
+    tx: np.ndarray,
+    ty: np.ndarray,
+    tz: np.ndarray,
+    weight: float,
+    out: np.ndarray,
+) -> None:
+    """out = i δ_k [(1 - w) g G + w t G_lattice] in one pass, g = gx gy gz.
+
+    One of the per-axis factors is the gradient, the other two are ones. The lattice
+    term is skipped when ``weight`` is 0 (its arrays may then be dummies).
+    """
+    nx, ny, nz = delta_k.shape
+    lattice = weight > 0.0
+    conventional = 1.0 - weight
+    for i in numba.prange(nx):
+        for j in range(ny):
+            gxy = conventional * gx[i] * gy[j]
+            txy = weight * tx[i] * ty[j] if lattice else 0.0
+            for k in range(nz):
+                factor = gxy * gz[k] * green[i, j, k]
+                if lattice:
+                    factor += txy * tz[k] * lattice_green[i, j, k]
+                value = delta_k[i, j, k]
+                out[i, j, k] = complex(-factor * value.imag, factor * value.real)
+
+
 def _compile(function: Callable, parallel: bool = False) -> Callable:
     return numba.njit(cache=True, nogil=True, parallel=parallel, boundscheck=False)(
         function
@@ -250,6 +283,7 @@ if numba is not None:
     _cic3 = _compile(_cic3, parallel=True)
     _deposit3 = _compile(_deposit3, parallel=True)
     _interpolate3 = _compile(_interpolate3, parallel=True)
+    _gradient_field = _compile(_gradient_field, parallel=True)
 
 
 def deposit3(
@@ -282,4 +316,36 @@ def interpolate3(
     bad = _interpolate3(mesh, positions, mesh.shape[0] / box_size, order, out)
     if bad:
         raise ValueError(f"positions contain NaN or infinite values ({bad} particles)")
+    return out
+
+
+def gradient_field(
+    delta_k: np.ndarray,
+    green: np.ndarray,
+    gradient: np.ndarray,
+    axis: int,
+    weight: float = 0.0,
+    lattice_green: np.ndarray | None = None,
+    lattice_gradient: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The Fourier modes of one force component of the PM solver.
+
+    i δ_k [(1 - w) g(k_axis) G + w t(k_axis) G_lattice]: ``delta_k`` is complex128
+    in ``rfftn`` layout, ``green`` and ``lattice_green`` float64 of its shape, the
+    gradients g and t real factors along ``axis``.
+    """
+    if out is None:
+        out = np.empty_like(delta_k)
+    ones = [np.ones(size) for size in delta_k.shape]
+    g = list(ones)
+    g[axis] = np.ascontiguousarray(gradient, dtype=np.float64)
+    if weight > 0.0:
+        if lattice_green is None or lattice_gradient is None:
+            raise ValueError("weight > 0 needs lattice_green and lattice_gradient")
+        t = list(ones)
+        t[axis] = np.ascontiguousarray(lattice_gradient, dtype=np.float64)
+    else:
+        lattice_green, t = np.zeros((1, 1, 1)), ones
+    _gradient_field(delta_k, green, *g, lattice_green, *t, float(weight), out)
     return out

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from simlab.__about__ import __version__
 from simlab.engines.base import (
@@ -62,6 +62,11 @@ class PMOptions(EngineOptions):
     checkpoint_every: int = Field(
         0, ge=0, le=100_000, description="write a checkpoint every N steps (0: never)"
     )
+    allow_coarse_mesh: StrictBool = Field(
+        False,
+        description="run with a mesh below 2 x particles per side (P(k) then "
+        "10-45% low above 0.3 h/Mpc; docs/accuracy.md)",
+    )
 
 
 class PMEngine:
@@ -86,14 +91,18 @@ class PMEngine:
     def validate(self, config: RunConfig) -> list[Problem]:
         """What the embedded engine cannot do: small meshes, MPI, huge loads."""
         problems: list[Problem] = []
-        n = config.box.particles_per_side
-        if config.gravity.mesh is not None and config.gravity.mesh < n:
+        n, mesh = config.box.particles_per_side, config.gravity.mesh
+        coarse_allowed = PMOptions.model_validate(config.code.options).allow_coarse_mesh
+        if mesh is not None and mesh < 2 * n and not coarse_allowed:
             problems.append(
                 (
                     ("gravity", "mesh"),
-                    config.gravity.mesh,
-                    f"the PM mesh must have at least as many cells per side as "
-                    f"particles per side ({n})",
+                    mesh,
+                    f"coarser than 2 x particles per side ({2 * n}): the PM preview "
+                    "then loses power at k > 0.3 h/Mpc (a 1x mesh gives 0.89, 0.73 "
+                    "and 0.57 of Gadget4's P(k) at 0.3-0.6, 0.6-1.0 and 1.0-1.57 "
+                    f"h/Mpc; docs/accuracy.md). Use gravity.mesh >= {2 * n}, or set "
+                    "code.options.allow_coarse_mesh: true to run it anyway",
                 )
             )
         if n > MAX_PARTICLES_PER_SIDE:
@@ -114,6 +123,24 @@ class PMEngine:
                 )
             )
         return problems
+
+    def advise(self, config: RunConfig) -> list[str]:
+        """What a user should know about a valid config before running it."""
+        n, mesh = config.box.particles_per_side, config.mesh
+        notes = []
+        if mesh < 2 * n:
+            notes.append(
+                f"gravity.mesh = {mesh} < 2 x particles per side: expect P(k) "
+                "10-45% low above 0.3 h/Mpc (allowed by "
+                "code.options.allow_coarse_mesh)"
+            )
+        if mesh % n:
+            notes.append(
+                f"gravity.mesh = {mesh} is not a multiple of particles per side "
+                f"({n}): lattice modes near the particle Nyquist frequency are "
+                f"unstable in linear theory; use {2 * n}, {3 * n} or {4 * n}"
+            )
+        return notes
 
     def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
         """Write the initial conditions as ``inputs/ics.hdf5``."""
@@ -250,15 +277,11 @@ def _snapshot_parameters(config: RunConfig) -> dict[str, float | str]:
 
 
 def _initial_state(config: RunConfig, rundir: Path) -> tuple[State, np.ndarray]:
-    from simlab.engines.pm_solver import State, momentum_from_velocity
+    from simlab.engines.pm_solver import state_from_particles
     from simlab.io.gadget4 import read_particles
 
     particles = read_particles(rundir / "inputs" / "ics.hdf5")
-    a = config.ics.start
-    order = np.argsort(particles.ids, kind="stable")
-    x = particles.positions[order].astype(np.float64)
-    p = momentum_from_velocity(particles.velocities[order].astype(np.float64), a)
-    return State(x=x, p=p, a=a), particles.ids[order]
+    return state_from_particles(particles, a=config.ics.start)
 
 
 def _snapshot_state(rundir: Path, number: int) -> tuple[State, np.ndarray]:
@@ -297,7 +320,12 @@ def simulate(
         config.gravity.stepping,
     )
     n_steps = len(boundaries) - 1
-    solver = PMSolver(config.cosmology, config.box.size, config.mesh)
+    solver = PMSolver(
+        config.cosmology,
+        config.box.size,
+        config.mesh,
+        n_particles=config.box.particles_per_side,
+    )
     state, ids = _initial_state(config, rundir)
     first, outputs_done = 0, 0
     if resume:

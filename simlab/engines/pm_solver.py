@@ -7,6 +7,33 @@ make each step exact for linear growth, so 20-40 steps keep large scales right:
 
     drift: Δx = p(a_c) [D(a_f) - D(a_i)] / (a_c³ E(a_c) D'(a_c))
     kick:  Δp = F(a_c) [G(a_f) - G(a_i)] / (a_c² E(a_c) G'(a_c)),  G = a³ E D'
+
+The force kernel (docs/accuracy.md has the measurements behind every choice):
+
+- The mesh is shifted against the coordinates so that the particle lattice of the
+  initial conditions falls at cell centres: by h/2 for q = j L / n (simlab, N-GenIC),
+  by whatever the lattice phase measured from the particles says otherwise. CIC is
+  smooth there; at mesh points its weights have a kink and a displaced lattice's
+  density is not linear in the displacement.
+- FastPM's default kernel for a particle distribution without lattice order: the
+  3-point finite-difference Laplacian, -1/Σ (2 sin(k_i h/2)/h)², and the 4-point
+  gradient (8 sin(k_i h) - sin(2 k_i h)) / (6 h), no CIC deconvolution.
+- While the particles still form the lattice of the initial conditions, any kernel
+  that is non-zero where the lattice's own harmonics (k + 2π m / spacing) fall on the
+  mesh couples each lattice mode to them: near-Nyquist modes then grow up to 50% too
+  fast or too slow. The lattice kernel is zero outside the particle Nyquist cube and
+  exact inside it for a lattice at cell centres: with b = Π cos(k_i h/2) (the CIC
+  readout of a plane wave at cell centres) and t_i = 2 tan(k_i h/2)/h, a displacement
+  u gives the mesh mode -i b (t·u), so the kernel i t / (b² |t|²) returns exactly the
+  fluid force 1.5 Ω_m t̂ (t̂·u).
+- The two are blended by the lattice order mean_i |⟨exp(i K x_i)⟩| (K = 2π n/L,
+  the first reciprocal vector of the n³ lattice): 1 on the lattice, decaying as
+  exp(-K² σ²/2) with the rms displacement σ, and about 1/√N once the lattice has
+  melted (the weight w is then 0). w is a function of the positions only, so a
+  resumed run is bitwise equal.
+  Without an n³ lattice (N not a cube, mesh not a multiple of n) w = 0, and also on
+  a mesh no finer than the lattice: there 1/b² grows without bound towards the
+  Nyquist frequency and the blend blew up on the Gadget4 comparison.
 """
 
 from __future__ import annotations
@@ -18,27 +45,55 @@ import numpy as np
 import scipy.fft
 
 from simlab import cosmology
+from simlab.analysis import _compiled
 from simlab.analysis.mesh import deposit, interpolate
-from simlab.ics import wavenumbers
 
 if TYPE_CHECKING:
     from simlab.config import Cosmology
+    from simlab.particles import ParticleSet
+
+#: Step spacings ``time_steps`` understands.
+SPACINGS = ("loga", "a", "mixed")
+#: Scale factor where "mixed" spacing turns from even in ln a to even in a.
+MIXED_TRANSITION = 0.1
+#: Particles (at most) the lattice order is measured on.
+LATTICE_SAMPLE = 2**16
 
 
 def time_steps(
     a_start: float, a_end: float, steps: int, outputs: list[float], spacing: str
 ) -> np.ndarray:
-    """Step boundaries from a_start to a_end, with every output time among them."""
+    """Step boundaries from a_start to a_end, with every output time among them.
+
+    ``spacing`` is "a" (even in a), "loga" (even in ln a) or "mixed": even in
+    u(a) = ln a below a_t = 0.1 and ln a_t + (a - a_t) / a_t above, i.e. steps of
+    equal ln a early and of equal a late, with no jump in step size at a_t.
+    """
     if spacing == "loga":
         grid = np.exp(np.linspace(np.log(a_start), np.log(a_end), steps + 1))
-    else:
+    elif spacing == "a":
         grid = np.linspace(a_start, a_end, steps + 1)
+    elif spacing == "mixed":
+        grid = _mixed_grid(a_start, a_end, steps)
+    else:
+        raise ValueError(f"spacing={spacing!r}; use one of {', '.join(SPACINGS)}")
+    grid[0], grid[-1] = a_start, a_end
     tolerance = 1e-3 * np.log(a_end / a_start) / steps
     wanted = np.asarray([a for a in outputs if a_start < a <= a_end])
     if wanted.size:
         gap = np.abs(np.log(grid[:, None] / wanted[None, :])).min(axis=1)
         grid = grid[gap > tolerance]
     return np.unique(np.concatenate([grid, wanted]))
+
+
+def _mixed_grid(a_start: float, a_end: float, steps: int) -> np.ndarray:
+    """``steps`` + 1 points even in u(a) (see :func:`time_steps`)."""
+    a_t = min(max(MIXED_TRANSITION, a_start), a_end)
+    u_t = np.log(a_t / a_start)
+    u = np.linspace(0.0, u_t + (a_end - a_t) / a_t, steps + 1)
+    return np.where(
+        u <= u_t, a_start * np.exp(np.minimum(u, u_t)), a_t + (u - u_t) * a_t
+    )
 
 
 @dataclass
@@ -51,39 +106,150 @@ class State:
     force: np.ndarray | None = None
 
 
-class PMSolver:
-    """Periodic PM gravity on an n_mesh³ grid for equal-mass particles."""
+@dataclass
+class _Lattice:
+    """The kernel pieces that only exist for an n³ lattice on an f n mesh."""
 
-    def __init__(self, cosmo: Cosmology, box_size: float, n_mesh: int) -> None:
+    side: int
+    green: np.ndarray  # 1.5 Ω_m / (b² |t|²) inside the particle Nyquist cube, else 0
+    gradient: list[np.ndarray]  # t_i along each axis (i t_i is the gradient; 0 outside)
+
+
+class PMSolver:
+    """Periodic PM gravity on an n_mesh³ grid for equal-mass particles.
+
+    ``n_particles`` (per side) names the lattice of the initial conditions; by default
+    it is the cube root of the number of particles of the first force call.
+    """
+
+    def __init__(
+        self,
+        cosmo: Cosmology,
+        box_size: float,
+        n_mesh: int,
+        n_particles: int | None = None,
+    ) -> None:
         self.cosmo = cosmo
         self.box_size = box_size
         self.n_mesh = n_mesh
-        kx, ky, kz = wavenumbers(n_mesh, box_size)
-        k2 = kx**2 + ky**2 + kz**2
-        k2[0, 0, 0] = 1.0
-        # φ_k = -1.5 Ω_m δ_k / k², and -∇ is the central difference i sin(k h)/h.
-        # Measured on a displaced lattice with a mesh twice as fine, the spectral
-        # gradient (i k) and any CIC deconvolution let the lattice's own modes alias
-        # back onto large scales (force +7% at the fundamental, and the run grows
-        # far too fast); the central difference damps them (+0.2%), as in FastPM.
-        h = box_size / n_mesh
-        green = 1.5 * cosmo.Omega0 / k2
-        green[0, 0, 0] = 0.0
-        self._kernels = [1j * (np.sin(k * h) / h) * green for k in (kx, ky, kz)]
+        self.n_particles = n_particles
+        self.lattice_weight = 0.0
+        n, h = n_mesh, box_size / n_mesh
+        k_full = 2 * np.pi * np.fft.fftfreq(n, d=h)
+        k_half = 2 * np.pi * np.fft.rfftfreq(n, d=h)
+        # FastPM's "3_4" kernel: 3-point Laplacian, 4-point gradient
+        lap_full = (2 * np.sin(k_full * h / 2) / h) ** 2
+        lap_half = (2 * np.sin(k_half * h / 2) / h) ** 2
+        laplacian = lap_full[:, None, None] + lap_full[None, :, None] + lap_half
+        laplacian[0, 0, 0] = 1.0
+        self._green = 1.5 * cosmo.Omega0 / laplacian
+        self._green[0, 0, 0] = 0.0
+        del laplacian
+
+        def grad(k: np.ndarray) -> np.ndarray:
+            return (8 * np.sin(k * h) - np.sin(2 * k * h)) / (6 * h)
+
+        # the gradient is i times these real factors along each axis
+        self._gradient = [grad(k_full), grad(k_full), grad(k_half)]
+        self._lattice: _Lattice | None = None
+        self._lattice_for: int | None = None
 
     def force(self, x: np.ndarray) -> np.ndarray:
         """Acceleration F = -∇φ at each particle, (N, 3)."""
-        n = self.n_mesh
-        mesh = deposit(x, self.box_size, n, scheme="cic")
+        n, box = self.n_mesh, self.box_size
+        lattice = self._lattice_kernel(len(x))
+        weight, shift = self._lattice_state(x, lattice)
+        self.lattice_weight = weight
+        shifted = x + shift * (box / n)
+        mesh = deposit(shifted, box, n, scheme="cic")
         mesh *= n**3 / len(x)
         mesh -= 1.0
         delta_k = scipy.fft.rfftn(mesh, workers=-1)
         del mesh
+        field_k = np.empty_like(delta_k)
         out = np.empty_like(x)
-        for axis, kernel in enumerate(self._kernels):
-            component = scipy.fft.irfftn(delta_k * kernel, s=(n, n, n), workers=-1)
-            out[:, axis] = interpolate(component, x, self.box_size, scheme="cic")
+        for axis in range(3):
+            self._field(delta_k, axis, weight, lattice, field_k)
+            # the transform may overwrite field_k: it is refilled for the next axis
+            component = scipy.fft.irfftn(
+                field_k, s=(n, n, n), workers=-1, overwrite_x=True
+            )
+            out[:, axis] = interpolate(component, shifted, box, scheme="cic")
+            del component
         return out
+
+    def _field(
+        self,
+        delta_k: np.ndarray,
+        axis: int,
+        weight: float,
+        lattice: _Lattice | None,
+        out: np.ndarray,
+    ) -> None:
+        """Fourier modes of force component ``axis`` into ``out``."""
+        lattice_green = lattice.green if weight > 0.0 else None
+        lattice_gradient = lattice.gradient[axis] if weight > 0.0 else None
+        if _compiled.available():
+            _compiled.gradient_field(
+                delta_k,
+                self._green,
+                self._gradient[axis],
+                axis,
+                weight,
+                lattice_green,
+                lattice_gradient,
+                out=out,
+            )
+            return
+        shape = [1, 1, 1]
+        shape[axis] = -1
+        factor = self._green * ((1.0 - weight) * self._gradient[axis]).reshape(shape)
+        if weight > 0.0:
+            factor += lattice_green * (weight * lattice_gradient).reshape(shape)
+        np.multiply(delta_k, 1j * factor, out=out)
+
+    def _lattice_kernel(self, n_particles: int) -> _Lattice | None:
+        """The lattice kernel for ``n_particles`` (built once), or None."""
+        if self._lattice_for == n_particles:
+            return self._lattice
+        side = self.n_particles or round(n_particles ** (1 / 3))
+        self._lattice_for = n_particles
+        self._lattice = None
+        multiple = self.n_mesh // side
+        if side**3 == n_particles and multiple >= 2 and self.n_mesh % side == 0:
+            self._lattice = _lattice_kernel(
+                self.n_mesh, side, self.box_size, self.cosmo.Omega0
+            )
+        return self._lattice
+
+    def _lattice_state(
+        self, x: np.ndarray, lattice: _Lattice | None
+    ) -> tuple[float, np.ndarray]:
+        """Lattice weight w in [0, 1] and the mesh shift (cells) per axis.
+
+        The order |⟨exp(i K x)⟩| is measured on at most 2^16 evenly strided
+        particles. For particles without lattice order it is about 0.9/√N_s; w maps
+        3/√N_s (never reached by chance) to 0 and 1 to 1, so a melted lattice costs
+        nothing. The shift puts the lattice at cell centres: its phase along each
+        axis is the argument of ⟨exp(i K x)⟩. Without a lattice kernel the shift is
+        half a cell, which puts q = j L / n at cell centres.
+        """
+        shift = np.full(3, 0.5)
+        if lattice is None:
+            return 0.0, shift
+        sample = x[:: max(len(x) // LATTICE_SAMPLE, 1)]
+        wavenumber = 2 * np.pi * lattice.side / self.box_size
+        cells_per_site = self.n_mesh // lattice.side
+        orders = np.empty(3)
+        for axis in range(3):
+            phase = sample[:, axis] * wavenumber
+            s = complex(np.cos(phase).mean(), np.sin(phase).mean())
+            orders[axis] = abs(s)
+            offset = np.angle(s) / (2 * np.pi) * cells_per_site  # lattice at j + offset
+            shift[axis] = (0.5 - offset) % 1.0
+        floor = 3.0 / np.sqrt(len(sample))
+        weight = (orders.mean() - floor) / (1.0 - floor)
+        return float(np.clip(weight, 0.0, 1.0)), shift
 
     def _drift_factor(self, ai: float, ac: float, af: float) -> float:
         c = self.cosmo
@@ -122,6 +288,46 @@ class PMSolver:
         force = self.force(x)
         p += self._kick_factor(a_half, a_next, a_next) * force
         return State(x=x, p=p, a=a_next, force=force)
+
+
+def _lattice_kernel(n_mesh: int, side: int, box_size: float, omega0: float) -> _Lattice:
+    """Green's function and gradient exact for an n³ lattice at cell centres."""
+    h = box_size / n_mesh
+    m_full = np.fft.fftfreq(n_mesh, 1.0 / n_mesh)
+    m_half = np.fft.rfftfreq(n_mesh, 1.0 / n_mesh)
+
+    def axis(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        inside = np.abs(m) < side / 2  # strictly inside the particle Nyquist planes
+        angle = np.where(inside, np.pi * m / n_mesh, 0.0)
+        t = np.where(inside, 2 * np.tan(angle) / h, 0.0)
+        return t, np.cos(angle) ** 2 * inside
+
+    t_full, b2_full = axis(m_full)
+    t_half, b2_half = axis(m_half)
+    tt = t_full[:, None, None] ** 2 + t_full[None, :, None] ** 2 + t_half**2
+    b2 = b2_full[:, None, None] * b2_full[None, :, None] * b2_half
+    denominator = b2 * tt
+    green = np.zeros_like(denominator)
+    np.divide(1.5 * omega0, denominator, out=green, where=denominator > 0)
+    green[0, 0, 0] = 0.0
+    return _Lattice(side=side, green=green, gradient=[t_full, t_full, t_half])
+
+
+def state_from_particles(
+    particles: ParticleSet, a: float | None = None
+) -> tuple[State, np.ndarray]:
+    """The solver state of a particle set, in ID order, and the IDs.
+
+    Positions and momenta become float64; ``a`` defaults to the set's own time.
+    With :func:`simlab.io.gadget4.read_particles` this starts the solver from any
+    Gadget4 IC file or snapshot (one file or all pieces of a multi-file one).
+    """
+    a = particles.a if a is None else a
+    order = np.argsort(particles.ids, kind="stable")
+    x = particles.positions[order].astype(np.float64)
+    np.mod(x, particles.box_size, out=x)
+    p = momentum_from_velocity(particles.velocities[order].astype(np.float64), a)
+    return State(x=x, p=p, a=float(a)), particles.ids[order]
 
 
 def momentum_from_velocity(v: np.ndarray, a: float) -> np.ndarray:

@@ -43,13 +43,17 @@ def test_low_k_power_grows_as_linear_growth_squared(growth_run):
     for index, a in enumerate(config.outputs.times):
         pk = growth_run.power_spectrum(index)
         assert pk.attrs["a"] == pytest.approx(a)
-        low = slice(0, 3)  # k < 0.04 h/Mpc: linear at z = 0 to well below 1%
+        low = slice(0, 3)  # k < 0.04 h/Mpc, 18 to 98 modes per bin
         measured = pk.values[low] / initial.values[low]
         expected = (
             cosmology.growth_factor(a, config.cosmology)
             / cosmology.growth_factor(a0, config.cosmology)
         ) ** 2
-        np.testing.assert_allclose(measured, expected, rtol=0.02)
+        # These few modes are not linear to 1% at z = 0: the same ICs on a 256³
+        # mesh with 60 steps (old and new force kernel alike) end 1.6-2.1% above
+        # D² in the bins at 0.025 and 0.037 h/Mpc, from mode coupling. The solver's
+        # own linear growth is tested exactly in test_pm_accuracy.py.
+        np.testing.assert_allclose(measured, expected, rtol=0.02 if a < 1 else 0.03)
 
 
 @pytest.mark.slow
@@ -59,8 +63,11 @@ def test_run_lifecycle_and_outputs(growth_run):
     assert states == ["created", "queued", "running", "completed"]
     progress = growth_run.progress
     config = growth_run.config
-    # 30 steps plus the two output times that fall between grid points
-    steps = len(time_steps(config.ics.start, 1.0, 30, config.outputs.times, "loga")) - 1
+    # 30 steps (the default "mixed" spacing) plus the two output times that fall
+    # between grid points
+    assert config.gravity.stepping == "mixed"
+    grid = time_steps(config.ics.start, 1.0, 30, config.outputs.times, "mixed")
+    steps = len(grid) - 1
     assert steps == 32
     assert progress["step"] == progress["steps"] == steps
     assert progress["fraction"] == pytest.approx(1.0)
@@ -165,3 +172,17 @@ def test_outcome_asks_for_exactly_the_outputs_the_config_wants(tmp_path):
         root=tmp_path,
     )
     assert PMEngine().outcome(quiet.config, quiet.path, 0).state == "completed"
+
+
+def test_a_mesh_below_twice_the_particles_is_refused_unless_asked_for():
+    from simlab.errors import ConfigError
+    from simlab.service.validation import validate_run
+
+    coarse = {"box": {"particles_per_side": 32}, "gravity": {"mesh": 32}}
+    with pytest.raises(ConfigError, match="coarser than 2 x particles per side"):
+        validate_run(coarse)
+    allowed = validate_run({**coarse, "code": {"options": {"allow_coarse_mesh": True}}})
+    assert any("expect P(k) 10-45% low" in note for note in allowed.notes)
+    odd = validate_run({"box": {"particles_per_side": 32}, "gravity": {"mesh": 80}})
+    assert any("not a multiple of particles per side" in n for n in odd.notes)
+    assert validate_run({"box": {"particles_per_side": 32}}).notes == ()
