@@ -63,7 +63,10 @@ def validate(config: str | None, sets: tuple[str, ...]) -> None:
     cluster profile, executable) and print it with every default."""
     from simlab.service.validation import validate_run
 
-    click.echo(validate_run(_config(config, sets)).config.to_yaml(), nl=False)
+    plan = validate_run(_config(config, sets))
+    for note in plan.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(plan.config.to_yaml(), nl=False)
 
 
 @main.command()

@@ -76,6 +76,11 @@ MAX_OUTPUTS = 1000
 ECHO_LIMIT = 80
 
 Name = Annotated[str, Field(pattern=_NAME_PATTERN)]
+#: A file path as text: no control characters (nothing breaks a line of a
+#: parameter file or a command), at most 4096 characters.
+PathText = Annotated[
+    str, Field(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f]+$")
+]
 
 
 class _Section(BaseModel):
@@ -394,13 +399,16 @@ class Gravity(_Section):
         None,
         ge=8,
         le=8192,
-        description="PM mesh cells per side (default: 2 x particles per side)",
+        description="PM mesh cells per side (default: 2 x particles per side; "
+        "use a multiple of particles per side, 3x or 4x for more small-scale power)",
     )
     steps: int = Field(
         30, ge=1, le=100_000, description="number of global time steps (PM)"
     )
-    stepping: Literal["loga", "a"] = Field(
-        "loga", description="steps evenly spaced in ln a or in a"
+    stepping: Literal["loga", "a", "mixed"] = Field(
+        "mixed",
+        description="steps evenly spaced in ln a, in a, or mixed: in ln a up to "
+        "a = 0.1 and in a after it",
     )
     softening: float | None = Field(
         None,
@@ -418,12 +426,8 @@ class Code(_Section):
         pattern=r"^[a-z][a-z0-9_]{0,31}$",
         description="simulation code (engine name)",
     )
-    executable: str | None = Field(
-        None,
-        min_length=1,
-        max_length=4096,
-        pattern=r"^[^\x00-\x1f]+$",
-        description="path to the code's executable (external codes)",
+    executable: PathText | None = Field(
+        None, description="path to the code's executable (external codes)"
     )
     options: dict[str, Any] = Field(
         default_factory=dict,

@@ -27,7 +27,14 @@ KINDS: dict[str, tuple[str, str]] = {
     "htcondor": ("dask_jobqueue", "HTCondorCluster"),
 }
 #: Keys of a profile that simlab reads itself and does not pass to the class.
-SIMLAB_KEYS = ("kind", "launcher", "address", "max_jobs", "executables")
+SIMLAB_KEYS = (
+    "kind",
+    "launcher",
+    "address",
+    "max_jobs",
+    "max_clusters",
+    "executables",
+)
 
 
 def cluster_class(kind: str) -> type:

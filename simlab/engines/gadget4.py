@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, StrictBool
 
+from simlab.config import PathText
 from simlab.engines.base import (
     EngineOptions,
     Health,
@@ -90,12 +91,8 @@ class Gadget4Options(EngineOptions):
     fof: StrictBool = Field(False, description="FOF group catalogues at every output")
     subfind: StrictBool = Field(False, description="SUBFIND subhalos too (implies fof)")
     double_precision_output: StrictBool = Field(False, description="float64 snapshots")
-    config_sh: str | None = Field(
-        None,
-        min_length=1,
-        max_length=4096,
-        pattern=r"^[^\x00-\x1f]+$",
-        description="Config.sh the executable was built with",
+    config_sh: PathText | None = Field(
+        None, description="Config.sh the executable was built with"
     )
     softening_max_phys: float | None = Field(
         None, gt=0, le=1e5, description="maximum physical softening in Mpc/h"

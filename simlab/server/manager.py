@@ -253,7 +253,7 @@ class SimlabManager:
         except DispatchError as exc:
             raise Unavailable(f"{exc}; the run is failed") from exc
         metrics.DISPATCH_LATENCY.observe(time.perf_counter() - started)
-        return run_model(run.dir)
+        return {**run_model(run.dir), "notes": list(plan.notes)}
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """Ask a run to end ``cancelled``; Conflict if it has already ended."""

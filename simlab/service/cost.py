@@ -49,12 +49,12 @@ class EngineCosts:
 #: Coefficients per engine. pm: fitted to tracemalloc peaks of fresh engine
 #: processes, 16³-96³ particles on meshes n and 2n: x, p and the force in float64
 #: before and after a step plus ids (≈135 B/particle), the density mesh, its
-#: half-complex FFT, three gradient kernels and one component (≈56 B/cell), and
+#: its half-complex FFT and one force component in place (≈36 B/cell), and
 #: ≈42 MB allocated once (growth tables, FFT plans); 0.25 s per step at 64³
 #: particles on a 128³ mesh.
 #: gadget4 and concept: typical tree-PM figures from their manuals (rough).
 ENGINE_COSTS: dict[str, EngineCosts] = {
-    "pm": EngineCosts(135.0, 56.0, 42e6, 3.0, 1.1e-7, parallel=False),
+    "pm": EngineCosts(135.0, 36.0, 42e6, 3.0, 1.1e-7, parallel=False),
     "gadget4": EngineCosts(200.0, 24.0, 50e6, 5.0, 2e-6, parallel=True),
     "concept": EngineCosts(250.0, 24.0, 200e6, 20.0, 2e-6, parallel=True),
 }

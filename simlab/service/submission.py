@@ -12,6 +12,7 @@ and hands them to a live one (:func:`settle`).
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from simlab import settings
 from simlab.config import RunConfig
 from simlab.dispatch import owner
 from simlab.dispatch.dispatcher import DispatchError
-from simlab.errors import RunError, SimlabError
+from simlab.errors import RunError, SimlabError, SimlabWarning
 from simlab.service.run import Run, find_run
 from simlab.service.validation import Plan, validate_run
 from simlab.settings import run_root
@@ -123,6 +124,8 @@ def submit(
     root's dispatcher process, so it carries on whatever happens to the caller.
     """
     plan = validate_run(config, cluster=cluster)
+    for note in plan.notes:
+        warnings.warn(note, SimlabWarning, stacklevel=2)
     root = _root(root)
     check_active_limit(root)
     return hand_over(create_from_plan(plan, root))
@@ -216,7 +219,7 @@ def settle(root: str | Path) -> int:
                 count += 1
     # requests posted to a dispatcher that died before it read them are read by
     # the next one
-    pending = any(owners.inbox(root).glob("*.json"))
+    pending = owners.has_requests(root)
     if waiting or (pending and not owners.holds_lock(root)):
         owner.ensure(root)  # it adopts every orphan when it starts
     if count:

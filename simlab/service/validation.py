@@ -43,6 +43,8 @@ class Plan:
     cluster: str
     profile: dict[str, Any]
     launch: Launch
+    #: what the engine advises about a valid config (shown by every face)
+    notes: tuple[str, ...] = ()
 
     def launch_record(self) -> dict[str, Any]:
         """What the run directory's ``launch.json`` keeps for the dispatcher."""
@@ -142,4 +144,6 @@ def validate_run(
         launcher=tuple(launcher),
         walltime=float(config.resources.walltime_seconds) if batch else None,
     )
-    return Plan(config, engine, name, profile, launch)
+    advise = getattr(engine, "advise", None)
+    notes = tuple(advise(config)) if advise is not None else ()
+    return Plan(config, engine, name, profile, launch, notes)

@@ -187,3 +187,48 @@ def test_estimated_duration_from_the_cost_model_then_from_progress(tmp_path):
     # measured: 0.2 of the run in 30 s, so 150 s in all, counted from the first
     # report (start-up before it is left out)
     assert run.estimated_duration == pytest.approx(150.0, rel=0.01)
+
+
+def test_clusters_are_keyed_by_profile_code_and_batch_shape_only():
+    from simlab.dispatch.dispatcher import Shape, cluster_id, cluster_key
+
+    local = {"kind": "local", "n_workers": 1}
+    short, long = Shape(1, 2, "00:10:00"), Shape(1, 2, "05:00:00")
+    # a local cluster serves every walltime; a batch job is shaped like its run
+    assert cluster_key("l", local, "pm", short) == cluster_key("l", local, "pm", long)
+    slurm = {"kind": "slurm", "queue": "q"}
+    assert cluster_key("s", slurm, "pm", short) != cluster_key("s", slurm, "pm", long)
+    # the profile's contents count, not only its name
+    other = {**local, "n_workers": 2}
+    assert cluster_key("l", local, "pm", short) != cluster_key("l", other, "pm", short)
+    assert cluster_id("l", "pm", Shape()) == "l.pm"
+    assert cluster_id("s", "pm", long) == "s.pm.1x2.050000"
+
+
+@pytest.mark.slow
+def test_a_profile_at_its_cluster_cap_refuses_a_new_cluster_with_the_reason(
+    tmp_path,
+):
+    import dask.config
+
+    from simlab.dispatch.dispatcher import DispatchError
+    from tests.engines.test_concept import FIXTURE_RUN
+
+    profile = {"kind": "local", "n_workers": 1, "max_clusters": 1}
+    with dask.config.set({"simlab.clusters.capped": profile}):
+        busy = create({**LONG, "resources": {"cluster": "capped"}}, root=tmp_path)
+        other = create(
+            {**FIXTURE_RUN, "resources": {"cluster": "capped"}}, root=tmp_path
+        )
+    with Dispatcher() as dispatcher:
+        dispatcher.submit(busy.dir)  # the pm cluster, busy with a long run
+        assert wait_for(lambda: busy.state is State.RUNNING)
+        with pytest.raises(DispatchError, match=r"max_clusters 1"):
+            dispatcher.submit(other.dir)  # concept would need a second cluster
+        assert [c.id for c in dispatcher.clusters()] == ["capped.pm"]
+        busy.cancel()
+        assert wait_for(lambda: busy.state is State.CANCELLED)
+        # once the pm cluster is idle it is closed to make room
+        assert wait_for(lambda: dispatcher.pending() == 0)
+        dispatcher.submit(other.dir)
+        assert [c.id for c in dispatcher.clusters()] == ["capped.concept"]

@@ -16,9 +16,9 @@ from simlab.config import RunConfig
 from simlab.state.rundir import write_json_atomic
 
 
-@pytest.fixture
-def jp_server_config():
-    """Enable simlab and refuse every request that is not authenticated."""
+def server_config(**app: object) -> dict:
+    """Jupyter server settings: simlab enabled, every unauthenticated request
+    refused, plus ``app`` (more ``ServerApp`` settings)."""
     return {
         "ServerApp": {
             "jpserver_extensions": {
@@ -26,8 +26,15 @@ def jp_server_config():
                 "jupyter_server_terminals": False,
             },
             "allow_unauthenticated_access": False,
+            **app,
         }
     }
+
+
+@pytest.fixture
+def jp_server_config():
+    """Enable simlab and refuse every request that is not authenticated."""
+    return server_config()
 
 
 @pytest.fixture

@@ -7,23 +7,14 @@ import json
 import pytest
 
 from simlab.server.routes import ROUTES
-from tests.server.conftest import fake_run
+from tests.server.conftest import fake_run, server_config
 
 SAMPLE = {"run_id": "done-20260101T000000-000000", "cluster_id": "local.pm"}
 
 
 @pytest.fixture
 def jp_server_config():
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {
-                "simlab.server": True,
-                "jupyter_server_terminals": False,
-            },
-            "allow_unauthenticated_access": False,
-            "authorizer_class": "tests.server.authorizers.ReadOnlyAuthorizer",
-        }
-    }
+    return server_config(authorizer_class="tests.server.authorizers.ReadOnlyAuthorizer")
 
 
 def _calls():

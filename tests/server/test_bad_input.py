@@ -92,7 +92,7 @@ CASES = [
         "mesh-below-particles",
         {"gravity": {"mesh": 32}, "box": {"particles_per_side": 64}},
         "gravity.mesh",
-        "at least as many cells",
+        "coarser than 2 x particles per side (128)",
     ),
     (
         "zero-walltime",

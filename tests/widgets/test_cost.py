@@ -44,6 +44,7 @@ def test_memory_and_disk_match_a_real_pm_run(tmp_path, n, mesh):
     config = {
         "box": {"size": 64.0, "particles_per_side": n},
         "gravity": {"steps": 2, "mesh": mesh},
+        "code": {"options": {"allow_coarse_mesh": mesh < 2 * n}},
     }
     run = create(config, root=tmp_path)
     peak = _engine_peak(run.path)

@@ -57,7 +57,11 @@ def test_labels_carry_units_and_help_the_allowed_range():
     assert form.rows["cosmology.T_cmb"].spec.label == "T_cmb [K]"
     assert "(0, 2]" in form.rows["cosmology.Omega0"].help.value
     assert form.rows["box.particles_per_side"].input.value == 64
-    assert [v for _, v in form.rows["gravity.stepping"].input.options] == ["loga", "a"]
+    assert [v for _, v in form.rows["gravity.stepping"].input.options] == [
+        "loga",
+        "a",
+        "mixed",
+    ]
 
 
 def test_invalid_value_shows_its_error_and_disables_submit():
@@ -82,7 +86,9 @@ def test_cross_field_and_engine_errors_land_on_their_field():
     form = RunForm()
     form.rows["box.particles_per_side"].input.value = 32
     form.rows["gravity.mesh"].input.value = "16"
-    assert "at least as many cells per side" in form.rows["gravity.mesh"].error_message
+    assert "coarser than 2 x particles per side" in (
+        form.rows["gravity.mesh"].error_message
+    )
     form.rows["gravity.mesh"].input.value = ""
     form.rows["cosmology.OmegaBaryon"].input.value = 0.5
     assert "smaller than Omega0" in form.rows["cosmology.OmegaBaryon"].error_message
@@ -185,6 +191,7 @@ def test_engine_options_follow_the_engine_chosen():
     assert set(form.option_rows) == {
         "code.options.time_limit",
         "code.options.checkpoint_every",
+        "code.options.allow_coarse_mesh",
     }
     assert form.valid and form.config.code.options == {}
     form.option_rows["code.options.checkpoint_every"].input.value = "10"
