@@ -63,6 +63,12 @@ def post(root: str | Path, request: dict[str, Any]) -> str:
     return request_id
 
 
+def has_requests(root: str | Path) -> bool:
+    """Whether requests wait in this host's inbox (creates nothing to find out)."""
+    folder = Path(root) / ".simlab" / "owners" / f"{socket.gethostname()}.inbox"
+    return folder.is_dir() and any(folder.glob("*.json"))
+
+
 def replies(root: str | Path, host: str | None = None) -> Path:
     """The folder where the owner of ``host`` answers requests."""
     path = owners_dir(root) / f"{host or socket.gethostname()}.replies"
