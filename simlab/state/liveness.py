@@ -1,9 +1,10 @@
 """Find runs whose process is gone while their status says they are under way.
 
 A worker killed with its batch job (scancel, node loss, OOM) cannot record its own
-end. The user side notices instead: a run on this host whose worker process no longer
-exists, or any run whose heartbeat is older than ``simlab.heartbeat-timeout``
-seconds, becomes ``failed`` with the reason, so nothing stays ``running`` forever.
+end. The user side notices instead: a run on this host whose worker process or
+dispatcher (which holds the task's dask scheduler) no longer exists, or any run whose
+heartbeat is older than ``simlab.heartbeat-timeout`` seconds, becomes ``failed``
+with the reason, so nothing stays ``running`` forever.
 
 A ``queued`` run (or one checkpointed on its way to the next segment) waits in its
 owner's dispatcher; when that owner is gone the run is an *orphan*. This module
@@ -54,6 +55,14 @@ def lost_reason(status: dict, timeout: float, now: float | None = None) -> str |
     pid, host = status.get("pid"), status.get("host")
     if pid and host == socket.gethostname() and not _running(pid):
         return f"its worker process {pid} on {host} is gone"
+    owner = status.get("owner")
+    if (
+        owner
+        and owner.get("host") == socket.gethostname()
+        and not owners.alive(owner, "")
+    ):
+        # the dask scheduler lived in that dispatcher: the task can never report back
+        return f"its dispatcher (pid {owner.get('pid')} on {owner.get('host')}) is gone"
     beat = status.get("heartbeat")
     if beat is not None and now - beat > timeout:
         return (
