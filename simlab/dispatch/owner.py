@@ -207,7 +207,10 @@ class Owner:
                 error = self._handle(request)
                 if request.get("id"):
                     answer = {"ok": error is None, "error": error}
-                    owners.reply(self.root, str(request["id"]), answer)
+                    try:
+                        owners.reply(self.root, str(request["id"]), answer)
+                    except OSError as exc:  # the asker times out and says so
+                        logger.warning("could not answer %s: %s", request["id"], exc)
 
     def _handle(self, request: dict[str, Any]) -> str | None:
         """Carry out one request; None when done, else why it was refused."""
@@ -260,7 +263,10 @@ class Owner:
             "runs": self.dispatcher.held(),
             "clusters": [c.model() for c in self.dispatcher.clusters()],
         }
-        write_json_atomic(owners.record_path(self.root), record)
+        try:
+            write_json_atomic(owners.record_path(self.root), record)
+        except OSError as exc:  # a full disk must not end the runs this owner holds
+            logger.warning("could not write the owner record: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,8 @@ from click.testing import CliRunner
 
 import simlab
 from simlab.cli import main
+from simlab.dispatch.dispatcher import Dispatcher
+from simlab.dispatch.owner import Owner
 from simlab.service.run import Run
 from simlab.state import owners
 from simlab.state.catalog import Catalog
@@ -67,7 +69,7 @@ def test_kill_9_of_the_code_fails_the_run_with_the_signal(tmp_path):
     run = _running(tmp_path)
     os.killpg(run.status["job_pid"], signal.SIGKILL)
     assert wait_for(lambda: run.state.is_final, 30), run.status
-    assert run.state is State.FAILED
+    assert run.state is State.FAILED, run.status
     assert "killed by signal 9 (SIGKILL)" in run.status["reason"]
     assert "pm: step" in run.logs()
     assert_consistent(tmp_path)
@@ -78,7 +80,7 @@ def test_kill_9_of_the_dask_worker_fails_the_run_and_ends_its_code(tmp_path):
     status = run.status
     os.kill(status["pid"], signal.SIGKILL)
     assert wait_for(lambda: run.state.is_final, 60), run.status
-    assert run.state is State.FAILED
+    assert run.state is State.FAILED, run.status
     assert run.status["reason"].startswith("lost:")
     assert wait_for(lambda: not alive(status["job_pid"]), 15)
     assert_consistent(tmp_path)
@@ -197,8 +199,26 @@ def test_a_full_disk_fails_the_run_with_enospc_in_status_and_log(small_disk):
     }
     run = simlab.submit(config, root=small_disk)
     assert wait_for(lambda: run.state.is_final, 180), run.status
-    assert run.state is State.FAILED
+    assert run.state is State.FAILED, run.status
     reason = run.status["reason"]
     assert "disk full (ENOSPC)" in reason, reason
     assert "No space left on device" in run.logs()
     assert_consistent(small_disk)
+
+
+def test_the_dispatcher_keeps_serving_when_its_record_hits_a_full_disk(small_disk):
+    owner = Owner(small_disk)
+    owner.dispatcher = Dispatcher()
+    try:
+        owner._write_record()
+        first = owners.read_record(small_disk)
+        fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError, match="No space left"):
+            while True:  # fill the tmpfs to the last byte
+                os.write(fd, b"\0" * 65536)
+        os.close(fd)
+        owner._write_record()  # logs the ENOSPC instead of ending the serve loop
+        assert owners.read_record(small_disk) == first  # the old record, intact
+        assert not list(owners.owners_dir(small_disk).glob(".*.tmp"))
+    finally:
+        owner.dispatcher.close()
