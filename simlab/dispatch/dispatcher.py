@@ -32,6 +32,7 @@ from simlab.dispatch.profiles import (
     cluster_class,
     cluster_options,
     import_batch_classes,
+    is_batch,
 )
 from simlab.dispatch.task import execute
 from simlab.errors import SimlabError
@@ -148,7 +149,7 @@ def cluster_key(
         json.dumps(profile, sort_keys=True, default=str).encode()
     ).hexdigest()[:12]
     kind = profile.get("kind", "local")
-    return (name, digest, code, shape if kind not in ("local", "existing") else Shape())
+    return (name, digest, code, shape if is_batch(kind) else Shape())
 
 
 def cluster_id(name: str, code: str, shape: Shape) -> str:
@@ -200,6 +201,8 @@ def _start_cluster(profile: dict[str, Any], code: str, shape: Shape, root: Path)
             scheduler = dict(options.get("scheduler_kwargs") or {})
             scheduler.setdefault("dashboard_address", "127.0.0.1:0")
             options["scheduler_kwargs"] = scheduler
+        return cls(**options)
+    if not is_batch(kind):  # a class by import path, started as the profile says
         return cls(**options)
 
     resources = Resources(nodes=shape.nodes, cores=shape.cores, walltime=shape.walltime)

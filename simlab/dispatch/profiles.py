@@ -3,7 +3,9 @@
 A profile is ``simlab.clusters.NAME`` in dask config: ``kind`` picks the class and
 every other key goes unchanged to it (dask-jobqueue renders the batch headers, simlab
 never does). What simlab adds is small and pure: worker resources ``run=1``, the
-batch directives of a multi-node run, and the MPI launcher line.
+batch directives of a multi-node run, and the MPI launcher line. ``kind`` may also be
+the import path of any dask cluster class (``dask_kubernetes.operator.KubeCluster``
+or ``module:Class``), which gets the profile's options exactly as written.
 """
 
 from __future__ import annotations
@@ -37,15 +39,57 @@ SIMLAB_KEYS = (
 )
 
 
+#: What a profile's ``kind`` may be, for error messages.
+ALLOWED_KINDS = (
+    f"{', '.join([*KINDS, 'existing'])}, or the import path of a dask cluster class "
+    "(package.module.Class or package.module:Class)"
+)
+
+
+def is_import_path(kind: str) -> bool:
+    """Whether ``kind`` names a cluster class by import path, not a built-in kind."""
+    return "." in kind or ":" in kind
+
+
+def is_batch(kind: str) -> bool:
+    """Whether ``kind`` submits batch jobs with a walltime (the dask-jobqueue kinds)."""
+    return kind in KINDS and kind != "local"
+
+
+def check_kind(kind: str) -> None:
+    """Raise ValueError unless ``kind`` can start a cluster (imports only paths)."""
+    if kind != "existing" and kind not in KINDS:
+        cluster_class(kind)
+
+
 def cluster_class(kind: str) -> type:
-    """The cluster class of ``kind``; ValueError lists the allowed kinds."""
+    """The cluster class of ``kind``; ValueError says why it cannot be used."""
+    if is_import_path(kind):
+        return _class_by_path(kind)
     if kind not in KINDS:
         raise ValueError(
-            f"cluster kind {kind!r} is not known; allowed: "
-            f"{', '.join([*KINDS, 'existing'])}"
+            f"cluster kind {kind!r} is not known; allowed: {ALLOWED_KINDS}"
         )
     module, name = KINDS[kind]
     return getattr(importlib.import_module(module), name)
+
+
+def _class_by_path(path: str) -> type:
+    """Import ``package.module.Class`` or ``package.module:Class``; it must be a
+    subclass of distributed's ``Cluster`` (what simlab scales and connects to)."""
+    from distributed.deploy.cluster import Cluster
+
+    module, _, name = path.rpartition(":") if ":" in path else path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"cannot import cluster class {path!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Cluster)):
+        raise ValueError(
+            f"{path!r} is not a dask cluster class (a subclass of "
+            "distributed.deploy.Cluster)"
+        )
+    return cls
 
 
 def import_batch_classes() -> None:
@@ -71,6 +115,8 @@ def cluster_options(profile: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for the profile's class: its keys plus ``run=1`` resources."""
     options = {k: v for k, v in profile.items() if k not in SIMLAB_KEYS}
     kind = profile.get("kind", "local")
+    if is_import_path(kind):
+        return options  # exactly as written: simlab cannot know the class's options
     if kind == "local":
         options.setdefault("n_workers", 1)
         options.setdefault("threads_per_worker", 1)

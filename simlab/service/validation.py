@@ -23,7 +23,7 @@ from simlab.config import (
     echo,
     validate_config,
 )
-from simlab.dispatch.profiles import KINDS, mpi_launcher
+from simlab.dispatch.profiles import check_kind, is_batch, mpi_launcher
 from simlab.engines import registry
 from simlab.engines.base import Launch
 from simlab.errors import ConfigError
@@ -121,15 +121,10 @@ def validate_run(
         errors.append(_error("resources.cluster", name, exc.args[0]))
         raise ConfigError(errors) from None
     kind = profile.get("kind", "local")
-    if kind not in (*KINDS, "existing"):
-        errors.append(
-            _error(
-                "resources.cluster",
-                name,
-                f"profile {name!r} has kind {kind!r}; allowed kinds: "
-                f"{', '.join([*KINDS, 'existing'])}",
-            )
-        )
+    try:
+        check_kind(kind)
+    except ValueError as exc:
+        errors.append(_error("resources.cluster", name, f"profile {name!r}: {exc}"))
     errors += _table_errors(config)
     found = find_executable(engine, config, profile)
     if found.problem is not None:
@@ -137,7 +132,7 @@ def validate_run(
     if errors:
         raise ConfigError(errors)
     launcher = mpi_launcher(profile, config.resources.cores) if found.path else []
-    batch = kind not in ("local", "existing")
+    batch = is_batch(kind)
     launch = Launch(
         executable=found.path,
         source=found.source,
