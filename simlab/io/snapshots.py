@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from simlab.io.backends import backend
+
 _NUMBERED = re.compile(r"^(?:snapshot|snapdir)_(\d+)(?:\.hdf5)?$")
 
 
 def open_snapshot(path: str | Path, group: str = "PartType1", **kwargs) -> xr.Dataset:
     """One particle type of a Gadget4-layout snapshot as a lazy Dataset."""
-    return xr.open_dataset(path, engine="gadget4", group=group, **kwargs)
+    return xr.open_dataset(path, engine=backend("gadget4"), group=group, **kwargs)
 
 
 def find_snapshots(directory: str | Path) -> list[Path]:

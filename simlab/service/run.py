@@ -178,16 +178,20 @@ class Run:
         """
         import xarray as xr
 
-        backend = self._backend
-        if group is None and backend == "gadget4":
+        from simlab.io.backends import backend
+
+        name = self._backend
+        if group is None and name == "gadget4":
             group = "PartType1"
-        return xr.open_dataset(self.snapshots[index], engine=backend, group=group)
+        return xr.open_dataset(self.snapshots[index], engine=backend(name), group=group)
 
     def open_datatree(self, index: int = -1) -> xr.DataTree:
         """One snapshot as a DataTree with a node per particle type or component."""
         import xarray as xr
 
-        return xr.open_datatree(self.snapshots[index], engine=self._backend)
+        from simlab.io.backends import backend
+
+        return xr.open_datatree(self.snapshots[index], engine=backend(self._backend))
 
     def power_spectrum(self, index: int = -1) -> xr.DataArray:
         """P(k) at output ``index``: the code's own file if it wrote one, else
