@@ -61,13 +61,19 @@ def scheme_order(scheme: str) -> int:
         ) from None
 
 
+def is_lazy(array: object) -> bool:
+    """Whether ``array`` is a dask array (its data not read yet)."""
+    return type(array).__module__.startswith("dask.")
+
+
 def particle_positions(
-    data: np.ndarray | xr.Dataset, box_size: float | None
+    data: np.ndarray | xr.Dataset, box_size: float | None, keep_lazy: bool = False
 ) -> tuple[np.ndarray, float]:
     """Positions and box side from an (N, 3) array or a Gadget4 snapshot Dataset.
 
     A Dataset (from simlab's Gadget4 reader) must hold a ``Coordinates`` variable
-    in Mpc/h; its ``BoxSize`` attribute is used when ``box_size`` is None.
+    in Mpc/h; its ``BoxSize`` attribute is used when ``box_size`` is None. With
+    ``keep_lazy``, dask-backed positions are returned unread (shape checked only).
 
     Examples
     --------
@@ -95,9 +101,12 @@ def particle_positions(
                     "give the box side in Mpc/h"
                 )
             box_size = data.attrs["BoxSize"]
-        data = data["Coordinates"].to_numpy()
+        data = data["Coordinates"].data if keep_lazy else data["Coordinates"].to_numpy()
     if box_size is None:
         raise ValueError("box_size is None; give the box side in Mpc/h")
+    if keep_lazy and is_lazy(data):
+        _check_shape(data.shape)
+        return data, _check_box(box_size)
     return _check_positions(data), _check_box(box_size)
 
 
@@ -285,12 +294,14 @@ def overdensity(mesh: np.ndarray) -> np.ndarray:
     return delta
 
 
+def _check_shape(shape: tuple[int, ...]) -> None:
+    if len(shape) != 2 or shape[1] not in (2, 3):
+        raise ValueError(f"positions must have shape (N, 3) (or (N, 2)), got {shape}")
+
+
 def _check_positions(positions: np.ndarray) -> np.ndarray:
     positions = np.asarray(positions)
-    if positions.ndim != 2 or positions.shape[1] not in (2, 3):
-        raise ValueError(
-            f"positions must have shape (N, 3) (or (N, 2)), got {positions.shape}"
-        )
+    _check_shape(positions.shape)
     if positions.dtype.kind != "f":
         positions = positions.astype(np.float64)
     return positions

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.fft
 
-from simlab.analysis.mesh import deposit, particle_positions, window_factors
+from simlab.analysis.chunked import deposit_chunked, fits_in_memory
+from simlab.analysis.mesh import deposit, is_lazy, particle_positions, window_factors
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -44,12 +45,16 @@ def power_spectrum(
     deconvolve: bool = True,
     k_bins: np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    chunked: bool | None = None,
 ) -> xr.DataArray:
     """The power spectrum of particles, measured on an n_mesh³ mesh.
 
     Particles are assigned to the mesh in single precision (float32 mesh and FFT,
     ~1e-7 relative rounding, far below any cosmic variance), which halves the
-    memory; the modes are summed in double precision.
+    memory; the modes are summed in double precision. Positions held lazily by dask
+    (a snapshot opened with ``chunks={}``) that do not fit in memory are deposited
+    chunk by chunk on the dask workers (:mod:`simlab.analysis.chunked`), so no
+    process holds them all; the result is the same.
 
     Parameters
     ----------
@@ -73,6 +78,10 @@ def power_spectrum(
         increasing bin edges in h/Mpc (default: see the module notes)
     weights : (N,) array, optional
         mass of each particle (default 1 each)
+    chunked : bool or None
+        for dask-backed positions: deposit chunk by chunk (True), read them into
+        memory first (False), or chunk by chunk only when they take more than a
+        quarter of the free memory (None)
 
     Returns
     -------
@@ -95,8 +104,13 @@ def power_spectrum(
     >>> pk.attrs["shot_noise"]
     244.140625
     """
-    positions, box_size = particle_positions(positions, box_size)
-    weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+    positions, box_size = particle_positions(
+        positions, box_size, keep_lazy=chunked is not False
+    )
+    if is_lazy(positions) and chunked is None and fits_in_memory(positions):
+        positions, _ = particle_positions(positions.compute(), box_size)  # fast path
+    if weights is not None and not is_lazy(weights):
+        weights = np.asarray(weights, dtype=np.float64)
     total = len(positions) if weights is None else float(weights.sum())
     if not total > 0:
         raise ValueError(f"the particles' total weight is {total}; it must be > 0")
@@ -213,7 +227,10 @@ def _overdensity_k(
     """
     modes = np.empty((n_mesh, n_mesh, n_mesh // 2 + 1), dtype=np.complex64)
     mesh = modes.view(np.float32)[:, :, :n_mesh]
-    deposit(positions, box_size, n_mesh, scheme, weights, out=mesh, shift=shift)
+    if is_lazy(positions):
+        mesh[...] = deposit_chunked(positions, box_size, n_mesh, scheme, weights, shift)
+    else:
+        deposit(positions, box_size, n_mesh, scheme, weights, out=mesh, shift=shift)
     mesh *= n_mesh**3 / total
     mesh -= 1.0
     planes = max(_CHUNK_MODES // (n_mesh * n_mesh), 1)

@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NTYPES = 6
+#: Most particles per dask chunk of a lazily opened snapshot (48 MB of float32
+#: positions): big enough that a task's overhead is small, small enough for a worker.
+CHUNK_PARTICLES = 2**22
 #: Header attributes Gadget4 needs in an IC file (ICFormat 3), as observed.
 REQUIRED_HEADER = (
     "NumPart_ThisFile",
@@ -102,6 +105,27 @@ def _is_snapshot_file(path: Path) -> bool:
         return False
 
 
+def particle_chunks(
+    counts: np.ndarray, chunk_rows: int = 1, target: int = CHUNK_PARTICLES
+) -> tuple[int, ...]:
+    """Dask chunks along ``particle`` that never cross a file and hold at most
+    ``target`` rows, in whole HDF5 chunks of ``chunk_rows`` rows where possible,
+    so each task reads contiguous blocks of one file.
+
+    Examples
+    --------
+    >>> particle_chunks(np.array([5, 0, 3]), target=4)
+    (4, 1, 3)
+    """
+    step = max(target // chunk_rows, 1) * chunk_rows
+    sizes = [
+        min(step, int(count) - start)
+        for count in counts
+        for start in range(0, int(count), step)
+    ]
+    return tuple(sizes) or (0,)
+
+
 def snapshot_files(path: str | os.PathLike[str]) -> list[Path]:
     """Every file of the snapshot at ``path``, in file order.
 
@@ -156,6 +180,8 @@ class Gadget4Store:
         self.assumptions: list[str] = []
         self.counts = np.zeros((len(files), NTYPES), dtype=np.int64)
         self.fields: dict[str, dict[str, tuple[tuple[int, ...], np.dtype, dict]]] = {}
+        #: rows per HDF5 chunk of each dataset ("PartType1/Coordinates"), if chunked
+        self.chunk_rows: dict[str, int] = {}
         for i, manager in enumerate(self.managers):
             self._scan(i, manager)
 
@@ -192,6 +218,8 @@ class Gadget4Store:
                         if key not in fields:
                             dset = group[key]
                             fields[key] = (dset.shape[1:], dset.dtype, dict(dset.attrs))
+                            if dset.chunks:
+                                self.chunk_rows[f"{name}/{key}"] = dset.chunks[0]
         except SnapshotError:
             raise
         except (OSError, KeyError, ValueError) as exc:
@@ -233,7 +261,11 @@ class Gadget4Store:
             data = indexing.LazilyIndexedArray(wrapper)
             dims = ("particle", "xyz") if tail == (3,) else ("particle",)
             dims += tuple(f"{key}_dim{i}" for i in range(len(tail) - len(dims) + 1))
-            variables[key] = xr.Variable(dims, data, self._var_attrs(key, attrs))
+            rows = self.chunk_rows.get(f"{group}/{key}", 1)
+            encoding = {"preferred_chunks": {"particle": particle_chunks(counts, rows)}}
+            variables[key] = xr.Variable(
+                dims, data, self._var_attrs(key, attrs), encoding=encoding
+            )
         coords = (
             {"xyz": ["x", "y", "z"]}
             if any("xyz" in v.dims for v in variables.values())

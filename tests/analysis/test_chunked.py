@@ -1,0 +1,84 @@
+"""P(k) of a lazily opened snapshot on a real dask cluster, chunk by chunk: the same
+numbers as in memory, with every chunk deposited by a worker, never all at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from dask.utils import key_split
+
+from simlab.analysis.power import power_spectrum
+from simlab.io.gadget4 import particle_chunks
+from simlab.testing import fake_gadget4_snapshot
+
+NPART, NFILES = 40_000, 4
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    return fake_gadget4_snapshot(
+        tmp_path_factory.mktemp("chunked"), npart=NPART, nfiles=NFILES, box_size=64.0
+    )
+
+
+def test_lazy_chunks_follow_the_snapshot_files(snapshot):
+    with xr.open_dataset(
+        snapshot, engine="gadget4", group="PartType1", chunks={}
+    ) as ds:
+        chunks = ds["Coordinates"].chunks[0]
+    assert len(chunks) == NFILES and sum(chunks) == NPART
+    # big files are split, in whole HDF5 chunks, never across two files
+    assert particle_chunks(np.array([10, 7]), chunk_rows=3, target=7) == (6, 4, 6, 1)
+
+
+@pytest.mark.slow
+def test_power_spectrum_chunk_by_chunk_on_two_workers_equals_in_memory(snapshot):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    in_memory = power_spectrum(
+        xr.open_dataset(snapshot, engine="gadget4", group="PartType1"),
+        None, 32, interlace=True,
+    )  # fmt: skip
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, memory_limit="400MB",
+        dashboard_address=None, processes=True,
+    )  # fmt: skip
+    lazy = xr.open_dataset(snapshot, engine="gadget4", group="PartType1", chunks={})
+    with (
+        cluster,
+        Client(cluster) as client,
+        lazy as ds,
+        get_task_stream(client) as stream,
+    ):
+        chunked = power_spectrum(ds, None, 32, interlace=True, chunked=True)
+    # key_split drops the leading underscore of _block_mesh
+    deposits = [t for t in stream.data if key_split(t["key"]) == "block_mesh"]
+    # one deposit per chunk and per interlacing mesh, spread over both workers
+    assert len(deposits) == 2 * NFILES
+    assert len({t["worker"] for t in deposits}) == 2
+    np.testing.assert_allclose(chunked.values, in_memory.values, rtol=2e-6)
+    assert chunked.attrs["n_particles"] == NPART
+    assert chunked.attrs["shot_noise"] == pytest.approx(in_memory.attrs["shot_noise"])
+
+
+def test_auto_reads_what_fits_and_false_always_reads(snapshot, monkeypatch):
+    import simlab.analysis.chunked as chunked_module
+
+    calls = []
+    real = chunked_module.deposit_chunked
+    monkeypatch.setattr(
+        "simlab.analysis.power.deposit_chunked",
+        lambda *a, **k: calls.append(1) or real(*a, **k),
+    )
+    with xr.open_dataset(
+        snapshot, engine="gadget4", group="PartType1", chunks={}
+    ) as ds:
+        small = power_spectrum(ds, None, 16)  # 480 kB: fits, read into memory
+        assert calls == []
+        monkeypatch.setattr("simlab.analysis.power.fits_in_memory", lambda a: False)
+        big = power_spectrum(ds, None, 16)  # "does not fit": chunk by chunk
+        assert calls == [1]
+        power_spectrum(ds, None, 16, chunked=False)
+        assert calls == [1]
+    np.testing.assert_allclose(big.values, small.values, rtol=2e-6)
