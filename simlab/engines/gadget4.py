@@ -42,6 +42,7 @@ from simlab.engines.gadget4_build import (
     read_config_sh,
 )
 from simlab.errors import EngineError
+from simlab.io.gadget4_names import GROUP_CATALOGUE, SNAPSHOT
 from simlab.particles import (
     UNIT_LENGTH_IN_CM,
     UNIT_MASS_IN_G,
@@ -167,7 +168,7 @@ def parameters(
     p: dict[str, str] = {
         "InitCondFile": f"./{IC_BASE}",
         "OutputDir": f"./{OUTPUT_DIR}",
-        "SnapshotFileBase": "snapshot",
+        "SnapshotFileBase": SNAPSHOT.stem,
         "OutputListFilename": f"./{OUTPUT_LIST}",
         "ICFormat": "3",
         "SnapFormat": "3",
@@ -542,43 +543,19 @@ def _executable(launch: Launch) -> str:
     return launch.executable
 
 
-_SNAP_RE = re.compile(r"^snapshot_(?P<num>\d{3,})(\.0)?\.hdf5$")
-
-
 def snapshot_numbers(output: Path) -> list[int]:
     """Numbers of the snapshots in an OutputDir (single- or multi-file), sorted."""
-    numbers = set()
-    for path in list(output.glob("snapshot_*.hdf5")) + list(
-        output.glob("snapdir_*/snapshot_*.0.hdf5")
-    ):
-        if m := _SNAP_RE.match(path.name):
-            numbers.add(int(m["num"]))
-    return sorted(numbers)
+    return list(SNAPSHOT.find(output))
 
 
 def snapshot_paths(output: Path) -> list[Path]:
     """One path per snapshot: ``snapshot_NNN.hdf5`` or ``snapdir_NNN/…0.hdf5``."""
-    paths = []
-    for n in snapshot_numbers(output):
-        single = output / f"snapshot_{n:03d}.hdf5"
-        paths.append(
-            single
-            if single.exists()
-            else output / f"snapdir_{n:03d}" / f"snapshot_{n:03d}.0.hdf5"
-        )
-    return paths
+    return list(SNAPSHOT.find(output).values())
 
 
 def group_catalogue_paths(output: Path) -> list[Path]:
     """One path per FOF/Subfind catalogue (``fof_subhalo_tab_NNN``), in order."""
-    found = {}
-    for path in list(output.glob("fof_subhalo_tab_*.hdf5")) + list(
-        output.glob("groups_*/fof_subhalo_tab_*.0.hdf5")
-    ):
-        m = re.match(r"^fof_subhalo_tab_(\d{3,})(\.0)?\.hdf5$", path.name)
-        if m:
-            found.setdefault(int(m[1]), path)
-    return [found[n] for n in sorted(found)]
+    return list(GROUP_CATALOGUE.find(output).values())
 
 
 def power_spectrum_paths(output: Path) -> list[Path]:
