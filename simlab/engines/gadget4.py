@@ -67,10 +67,8 @@ SYNC_POINT_RE = re.compile(
     r"Redshift: (?P<z>[-+0-9.eE]+), Systemstep: (?P<dt>[-+0-9.eE]+), "
     r"Dloga: (?P<dloga>[-+0-9.eE]+)"
 )
-SNAPSHOT_RE = re.compile(r"^SNAPSHOT: writing snapshot file #(?P<num>\d+) @ time ")
-#: Lines that tell how a Gadget4 process ended (or resumed), as observed.
+#: Lines that tell how a Gadget4 process ended, as observed.
 MARKERS = {
-    "resumed": "RESTART: Loading restart files",
     "stop_file": "stop-file detected. stopping.",
     "time_limit": "reaching time-limit. stopping.",
     "parameter_error": "We stop because of an error in the parameterfile.",
@@ -263,32 +261,22 @@ def read_parameter_file(path: str | Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class LogSummary:
-    """What one Gadget4 stdout says: steps, last time, how it began and ended."""
+    """What one Gadget4 stdout says about its outcome: last time, how it ended."""
 
-    steps: int
-    first_step: int | None
-    last_step: int | None
-    a_first: float | None
     a_last: float | None
-    resumed: bool
     stopped_by: str | None  # "stop_file", "time_limit" or None
     finished: bool
     error: str | None
-    snapshots: tuple[int, ...]
 
 
 def summarize_log(text: str) -> LogSummary:
     """Read a Gadget4 stdout (one process) into a :class:`LogSummary`."""
-    steps: list[tuple[int, float]] = []
-    snapshots: list[int] = []
+    a_last = None
     seen = dict.fromkeys(MARKERS, False)
     error = None
     for line in text.splitlines():
         if m := SYNC_POINT_RE.match(line):
-            steps.append((int(m["step"]), float(m["a"])))
-            continue
-        if m := SNAPSHOT_RE.match(line):
-            snapshots.append(int(m["num"]))
+            a_last = float(m["a"])
             continue
         for key, marker in MARKERS.items():
             if line.startswith(marker) or (key == "finished" and line == marker):
@@ -299,16 +287,10 @@ def summarize_log(text: str) -> LogSummary:
             error = line.strip()
     stopped_by = next((k for k in ("stop_file", "time_limit") if seen[k]), None)
     return LogSummary(
-        steps=len(steps),
-        first_step=steps[0][0] if steps else None,
-        last_step=steps[-1][0] if steps else None,
-        a_first=steps[0][1] if steps else None,
-        a_last=steps[-1][1] if steps else None,
-        resumed=seen["resumed"],
+        a_last=a_last,
         stopped_by=stopped_by,
         finished=seen["finished"],
         error=error,
-        snapshots=tuple(snapshots),
     )
 
 

@@ -24,10 +24,6 @@ class OutputKind:
         """Name of the one-file output: ``snapshot_001.hdf5``."""
         return f"{self.stem}_{number:03d}.hdf5"
 
-    def first_piece(self, number: int) -> str:
-        """Relative path of a multi-file output's first piece."""
-        return f"{self.folder}_{number:03d}/{self.stem}_{number:03d}.0.hdf5"
-
     def find(self, output: str | Path) -> dict[int, Path]:
         """``{number: path}`` of every output in ``output``, sorted by number;
         the path is the single file, else the first piece of the folder."""
