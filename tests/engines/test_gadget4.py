@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import dask.config
@@ -488,9 +489,22 @@ def test_time_limit_stop_is_resumed_from_restart_files(
 
     monkeypatch.setenv("SIMLAB_STAND_IN_TIME_LIMIT_AT", "100")
     run = create(_dispatch_config(g4_profile), root=tmp_path)
+    seen = []  # status.json as `simlab status` reads it, sampled all along
     with Dispatcher() as dispatcher:
         dispatcher.submit(run.dir)
-        assert run.wait(timeout=120).state.value == "completed"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            seen.append(run.dir.status())
+            if seen[-1]["state"] == "completed":
+                break
+            time.sleep(0.02)
+    assert seen[-1]["state"] == "completed" and seen[-1]["returncode"] == 0
+    first = [s for s in seen if s.get("segment", 1) == 1 and s["state"] == "running"]
+    second = [s for s in seen if s.get("segment") == 2 and s["state"] == "running"]
+    assert first and second
+    # the second segment shows its own process, nothing of the first one's end
+    assert not [s for s in second if "returncode" in s or "stop_requested" in s]
+    assert {s["job_pid"] for s in first}.isdisjoint(s["job_pid"] for s in second)
     states = _states(run)
     assert states == [
         "created",
