@@ -414,6 +414,14 @@ def dispatcher_stop(root: str | None) -> None:
 def doctor(cluster: str | None) -> None:
     """Report what is installed: engines, MPI launchers, batch schedulers."""
     from simlab.service.doctor import checks
+    from simlab.settings import profiles
+
+    if cluster is not None and cluster not in profiles():
+        raise click.BadParameter(
+            f"{cluster!r} is not a cluster profile; known profiles: "
+            f"{', '.join(sorted(profiles()))}",
+            param_hint="--cluster",
+        )
 
     failed = 0
     for section, name, ok, detail in checks(cluster):

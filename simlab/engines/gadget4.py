@@ -42,6 +42,7 @@ from simlab.engines.gadget4_build import (
     read_config_sh,
 )
 from simlab.errors import EngineError
+from simlab.io.gadget4_names import GROUP_CATALOGUE, SNAPSHOT
 from simlab.particles import (
     UNIT_LENGTH_IN_CM,
     UNIT_MASS_IN_G,
@@ -66,10 +67,8 @@ SYNC_POINT_RE = re.compile(
     r"Redshift: (?P<z>[-+0-9.eE]+), Systemstep: (?P<dt>[-+0-9.eE]+), "
     r"Dloga: (?P<dloga>[-+0-9.eE]+)"
 )
-SNAPSHOT_RE = re.compile(r"^SNAPSHOT: writing snapshot file #(?P<num>\d+) @ time ")
-#: Lines that tell how a Gadget4 process ended (or resumed), as observed.
+#: Lines that tell how a Gadget4 process ended, as observed.
 MARKERS = {
-    "resumed": "RESTART: Loading restart files",
     "stop_file": "stop-file detected. stopping.",
     "time_limit": "reaching time-limit. stopping.",
     "parameter_error": "We stop because of an error in the parameterfile.",
@@ -167,7 +166,7 @@ def parameters(
     p: dict[str, str] = {
         "InitCondFile": f"./{IC_BASE}",
         "OutputDir": f"./{OUTPUT_DIR}",
-        "SnapshotFileBase": "snapshot",
+        "SnapshotFileBase": SNAPSHOT.stem,
         "OutputListFilename": f"./{OUTPUT_LIST}",
         "ICFormat": "3",
         "SnapFormat": "3",
@@ -262,32 +261,22 @@ def read_parameter_file(path: str | Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class LogSummary:
-    """What one Gadget4 stdout says: steps, last time, how it began and ended."""
+    """What one Gadget4 stdout says about its outcome: last time, how it ended."""
 
-    steps: int
-    first_step: int | None
-    last_step: int | None
-    a_first: float | None
     a_last: float | None
-    resumed: bool
     stopped_by: str | None  # "stop_file", "time_limit" or None
     finished: bool
     error: str | None
-    snapshots: tuple[int, ...]
 
 
 def summarize_log(text: str) -> LogSummary:
     """Read a Gadget4 stdout (one process) into a :class:`LogSummary`."""
-    steps: list[tuple[int, float]] = []
-    snapshots: list[int] = []
+    a_last = None
     seen = dict.fromkeys(MARKERS, False)
     error = None
     for line in text.splitlines():
         if m := SYNC_POINT_RE.match(line):
-            steps.append((int(m["step"]), float(m["a"])))
-            continue
-        if m := SNAPSHOT_RE.match(line):
-            snapshots.append(int(m["num"]))
+            a_last = float(m["a"])
             continue
         for key, marker in MARKERS.items():
             if line.startswith(marker) or (key == "finished" and line == marker):
@@ -298,16 +287,10 @@ def summarize_log(text: str) -> LogSummary:
             error = line.strip()
     stopped_by = next((k for k in ("stop_file", "time_limit") if seen[k]), None)
     return LogSummary(
-        steps=len(steps),
-        first_step=steps[0][0] if steps else None,
-        last_step=steps[-1][0] if steps else None,
-        a_first=steps[0][1] if steps else None,
-        a_last=steps[-1][1] if steps else None,
-        resumed=seen["resumed"],
+        a_last=a_last,
         stopped_by=stopped_by,
         finished=seen["finished"],
         error=error,
-        snapshots=tuple(snapshots),
     )
 
 
@@ -542,43 +525,19 @@ def _executable(launch: Launch) -> str:
     return launch.executable
 
 
-_SNAP_RE = re.compile(r"^snapshot_(?P<num>\d{3,})(\.0)?\.hdf5$")
-
-
 def snapshot_numbers(output: Path) -> list[int]:
     """Numbers of the snapshots in an OutputDir (single- or multi-file), sorted."""
-    numbers = set()
-    for path in list(output.glob("snapshot_*.hdf5")) + list(
-        output.glob("snapdir_*/snapshot_*.0.hdf5")
-    ):
-        if m := _SNAP_RE.match(path.name):
-            numbers.add(int(m["num"]))
-    return sorted(numbers)
+    return list(SNAPSHOT.find(output))
 
 
 def snapshot_paths(output: Path) -> list[Path]:
     """One path per snapshot: ``snapshot_NNN.hdf5`` or ``snapdir_NNN/…0.hdf5``."""
-    paths = []
-    for n in snapshot_numbers(output):
-        single = output / f"snapshot_{n:03d}.hdf5"
-        paths.append(
-            single
-            if single.exists()
-            else output / f"snapdir_{n:03d}" / f"snapshot_{n:03d}.0.hdf5"
-        )
-    return paths
+    return list(SNAPSHOT.find(output).values())
 
 
 def group_catalogue_paths(output: Path) -> list[Path]:
     """One path per FOF/Subfind catalogue (``fof_subhalo_tab_NNN``), in order."""
-    found = {}
-    for path in list(output.glob("fof_subhalo_tab_*.hdf5")) + list(
-        output.glob("groups_*/fof_subhalo_tab_*.0.hdf5")
-    ):
-        m = re.match(r"^fof_subhalo_tab_(\d{3,})(\.0)?\.hdf5$", path.name)
-        if m:
-            found.setdefault(int(m[1]), path)
-    return [found[n] for n in sorted(found)]
+    return list(GROUP_CATALOGUE.find(output).values())
 
 
 def power_spectrum_paths(output: Path) -> list[Path]:

@@ -31,6 +31,7 @@ from simlab.engines.base import (
     Progress,
     options_schema,
 )
+from simlab.io.gadget4_names import SNAPSHOT
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -168,7 +169,7 @@ class PMEngine:
 
     def outputs(self, rundir: Path) -> list[Path]:
         """Snapshots in ``output/``, in time order."""
-        return sorted((Path(rundir) / "output").glob("snapshot_[0-9][0-9][0-9].hdf5"))
+        return list(SNAPSHOT.find(Path(rundir) / "output").values())
 
     def power_spectra(self, rundir: Path) -> list[Path]:
         """The P(k) files the engine wrote at its outputs, in time order."""
@@ -189,7 +190,7 @@ class PMEngine:
         argv = self.command(config, rundir, launch)
         if (Path(rundir) / CHECKPOINT).exists():
             return [*argv, "--resume"]
-        done = [int(p.stem.rsplit("_", 1)[1]) for p in self.outputs(rundir)]
+        done = list(SNAPSHOT.find(Path(rundir) / "output"))
         last = len(config.outputs.times) - 1
         earlier = [n for n in done if n < last]
         if not earlier:
@@ -207,7 +208,7 @@ class PMEngine:
         last = len(config.outputs.times) - 1
         out = Path(rundir) / "output"
         wanted = [
-            out / f"snapshot_{last:03d}.hdf5" if config.outputs.snapshots else None,
+            out / SNAPSHOT.single(last) if config.outputs.snapshots else None,
             out / f"powerspec_{last:03d}.nc" if config.outputs.power_spectra else None,
         ]
         missing = [p.name for p in wanted if p is not None and not p.exists()]
@@ -247,7 +248,7 @@ def _write_output(
             a=state.a,
         )
         write_snapshot(
-            out / f"snapshot_{index:03d}.hdf5",
+            out / SNAPSHOT.single(index),
             particles,
             cosmology=config.cosmology,
             parameters=_snapshot_parameters(config),
@@ -289,7 +290,7 @@ def _snapshot_state(rundir: Path, number: int) -> tuple[State, np.ndarray]:
     from simlab.engines.pm_solver import State, momentum_from_velocity
     from simlab.io.gadget4 import read_particles
 
-    particles = read_particles(rundir / "output" / f"snapshot_{number:03d}.hdf5")
+    particles = read_particles(rundir / "output" / SNAPSHOT.single(number))
     order = np.argsort(particles.ids, kind="stable")
     x = particles.positions[order].astype(np.float64)
     v = particles.velocities[order].astype(np.float64)

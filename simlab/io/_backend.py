@@ -9,6 +9,7 @@ from typing import Any
 
 import xarray as xr
 from xarray.backends import BackendEntrypoint
+from xarray.backends.common import datatree_from_dict_with_io_cleanup
 
 
 class GroupedBackend(BackendEntrypoint):
@@ -24,8 +25,8 @@ class GroupedBackend(BackendEntrypoint):
     def open_datatree(
         self, filename_or_obj: Any, *, drop_variables: Iterable[str] | None = None
     ) -> xr.DataTree:
-        """The file as a DataTree with one node per group."""
-        return xr.DataTree.from_dict(
+        """The file as a DataTree, one node per group; closing it closes the files."""
+        return datatree_from_dict_with_io_cleanup(
             self.open_groups_as_dict(filename_or_obj, drop_variables=drop_variables)
         )
 

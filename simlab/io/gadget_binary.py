@@ -104,21 +104,46 @@ class GadgetBinaryLayout:
 
 
 def snapformat(path: str | os.PathLike[str]) -> int:
-    """1 or 2 for a GADGET binary file, 0 for anything else; never raises."""
+    """1 or 2 for a GADGET binary file, 0 for anything else; never raises.
+
+    The header record must be whole: a 256-byte record with matching leading
+    and trailing Fortran markers, preceded in SnapFormat 2 by an 8-byte ``HEAD``
+    label record whose size field is 256 + 8.
+    """
+    label = 4 + 8 + 4
     try:
         with open(path, "rb") as fh:
-            start = fh.read(16)
+            start = fh.read(label + 4 + HEADER_BYTES + 4)
     except OSError:
         return 0
-    if len(start) < 16:
-        return 0
     for endian in "<>":
-        first = int(np.frombuffer(start[:4], f"{endian}i4")[0])
-        if first == 8 and start[4:8] == b"HEAD":
-            return 2
-        if first == HEADER_BYTES:
+        if _header_record(start, 0, endian):
             return 1
+        if (
+            len(start) >= label
+            and _int32(start, 0, endian) == 8
+            and start[4:8] == b"HEAD"
+            and _int32(start, 8, endian) == HEADER_BYTES + 8
+            and _int32(start, 12, endian) == 8
+            and _header_record(start, label, endian)
+        ):
+            return 2
     return 0
+
+
+def _int32(data: bytes, at: int, endian: str) -> int:
+    """The int32 at byte ``at`` of ``data``."""
+    return int(np.frombuffer(data, f"{endian}i4", count=1, offset=at)[0])
+
+
+def _header_record(data: bytes, at: int, endian: str) -> bool:
+    """Whether ``data`` holds a 256-byte Fortran record at byte ``at``."""
+    end = at + 4 + HEADER_BYTES
+    return (
+        len(data) >= end + 4
+        and _int32(data, at, endian) == HEADER_BYTES
+        and _int32(data, end, endian) == HEADER_BYTES
+    )
 
 
 def scan(path: str | os.PathLike[str]) -> GadgetBinaryLayout:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from simlab.io.backends import backend
-
-_NUMBERED = re.compile(r"^(?:snapshot|snapdir)_(\d+)(?:\.hdf5)?$")
+from simlab.io.gadget4_names import SNAPSHOT
 
 
 def open_snapshot(path: str | Path, group: str = "PartType1", **kwargs) -> xr.Dataset:
@@ -19,19 +17,15 @@ def open_snapshot(path: str | Path, group: str = "PartType1", **kwargs) -> xr.Da
 
 
 def find_snapshots(directory: str | Path) -> list[Path]:
-    """``snapshot_NNN.hdf5`` files and ``snapdir_NNN`` folders, sorted by number.
+    """One path per snapshot, sorted by number: ``snapshot_NNN.hdf5``, or the
+    first piece ``snapdir_NNN/snapshot_NNN.0.hdf5`` of a multi-file one.
 
     ``directory`` is an output folder or a run directory holding ``output/``.
     """
     directory = Path(directory)
     if (directory / "output").is_dir():
         directory = directory / "output"
-    found = {}
-    for path in directory.iterdir():
-        match = _NUMBERED.match(path.name)
-        if match and (path.is_dir() or path.suffix == ".hdf5"):
-            found[int(match[1])] = path
-    return [found[n] for n in sorted(found)]
+    return list(SNAPSHOT.find(directory).values())
 
 
 def open_series(path: str | Path, group: str = "PartType1") -> xr.Dataset:

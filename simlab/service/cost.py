@@ -83,11 +83,6 @@ class Estimate:
     basis: str
     n_outputs: int = 1
 
-    @property
-    def disk_bytes(self) -> int:
-        """Disk for every output of the run."""
-        return self.disk_per_snapshot_bytes * self.n_outputs
-
     def summary(self) -> str:
         """One line for people: ``memory ≈ 62 MB · disk ≈ 7.3 MB/snapshot …``."""
         return (

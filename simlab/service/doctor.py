@@ -66,12 +66,13 @@ def _engines(cluster: str | None) -> Iterator[Check]:
             engine = registry.get(name)
             found = find_executable(engine, None, profile)
             label = f"{name}@{profile_name}"
+            # the embedded engine must always work, and so must an executable
+            # that a setting names; a code found nowhere is merely absent
+            required = name == "pm" or found.source != "PATH"
             if found.problem is not None:
-                required = name == "pm"
                 yield "engine", label, False if required else None, found.problem
                 continue
             health = engine.health(Launch(executable=found.path, source=found.source))
-            required = name == "pm"  # the embedded engine must always work
             ok = True if health.ok else (False if required else None)
             where = f" [from {found.source}]" if found.path else ""
             detail = f"{health.version} {health.message}{where}".strip()

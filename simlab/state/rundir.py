@@ -64,6 +64,7 @@ SEGMENT_FIELDS = (
     "progress_start",
     "stop_requested",
     "owner",
+    "concept",  # CONCEPT's outcome details (Outcome.details): warnings, log_err
 )
 
 

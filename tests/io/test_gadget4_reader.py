@@ -192,10 +192,11 @@ class TestGadget4Reader(SnapshotReaderContract):
         output = data_path(f"{NGENIC}/output")
         series = open_series(output)
         assert series.sizes["snapshot"] == 4
-        times = [
-            h5py.File(p / f"snapshot_{i:03d}.0.hdf5")["Header"].attrs["Time"]
-            for i, p in enumerate(find_snapshots(output))
+        found = find_snapshots(output)
+        assert found == [
+            output / f"snapdir_{i:03d}" / f"snapshot_{i:03d}.0.hdf5" for i in range(4)
         ]
+        times = [h5py.File(p)["Header"].attrs["Time"] for p in found]
         np.testing.assert_array_equal(series.a.values, times)
         assert np.all(np.diff(series.a.values) > 0)
         ids = series.ParticleIDs.values

@@ -1,0 +1,44 @@
+"""Gadget4's output file names: the one table the readers and the engines share.
+
+Gadget4 numbers its outputs ``%03d``. With ``NumFilesPerSnapshot 1`` (simlab's
+default) an output is one file, ``output/snapshot_001.hdf5``; with more it is a
+folder of pieces, ``output/snapdir_001/snapshot_001.0.hdf5`` …; FOF/Subfind
+catalogues follow the same rule as ``fof_subhalo_tab`` in ``groups_NNN``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """One kind of numbered output: its file stem and its multi-file folder."""
+
+    stem: str
+    folder: str
+
+    def single(self, number: int) -> str:
+        """Name of the one-file output: ``snapshot_001.hdf5``."""
+        return f"{self.stem}_{number:03d}.hdf5"
+
+    def find(self, output: str | Path) -> dict[int, Path]:
+        """``{number: path}`` of every output in ``output``, sorted by number;
+        the path is the single file, else the first piece of the folder."""
+        output = Path(output)
+        name = re.compile(rf"^{re.escape(self.stem)}_(\d{{3,}})(\.0)?\.hdf5$")
+        found: dict[int, Path] = {}
+        for path in [
+            *output.glob(f"{self.folder}_*/{self.stem}_*.0.hdf5"),
+            *output.glob(f"{self.stem}_*.hdf5"),
+        ]:
+            match = name.match(path.name)
+            if match and (match[2] is None) == (path.parent == output):
+                found[int(match[1])] = path
+        return dict(sorted(found.items()))
+
+
+SNAPSHOT = OutputKind("snapshot", "snapdir")
+GROUP_CATALOGUE = OutputKind("fof_subhalo_tab", "groups")
