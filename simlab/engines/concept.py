@@ -326,6 +326,15 @@ class ConceptEngine:
                     "use initial_conditions 'simlab'",
                 )
             )
+        if concept_ics and config.ics.file is not None:
+            problems.append(
+                (
+                    ("code", "options", "initial_conditions"),
+                    "concept",
+                    "CONCEPT would realise its own particles, but ics.file gives "
+                    "them; use initial_conditions 'simlab' (the file is converted)",
+                )
+            )
         cores = config.resources.cores
         if config.mesh % 2 or config.mesh % cores:
             problems.append(
@@ -358,14 +367,14 @@ class ConceptEngine:
 
     def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
         """Write ``inputs/params.py`` and, unless CONCEPT makes them, the ICs."""
-        from simlab.ics import make_particles
+        from simlab.ics import initial_particles
         from simlab.io.concept import write_concept_snapshot, write_gadget_snapshot
 
         inputs = Path(rundir) / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
         ic_file = ic_filename(config)
         if ic_file is not None:
-            particles = make_particles(config)
+            particles = initial_particles(config)
             if ic_file.endswith(".gadget"):
                 write_gadget_snapshot(inputs / ic_file, particles, config.cosmology)
             else:

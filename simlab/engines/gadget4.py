@@ -410,6 +410,15 @@ class Gadget4Engine:
         import math
 
         problems: list[Problem] = []
+        if config.ics.file is not None and options(config).ics == "ngenic":
+            problems.append(
+                (
+                    ("code", "options", "ics"),
+                    "ngenic",
+                    "N-GenIC makes its own particles, but ics.file gives them; "
+                    "use ics 'simlab' (the file is converted to inputs/ics.hdf5)",
+                )
+            )
         max_step = options(config).MaxSizeTimestep
         times = config.outputs.times
         kind = "scale_factors" if config.outputs.scale_factors else "redshifts"
