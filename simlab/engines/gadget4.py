@@ -34,6 +34,7 @@ from simlab.engines.base import (
     Problem,
     Progress,
     options_schema,
+    thread_environment,
 )
 from simlab.engines.gadget4_build import (
     BuildOptions,
@@ -460,6 +461,10 @@ class Gadget4Engine:
         title = f"simlab run {config.metadata.name}: written for {build.source}"
         (rundir / PARAM_FILE).write_text(render_parameters(params, title))
         (rundir / OUTPUT_DIR).mkdir(exist_ok=True)
+
+    def environment(self, config: RunConfig) -> dict[str, str | None]:
+        """One thread per MPI rank (Gadget4 runs ``resources.cores`` ranks)."""
+        return thread_environment(1)
 
     def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """``<launcher> <Gadget4> inputs/param.txt`` (launcher from the profile)."""

@@ -206,15 +206,6 @@ CASES = [
         "code.options.parameters",
         "identifier",
     ),
-    (
-        "concept-ics-without-amplitude",
-        {
-            **CONCEPT,
-            "code": {**CONCEPT["code"], "options": {"initial_conditions": "concept"}},
-        },
-        "code.options",
-        "A_s is required",
-    ),
 ]
 _NGENIC_ICS = str(DATA / "gadget4-small/ngenic32/ics/snapdir_000")
 _GADGET_ICS = str(DATA / "concept-small/icfile/ic/snapshot_a=0.50_gadget_fmt1")
