@@ -522,6 +522,10 @@ class Gadget4Engine:
         """Snapshots written so far, in order (first file of multi-file ones)."""
         return snapshot_paths(Path(rundir) / OUTPUT_DIR)
 
+    def group_catalogues(self, rundir: Path) -> list[Path]:
+        """FOF/SUBFIND catalogues written so far (first file of each), in order."""
+        return group_catalogue_paths(Path(rundir) / OUTPUT_DIR)
+
     def power_spectra(self, rundir: Path) -> list[Path]:
         """Gadget4's ``powerspecs/powerspec_NNN.txt`` files, in time order."""
         return power_spectrum_paths(Path(rundir) / OUTPUT_DIR)
