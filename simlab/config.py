@@ -280,6 +280,12 @@ class InitialConditions(_Section):
         description="CAMB or CLASS transfer table, or a two-column k [h/Mpc], "
         "P(k) [(Mpc/h)^3] table, at z=0 (with transfer: file)",
     )
+    file: PathText | None = Field(
+        None,
+        description="start from this IC file instead (Gadget4 HDF5, single or "
+        "multi-file, or GADGET SnapFormat 1/2 as N-GenIC, MUSIC and monofonIC "
+        "write); its box, particle count, time and cosmology must match",
+    )
     fixed: bool = Field(
         False, description="fix mode amplitudes to the mean (Angulo & Pontzen 2016)"
     )
@@ -287,10 +293,10 @@ class InitialConditions(_Section):
         False, description="flip every phase by π (the second run of a pair)"
     )
 
-    @field_validator("transfer_file")
+    @field_validator("transfer_file", "file")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
-        """The table's absolute path (the model never opens it: a submission
+        """The file's absolute path (the model never opens it: a submission
         checks that it exists and parses, a stored config loads without it)."""
         return None if value is None else str(Path(value).expanduser().resolve())
 
@@ -309,6 +315,18 @@ class InitialConditions(_Section):
                 "is read only with transfer: file (transfer is {t!r})",
                 t=self.transfer,
             )
+        return self
+
+    @model_validator(mode="after")
+    def _no_field_options_with_a_file(self) -> Self:
+        for name in ("fixed", "paired"):
+            if self.file is not None and getattr(self, name):
+                _raise(
+                    (name,),
+                    True,
+                    "shapes simlab's own Gaussian field; the particles come from "
+                    "ics.file, so leave it false",
+                )
         return self
 
     @model_validator(mode="after")

@@ -161,10 +161,41 @@ def make_particles(config: RunConfig) -> ParticleSet:
     )
 
 
+def read_file_particles(config: RunConfig) -> ParticleSet:
+    """The particles of ``ics.file`` in Mpc/h and km/s, with the config's mass.
+
+    The mass is Ω_m ρ_crit L³ / N of the config (validation has checked the
+    file's box, count, time and cosmology against it), so every code sees the
+    same mass whatever constants the writer used.
+    """
+    from simlab.io.ics_file import length_unit, read_header, read_ic_particles
+
+    if config.ics.file is None:
+        raise ValueError("the config has no ics.file")
+    header = read_header(config.ics.file)
+    unit = length_unit(header, config.box.size)
+    if unit is None:
+        raise ValueError(
+            f"ics.file: box {header.box_size:g} in the file, box.size "
+            f"{config.box.size:g} in the config"
+        )
+    particles = read_ic_particles(header, unit)
+    n = config.box.particles_per_side
+    particles.mass = particle_mass(config.cosmology.Omega0, config.box.size, n**3)
+    return particles
+
+
+def initial_particles(config: RunConfig) -> ParticleSet:
+    """The run's starting particles: those of ``ics.file``, else made from the seed."""
+    if config.ics.file is not None:
+        return read_file_particles(config)
+    return make_particles(config)
+
+
 def write_ics(config: RunConfig, path: Path) -> Path:
-    """Make the particle set and write it as a Gadget4 HDF5 IC file (ICFormat 3)."""
+    """Write the starting particles as a Gadget4 HDF5 IC file (ICFormat 3)."""
     from simlab.io.gadget4 import write_snapshot
 
-    particles = make_particles(config)
+    particles = initial_particles(config)
     write_snapshot(path, particles, cosmology=config.cosmology, ic=True)
     return path

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import simlab
+from simlab import cosmology
 from simlab.dispatch.task import execute
 from simlab.errors import SimlabWarning
 from simlab.io.concept import read_powerspec
@@ -89,3 +90,68 @@ def test_compare_refuses_what_it_cannot_compare(runs, tmp_path):
     )
     with pytest.raises(ValueError, match="boxes differ"):
         simlab.compare([pm, other])
+
+
+@pytest.fixture(scope="module")
+def offset_run(tmp_path_factory):
+    """PM_RUN's ICs with outputs off its times: 1% early, one unpairable, a = 1."""
+    root = tmp_path_factory.mktemp("offset")
+    outputs = {"scale_factors": [0.495, 0.7, 1.0]}
+    return _finished({**PM_RUN, "outputs": outputs, "metadata": {"name": "off"}}, root)
+
+
+def test_outputs_pair_at_the_nearest_time_and_report_the_offset(runs, offset_run):
+    pm, _ = runs
+    with pytest.warns(SimlabWarning) as caught:
+        ds, fig = simlab.compare({"ref": pm, "off": offset_run})
+    left_out = [str(w.message) for w in caught]
+    assert left_out == [
+        "off: output 1 (snapshot_001.hdf5, a=0.7) left out: ref (the reference) "
+        "has no free output within 0.02 of a=0.7 in a"
+    ]
+    np.testing.assert_allclose(ds.a, [0.5, 1.0])
+    np.testing.assert_allclose(ds.a_output.sel(run="off"), [0.495, 1.0])
+    np.testing.assert_allclose(ds.offset.sel(run="off"), [-0.01, 0.0], atol=1e-12)
+    np.testing.assert_array_equal(ds.offset.sel(run="ref"), 0.0)
+    assert ds.attrs["same_ics"] == 1 and ds.attrs["rescaled"] == 0
+    assert "off, a=0.495" in [line.get_label() for line in fig.axes[0].lines]
+    # same particles, 1% earlier in a: the large scales lack (D(0.495)/D(0.5))²
+    low = ds.k < 0.2
+    growth = (
+        cosmology.growth_factor(0.495, pm.config.cosmology)
+        / cosmology.growth_factor(0.5, pm.config.cosmology)
+    ) ** 2
+    early = ds.ratio.sel(run="off", a=0.5).where(low, drop=True)
+    np.testing.assert_allclose(early, growth, rtol=0.004)
+    assert growth < 0.985
+
+
+def test_rescale_brings_paired_outputs_to_the_reference_time(runs, offset_run):
+    pm, _ = runs
+    with pytest.warns(SimlabWarning, match="off: output 1"):
+        ds, _ = simlab.compare({"ref": pm, "off": offset_run}, rescale=True)
+    factor = float(ds.growth_rescale.sel(run="off", a=0.5))
+    expected = (
+        cosmology.growth_factor(0.5, pm.config.cosmology)
+        / cosmology.growth_factor(0.495, pm.config.cosmology)
+    ) ** 2
+    assert factor == pytest.approx(float(expected), rel=1e-12)
+    assert ds.attrs["rescaled"] == 1
+    np.testing.assert_array_equal(ds.growth_rescale.sel(run="ref"), 1.0)
+    low = ds.ratio.sel(run="off", a=0.5).where(ds.k < 0.2, drop=True)
+    np.testing.assert_allclose(low, 1.0, atol=0.004)
+
+
+def test_a_tighter_tolerance_leaves_more_out_and_says_which(runs, offset_run):
+    pm, _ = runs
+    with pytest.warns(SimlabWarning) as caught:
+        ds, _ = simlab.compare([pm, offset_run], a_tolerance=0.005)
+    np.testing.assert_allclose(ds.a, [1.0])
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3, messages
+    assert messages[0].startswith("pm: output 0 (snapshot_000.hdf5, a=0.5) left out")
+    assert "pm-2 has no output within 0.005" in messages[0]
+    assert messages[1].startswith("pm-2: output 0 (snapshot_000.hdf5, a=0.495)")
+    assert messages[2].startswith("pm-2: output 1 (snapshot_001.hdf5, a=0.7)")
+    with pytest.raises(ValueError, match=r"a_tolerance=1\.5"):
+        simlab.compare([pm, offset_run], a_tolerance=1.5)

@@ -20,12 +20,15 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from simlab.engines import registry
 from simlab.engines.base import Launch, Progress
 from simlab.state.rundir import RunDir, host_info
 from simlab.state.states import State
+
+if TYPE_CHECKING:
+    from simlab.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +156,19 @@ def _job_info() -> dict[str, str]:
     return info
 
 
+def code_environment(engine: Any, config: RunConfig) -> dict[str, str]:
+    """This process's environment with the engine's choices for its code applied
+    (``engine.environment(config)``: a value sets, None unsets)."""
+    env = dict(os.environ)
+    choose = getattr(engine, "environment", None)
+    for key, value in (choose(config) if choose is not None else {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
 def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     config = rundir.config()
     engine = registry.get(config.code.engine)
@@ -182,7 +198,7 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with open(rundir.log_path, "a", buffering=1) as log:
         log.write(f"simlab: running {' '.join(argv)}\n")
-        env = dict(os.environ)
+        env = code_environment(engine, config)
         limit = _time_left(time_limit)
         if limit:
             env["SIMLAB_TIME_LIMIT"] = f"{limit:.1f}"

@@ -59,6 +59,24 @@ def options_schema(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
     return {name: resolve(node) for name, node in schema["properties"].items()}
 
 
+#: Thread-count variables of OpenMP, OpenBLAS and MKL; dask's nanny sets them to
+#: 1 in every worker, so a code launched from a task inherits that unless its
+#: engine's ``environment(config)`` says otherwise.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_environment(threads: int | None) -> dict[str, str | None]:
+    """Every thread variable set to ``threads``, or unset where ``threads`` is None.
+
+    Examples
+    --------
+    >>> thread_environment(4)["MKL_NUM_THREADS"], set(thread_environment(None).values())
+    ('4', {None})
+    """
+    value = None if threads is None else str(int(threads))
+    return dict.fromkeys(THREAD_VARIABLES, value)
+
+
 @dataclass(frozen=True)
 class Launch:
     """How to start a run's code: resolved by the service once, at submission.

@@ -17,14 +17,13 @@ import math
 import re
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     field_validator,
-    model_validator,
 )
 
 from simlab.engines.base import (
@@ -35,6 +34,7 @@ from simlab.engines.base import (
     Problem,
     Progress,
     options_schema,
+    thread_environment,
 )
 from simlab.engines.concept_log import ProgressParser, read_log, strip_ansi
 
@@ -72,7 +72,7 @@ class ConceptOptions(EngineOptions):
     initial_conditions: Literal["simlab", "concept"] = Field(
         "simlab",
         description="'simlab': simlab's particles; 'concept': CONCEPT realises "
-        "them with CLASS (needs A_s)",
+        "them with CLASS",
     )
     ic_format: Literal["concept", "gadget"] = Field(
         "concept", description="IC file: CONCEPT HDF5 or GADGET SnapFormat 2"
@@ -84,8 +84,8 @@ class ConceptOptions(EngineOptions):
         None,
         gt=0,
         lt=1e-7,
-        description="primordial amplitude (needed with initial_conditions "
-        "'concept': CONCEPT normalises by A_s, not sigma8)",
+        description="primordial amplitude CONCEPT normalises by (default: the "
+        "A_s whose sigma8 is cosmology.sigma8, from CLASS, CAMB or a formula)",
     )
     random_seeds: ConceptSeeds | None = Field(
         None, description="{'primordial amplitudes': int, 'primordial phases': int}"
@@ -106,15 +106,6 @@ class ConceptOptions(EngineOptions):
             if problem:
                 raise ValueError(problem)
         return value
-
-    @model_validator(mode="after")
-    def _amplitude_for_concept_ics(self) -> Self:
-        if self.initial_conditions == "concept" and self.A_s is None:
-            raise ValueError(
-                "A_s is required with initial_conditions 'concept': CONCEPT "
-                "normalises the primordial spectrum by A_s, not sigma8"
-            )
-        return self
 
 
 def _literal_problem(value: Any, where: str) -> str | None:
@@ -178,6 +169,22 @@ def random_seeds(config: RunConfig) -> dict[str, int]:
         return given.model_dump(by_alias=True)
     seed = int(config.ics.seed)
     return {_SEED_KEYS[0]: seed, _SEED_KEYS[1]: (seed + 1) % 2**63}
+
+
+def amplitude(config: RunConfig) -> tuple[float, str]:
+    """A_s CONCEPT gets and where it came from: ``code.options.A_s``, else the A_s
+    whose σ8 is ``cosmology.sigma8`` (CLASS, else CAMB, else the matter-era
+    formula with ``ics.transfer``; :mod:`simlab.linear.amplitude`)."""
+    given = options(config).A_s
+    if given is not None:
+        return given, "from code.options.A_s"
+    from simlab.linear.amplitude import primordial_amplitude
+
+    found = primordial_amplitude(
+        config.cosmology, config.ics.transfer, config.ics.transfer_file
+    )
+    how = {"class": "CLASS", "camb": "CAMB", "formula": "the matter-era formula"}
+    return found.A_s, f"for sigma8 {config.cosmology.sigma8!r} by {how[found.source]}"
 
 
 def ic_filename(config: RunConfig) -> str | None:
@@ -247,10 +254,12 @@ def parameter_file(config: RunConfig) -> str:
         f"Ωcdm = {cosmo.Omega0 - cosmo.OmegaBaryon!r}",
         f"a_begin = {config.ics.start!r}",
     ]
-    spectrum: dict[str, float] = {"n_s": cosmo.n_s}
-    if opts.A_s is not None:
-        spectrum = {"A_s": opts.A_s, **spectrum}
-    lines.append(f"primordial_spectrum = {_literal(spectrum)}")
+    a_s, source = amplitude(config)
+    lines += [
+        f"# A_s {source}: CONCEPT's linear P(k) (CLASS) then has sigma8 = "
+        f"{cosmo.sigma8!r}, as the config",
+        f"primordial_spectrum = {_literal({'A_s': a_s, 'n_s': cosmo.n_s})}",
+    ]
     lines += [
         "",
         "# Physics",
@@ -326,6 +335,15 @@ class ConceptEngine:
                     "use initial_conditions 'simlab'",
                 )
             )
+        if concept_ics and config.ics.file is not None:
+            problems.append(
+                (
+                    ("code", "options", "initial_conditions"),
+                    "concept",
+                    "CONCEPT would realise its own particles, but ics.file gives "
+                    "them; use initial_conditions 'simlab' (the file is converted)",
+                )
+            )
         cores = config.resources.cores
         if config.mesh % 2 or config.mesh % cores:
             problems.append(
@@ -358,19 +376,29 @@ class ConceptEngine:
 
     def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
         """Write ``inputs/params.py`` and, unless CONCEPT makes them, the ICs."""
-        from simlab.ics import make_particles
+        from simlab.ics import initial_particles
         from simlab.io.concept import write_concept_snapshot, write_gadget_snapshot
 
         inputs = Path(rundir) / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
         ic_file = ic_filename(config)
         if ic_file is not None:
-            particles = make_particles(config)
+            particles = initial_particles(config)
             if ic_file.endswith(".gadget"):
                 write_gadget_snapshot(inputs / ic_file, particles, config.cosmology)
             else:
                 write_concept_snapshot(inputs / ic_file, particles, config.cosmology)
         (Path(rundir) / PARAMS).write_text(parameter_file(config), encoding="utf-8")
+
+    def environment(self, config: RunConfig) -> dict[str, str | None]:
+        """Variables to set (None: unset) in the code's process environment.
+
+        CONCEPT runs ``resources.cores`` MPI processes of one thread each and gives
+        CLASS as many OpenMP threads as it has processes per node; a set
+        ``OMP_NUM_THREADS`` (dask's workers set 1) is ignored with a warning that
+        fills ``log_err`` on every CLASS call, so it is removed.
+        """
+        return {**thread_environment(1), "OMP_NUM_THREADS": None}
 
     def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """``concept -n CORES -p inputs/params.py --local [-c override ...]``.

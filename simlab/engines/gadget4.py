@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from pydantic import Field, StrictBool
 
 from simlab.config import PathText
@@ -34,6 +35,7 @@ from simlab.engines.base import (
     Problem,
     Progress,
     options_schema,
+    thread_environment,
 )
 from simlab.engines.gadget4_build import (
     BuildOptions,
@@ -58,6 +60,8 @@ NAME = "gadget4"
 PARAM_FILE = "inputs/param.txt"
 OUTPUT_LIST = "inputs/outputs.txt"
 IC_BASE = "inputs/ics"
+#: The linear P(k) handed to the built-in N-GenIC (PowerSpectrumType 2).
+NGENIC_SPECTRUM = "inputs/ngenic_spectrum.txt"
 OUTPUT_DIR = "output"
 #: Seconds the executable gets to print its compile options when run bare.
 PROBE_TIMEOUT = 60.0
@@ -227,17 +231,46 @@ def parameters(
             "NSample": str(n),
             "Seed": str(config.ics.seed),
             "SphereMode": "1",
-            "PowerSpectrumType": "1",
-            "ReNormalizeInputSpectrum": "1",
+            "PowerSpectrumType": "2",
+            "ReNormalizeInputSpectrum": "0",
             "PrimordialIndex": _number(cosmo.n_s),
             "ShapeGamma": "0.21",
             "Sigma8": _number(cosmo.sigma8),
-            "PowerSpectrumFile": "powerspec",
+            "PowerSpectrumFile": f"./{NGENIC_SPECTRUM}",
             "InputSpectrum_UnitLength_in_cm": _number(UNIT_LENGTH_IN_CM),
         }
     if "CREATE_GRID" in build:
         p["GridSize"] = str(config.box.particles_per_side)
     return p
+
+
+def ngenic_spectrum(config: RunConfig) -> np.ndarray:
+    """The table N-GenIC reads with PowerSpectrumType 2: log10 k [h/Mpc] and
+    log10 Δ²(k) / k^(n_s - 1) at the starting time, (N, 2).
+
+    Δ² = k³ P / (2π²) is simlab's linear P(k) (``ics.transfer``, σ8, and the
+    growth of ``cosmology``) at ``ics.start``, so with ReNormalizeInputSpectrum 0
+    N-GenIC realises the same spectrum as simlab's own ICs. N-GenIC multiplies
+    the table by k^(PrimordialIndex - 1) itself (``ngenic_power_spec`` in
+    Gadget4's ``src/ngenic/power.cc``), hence the division. It reads zero power
+    outside the table, which spans 1/10 of the fundamental mode to twice the
+    corner of the N-GenIC mesh.
+    """
+    from simlab import cosmology
+
+    box = config.box.size
+    k_min = min(1e-4, 0.1 * 2 * np.pi / box)
+    k_max = max(10.0, 2 * np.sqrt(3) * np.pi * config.mesh / box)
+    k = np.logspace(np.log10(k_min), np.log10(k_max), 4000)  # 1e-5 in log-log
+    power = cosmology.linear_power(
+        k,
+        config.cosmology,
+        a=config.ics.start,
+        transfer=config.ics.transfer,
+        transfer_file=config.ics.transfer_file,
+    )
+    delta2 = k**3 * power / (2 * np.pi**2) / k ** (config.cosmology.n_s - 1)
+    return np.column_stack([np.log10(k), np.log10(delta2)])
 
 
 def render_parameters(params: dict[str, str], title: str = "") -> str:
@@ -393,6 +426,16 @@ class Gadget4Engine:
         import math
 
         problems: list[Problem] = []
+        if config.ics.file is not None and options(config).ics == "ngenic":
+            problems.append(
+                (
+                    ("code", "options", "ics"),
+                    "ngenic",
+                    "N-GenIC makes its own particles, but ics.file gives them; "
+                    "use ics 'simlab' (the file is converted to inputs/ics.hdf5)",
+                )
+            )
+        problems += _ngenic_problems(config)
         max_step = options(config).MaxSizeTimestep
         times = config.outputs.times
         kind = "scale_factors" if config.outputs.scale_factors else "redshifts"
@@ -428,12 +471,24 @@ class Gadget4Engine:
             from simlab.ics import write_ics
 
             write_ics(config, rundir / f"{IC_BASE}.hdf5")
+        else:
+            np.savetxt(
+                rundir / NGENIC_SPECTRUM,
+                ngenic_spectrum(config),
+                fmt="%.10e",
+                header="log10 k [h/Mpc], log10 Delta^2 / k^(n_s - 1) at a_start "
+                "(N-GenIC PowerSpectrumType 2, ReNormalizeInputSpectrum 0)",
+            )
         times = "\n".join(repr(t) for t in config.outputs.times)
         (rundir / OUTPUT_LIST).write_text(times + "\n")
         params = parameters(config, build, launch.walltime)
         title = f"simlab run {config.metadata.name}: written for {build.source}"
         (rundir / PARAM_FILE).write_text(render_parameters(params, title))
         (rundir / OUTPUT_DIR).mkdir(exist_ok=True)
+
+    def environment(self, config: RunConfig) -> dict[str, str | None]:
+        """One thread per MPI rank (Gadget4 runs ``resources.cores`` ranks)."""
+        return thread_environment(1)
 
     def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """``<launcher> <Gadget4> inputs/param.txt`` (launcher from the profile)."""
@@ -449,6 +504,10 @@ class Gadget4Engine:
     def outputs(self, rundir: Path) -> list[Path]:
         """Snapshots written so far, in order (first file of multi-file ones)."""
         return snapshot_paths(Path(rundir) / OUTPUT_DIR)
+
+    def group_catalogues(self, rundir: Path) -> list[Path]:
+        """FOF/SUBFIND catalogues written so far (first file of each), in order."""
+        return group_catalogue_paths(Path(rundir) / OUTPUT_DIR)
 
     def power_spectra(self, rundir: Path) -> list[Path]:
         """Gadget4's ``powerspecs/powerspec_NNN.txt`` files, in time order."""
@@ -512,6 +571,33 @@ class Gadget4Engine:
             return Outcome("completed")
         last = "no time step" if summary.a_last is None else f"a={summary.a_last:.6g}"
         return Outcome("failed", f"Gadget4 ended at {last} before a={end:.6g}")
+
+
+def _ngenic_problems(config: RunConfig) -> list[Problem]:
+    """``ics.fixed``/``ics.paired`` the built-in N-GenIC cannot honour: it needs
+    a compile option for each, checked here when ``config_sh`` names the build
+    (otherwise when the run is prepared)."""
+    from simlab.engines.gadget4_build import NGENIC_FIELD_FLAGS
+
+    opts = options(config)
+    asked = [f for f in NGENIC_FIELD_FLAGS if getattr(config.ics, f)]
+    if opts.ics != "ngenic" or not asked or not opts.config_sh:
+        return []
+    try:
+        build = read_config_sh(Path(opts.config_sh).expanduser())
+    except (OSError, ValueError):
+        return []  # prepare reports an unreadable Config.sh
+    return [
+        (
+            ("ics", field),
+            True,
+            f"Gadget4's N-GenIC honours it only when built with "
+            f"{NGENIC_FIELD_FLAGS[field]}, which {opts.config_sh} lacks: add it "
+            "and rebuild, or use code.options.ics 'simlab'",
+        )
+        for field in asked
+        if NGENIC_FIELD_FLAGS[field] not in build
+    ]
 
 
 def _executable(launch: Launch) -> str:

@@ -155,6 +155,13 @@ def read_config_group(path: str | Path) -> BuildOptions:
     return BuildOptions(options, source=str(path), commit=commit_text)
 
 
+#: ``ics`` fields Gadget4's N-GenIC honours only with a compile option.
+NGENIC_FIELD_FLAGS = {
+    "fixed": "NGENIC_FIX_MODE_AMPLITUDES",
+    "paired": "NGENIC_MIRROR_PHASES",
+}
+
+
 def required_options(config: RunConfig) -> dict[str, str | None]:
     """The compile options a run needs, as ``Config.sh`` would list them."""
     options = config.code.options
@@ -175,6 +182,9 @@ def required_options(config: RunConfig) -> dict[str, str | None]:
         if config.ics.lpt_order == 2:
             needed["NGENIC_2LPT"] = None
         needed["CREATE_GRID"] = None
+        for name, flag in NGENIC_FIELD_FLAGS.items():
+            if getattr(config.ics, name):
+                needed[flag] = None
     if config.box.n_particles >= 2**32:
         needed["IDS_64BIT"] = None
     if options.get("double_precision_output", False):
@@ -266,6 +276,11 @@ def build_problems(config: RunConfig, build: BuildOptions) -> list[str]:
         problems.append(
             "ics.lpt_order is 1 but the build has NGENIC_2LPT: remove NGENIC_2LPT"
         )
+    for name, flag in NGENIC_FIELD_FLAGS.items():
+        if ngenic_wanted and flag in build and not getattr(config.ics, name):
+            problems.append(
+                f"ics.{name} is false but the build has {flag}: remove {flag}"
+            )
     return problems
 
 
@@ -277,6 +292,8 @@ _REASONS = {
     "POWERSPEC_ON_OUTPUT": "outputs.power_spectra asks for P(k) at each output",
     "NGENIC_2LPT": "ics.lpt_order 2 with ics 'ngenic' needs 2LPT",
     "CREATE_GRID": "ics 'ngenic' starts from a regular grid",
+    "NGENIC_FIX_MODE_AMPLITUDES": "ics.fixed with ics 'ngenic' fixes mode amplitudes",
+    "NGENIC_MIRROR_PHASES": "ics.paired with ics 'ngenic' flips every phase by π",
     "IDS_64BIT": "2^32 or more particles need 64-bit IDs",
     "OUTPUT_IN_DOUBLEPRECISION": "code.options.double_precision_output asks for it",
 }

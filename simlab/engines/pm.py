@@ -30,6 +30,7 @@ from simlab.engines.base import (
     Problem,
     Progress,
     options_schema,
+    thread_environment,
 )
 from simlab.io.gadget4_names import SNAPSHOT
 
@@ -150,6 +151,10 @@ class PMEngine:
         inputs = Path(rundir) / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
         write_ics(config, inputs / "ics.hdf5")
+
+    def environment(self, config: RunConfig) -> dict[str, str | None]:
+        """``resources.cores`` threads: the engine is one multi-threaded process."""
+        return thread_environment(config.resources.cores)
 
     def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """``python -m simlab.engines.pm RUNDIR`` with this interpreter."""

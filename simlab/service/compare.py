@@ -7,6 +7,13 @@ codes' differences, not the estimators'. Runs started from the same simlab
 particle set (same cosmology, box and ICs section, simlab-made ICs) differ only by
 their solvers; a cheap PM run then previews an expensive Gadget4 or CONCEPT run
 mode by mode.
+
+Codes write outputs at slightly different times (Gadget4 at its sync points,
+CONCEPT and PM exactly): outputs are paired with the reference run's at the
+nearest time within a tolerance in a, each pair's offset is reported, and
+``rescale=True`` brings every paired spectrum to the reference time with the
+linear growth D². An output that cannot be paired is left out with a warning
+that names it.
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
-#: Relative tolerance for two runs' output times to count as the same time.
-A_RTOL = 1e-6
+    from simlab.config import Cosmology
+
+#: Default largest relative difference in a of two outputs that are paired.
+A_TOLERANCE = 0.02
 
 
 class Comparison(NamedTuple):
@@ -103,26 +112,83 @@ def snapshot_positions(path: Path) -> tuple[np.ndarray, float]:
         return ds.Coordinates.to_numpy() * scale, float(ds.attrs["BoxSize"]) * scale
 
 
-def _common_times(times: dict[str, list[float]]) -> list[float]:
-    """Output times every run has (taken from the first run), sorted."""
-    first, *others = times.values()
-    return sorted(
-        a
-        for a in first
-        if all(any(np.isclose(a, b, rtol=A_RTOL, atol=0) for b in t) for t in others)
+class _Output(NamedTuple):
+    """One snapshot of one run: its index, file and time."""
+
+    index: int
+    path: Path
+    a: float
+
+
+def _pairs(
+    reference: list[_Output], other: list[_Output], tolerance: float
+) -> dict[int, _Output]:
+    """{reference index: other output}, each output used once, closest first,
+    only where |a_other / a_reference - 1| <= tolerance."""
+    close = sorted(
+        (abs(o.a / r.a - 1), r.index, o.index)
+        for r in reference
+        for o in other
+        if abs(o.a / r.a - 1) <= tolerance
     )
+    by_index = {o.index: o for o in other}
+    paired: dict[int, _Output] = {}
+    used: set[int] = set()
+    for _, ref, out in close:
+        if ref not in paired and out not in used:
+            paired[ref] = by_index[out]
+            used.add(out)
+    return paired
+
+
+def _pair_outputs(
+    outputs: dict[str, list[_Output]], reference: str, tolerance: float
+) -> list[dict[str, _Output]]:
+    """One {label: output} per reference output every run can pair; a warning
+    naming each output left out."""
+    pairs = {
+        label: _pairs(outputs[reference], outs, tolerance)
+        for label, outs in outputs.items()
+    }
+    kept = [r for r in outputs[reference] if all(r.index in p for p in pairs.values())]
+    used = {(label, pairs[label][r.index].index) for r in kept for label in pairs}
+    for label, outs in outputs.items():
+        for out in outs:
+            if (label, out.index) in used:
+                continue
+            if label == reference:
+                lacking = [lab for lab, p in pairs.items() if out.index not in p]
+                why = f"{', '.join(lacking)} has no output"
+            else:
+                why = f"{reference} (the reference) has no free output"
+            warnings.warn(
+                f"{label}: output {out.index} ({out.path.name}, a={out.a:.6g}) left "
+                f"out: {why} within {tolerance:.3g} of a={out.a:.6g} in a",
+                SimlabWarning,
+                stacklevel=3,
+            )
+    return [{label: pairs[label][r.index] for label in outputs} for r in kept]
+
+
+def _growth_squared(a_to: float, a_from: float, cosmo: Cosmology) -> float:
+    """(D(a_to) / D(a_from))²: what linear growth does to P(k) between two times."""
+    from simlab.cosmology import growth_factor
+
+    return float(growth_factor(a_to, cosmo) / growth_factor(a_from, cosmo)) ** 2
 
 
 def compare(
     runs: Sequence[Run | str | Path] | Mapping[str, Run | str | Path],
     *,
     reference: str | None = None,
+    a_tolerance: float = A_TOLERANCE,
+    rescale: bool = False,
     n_mesh: int | None = None,
     scheme: str = "tsc",
     interlace: bool = True,
     k_bins: np.ndarray | None = None,
 ) -> Comparison:
-    """Measure every run's P(k) at their common output times, and ratios to one.
+    """Measure every run's P(k) at paired output times, and ratios to one run.
 
     Parameters
     ----------
@@ -130,7 +196,16 @@ def compare(
         :class:`~simlab.service.run.Run` objects or run directories; labels default
         to the engine names (``pm``, ``concept``, ``concept-2`` …)
     reference : str, optional
-        label the ratios divide by (default: the first run)
+        label the ratios divide by and whose output times the others are paired
+        with (default: the first run)
+    a_tolerance : float
+        largest relative difference in a of two paired outputs (default 0.02);
+        each reference output is paired with the nearest output of every other
+        run inside it, no output twice
+    rescale : bool
+        multiply each paired P(k) by D(a_reference)² / D(a_output)² (linear
+        growth of the run's own cosmology), so outputs a little off the reference
+        time compare at it; exact on linear scales only
     n_mesh : int, optional
         mesh points per side of the measurement (default: the smallest
         ``config.mesh`` of the runs, so no run is measured beyond its own mesh)
@@ -143,15 +218,21 @@ def compare(
     Returns
     -------
     Comparison
-        ``dataset`` with ``power`` and ``ratio`` over (run, a, k), coordinates
-        ``engine`` (run), ``n_modes`` (k), attrs ``reference``, ``n_mesh``,
-        ``scheme``, ``same_ics``; ``figure`` with P(k) above and the ratios below.
+        ``dataset`` with ``power`` and ``ratio`` over (run, a, k), where ``a`` is
+        the reference run's output time; ``a_output`` and ``offset``
+        (a_output / a - 1) over (run, a) say which output of each run was paired
+        and how far off it is, ``growth_rescale`` the factor applied (1 without
+        ``rescale``); coordinates ``engine`` (run), ``n_modes`` (k); attrs
+        ``reference``, ``a_tolerance``, ``rescaled``, ``n_mesh``, ``scheme``,
+        ``same_ics``. ``figure`` has P(k) above and the ratios below.
 
     Warns
     -----
     SimlabWarning
-        when the runs do not start from the same particles: their ratios then
-        include cosmic variance, not only the codes' differences.
+        for every output left out because no partner lies within ``a_tolerance``
+        (naming the run, the output and its time); and when the runs do not
+        start from the same particles: their ratios then include cosmic
+        variance, not only the codes' differences.
     """
     import xarray as xr
 
@@ -163,6 +244,8 @@ def compare(
         raise ValueError(
             f"reference={reference!r} is not one of the runs: {', '.join(labelled)}"
         )
+    if not 0 <= a_tolerance < 1:
+        raise ValueError(f"a_tolerance={a_tolerance!r}: allowed is a number in [0, 1)")
     configs = {label: run.config for label, run in labelled.items()}
     sizes = {label: c.box.size for label, c in configs.items()}
     if len(set(sizes.values())) > 1:
@@ -180,28 +263,38 @@ def compare(
     missing = [label for label, snaps in snapshots.items() if not snaps]
     if missing:
         raise ValueError(f"run(s) {', '.join(missing)} have no snapshots to measure")
-    times = {
-        label: [snapshot_time(p) for p in snaps] for label, snaps in snapshots.items()
+    outputs = {
+        label: [_Output(i, p, snapshot_time(p)) for i, p in enumerate(snaps)]
+        for label, snaps in snapshots.items()
     }
-    common = _common_times(times)
-    if not common:
-        raise ValueError(f"the runs have no output time in common: {times}")
+    paired = _pair_outputs(outputs, reference, a_tolerance)
+    if not paired:
+        times = {label: [o.a for o in outs] for label, outs in outputs.items()}
+        raise ValueError(
+            f"the runs have no output times within {a_tolerance:.3g} in a of each "
+            f"other: {times}"
+        )
+    common = [pair[reference].a for pair in paired]
     spectra: dict[str, list[xr.DataArray]] = {}
-    for label, snaps in snapshots.items():
-        spectra[label] = []
-        for a in common:
-            index = int(np.argmin([abs(t - a) for t in times[label]]))
-            positions, box = snapshot_positions(snaps[index])
-            spectra[label].append(
-                power_spectrum(
-                    positions,
-                    box,
-                    n_mesh,
-                    scheme=scheme,
-                    interlace=interlace,
-                    k_bins=k_bins,
-                )
+    factors: dict[str, list[float]] = {}
+    for label in labelled:
+        spectra[label], factors[label] = [], []
+        for a, pair in zip(common, paired, strict=True):
+            out = pair[label]
+            factor = (
+                _growth_squared(a, out.a, configs[label].cosmology) if rescale else 1.0
             )
+            positions, box = snapshot_positions(out.path)
+            spectrum = power_spectrum(
+                positions,
+                box,
+                n_mesh,
+                scheme=scheme,
+                interlace=interlace,
+                k_bins=k_bins,
+            )
+            spectra[label].append(spectrum.copy(data=spectrum.to_numpy() * factor))
+            factors[label].append(factor)
     power = xr.concat(
         [xr.concat(s, dim="a", coords="minimal") for s in spectra.values()],
         dim="run",
@@ -213,10 +306,26 @@ def compare(
         a=common,
         engine=("run", [configs[label].code.engine for label in spectra]),
     )
+    a_output = xr.DataArray(
+        [[pair[label].a for pair in paired] for label in spectra],
+        dims=("run", "a"),
+        coords={"run": list(spectra), "a": common},
+        attrs={"long_name": "time of the paired output"},
+    )
     dataset = xr.Dataset(
-        {"power": power, "ratio": power / power.sel(run=reference)},
+        {
+            "power": power,
+            "ratio": power / power.sel(run=reference),
+            "a_output": a_output,
+            "offset": (a_output / a_output["a"] - 1).assign_attrs(
+                long_name="a_output / a - 1", units="1"
+            ),
+            "growth_rescale": (("run", "a"), [factors[label] for label in spectra]),
+        },
         attrs={
             "reference": reference,
+            "a_tolerance": a_tolerance,
+            "rescaled": int(rescale),
             "n_mesh": n_mesh,
             "scheme": scheme,
             "interlaced": int(interlace),
@@ -241,7 +350,7 @@ def _figure(dataset: xr.Dataset) -> Figure:
         colour = f"C{i}"
         for j, a in enumerate(dataset["a"].to_numpy()):
             style = styles[j % len(styles)]
-            name = f"{label}, a={a:.3g}"
+            name = f"{label}, a={float(dataset['a_output'].sel(run=label, a=a)):.4g}"
             main.loglog(
                 k, dataset["power"].sel(run=label, a=a), style, color=colour, label=name
             )
@@ -251,7 +360,8 @@ def _figure(dataset: xr.Dataset) -> Figure:
                 )
     lower.axhline(1.0, color="0.5", linewidth=0.8)
     main.set_ylabel("P(k) [(Mpc/h)³]")
-    main.set_title(f"power spectra, {dataset.attrs['n_mesh']}³ mesh")
+    rescaled = ", rescaled by D² to the reference times" * dataset.attrs["rescaled"]
+    main.set_title(f"power spectra, {dataset.attrs['n_mesh']}³ mesh{rescaled}")
     main.legend(fontsize="small")
     lower.set_xlabel("k [h/Mpc]")
     lower.set_ylabel(f"P / P_{reference}")

@@ -204,6 +204,55 @@ class Run:
 
         return power_spectrum(self.open_snapshot(index), None, self.config.mesh)
 
+    def halos(
+        self,
+        index: int = -1,
+        *,
+        source: str = "auto",
+        linking_length: float = 0.2,
+        min_members: int = 32,
+    ) -> xr.Dataset:
+        """Halos at output ``index`` as a Gadget4 ``Group`` table, for any engine.
+
+        ``source`` "auto" takes the group catalogue the code wrote with that
+        snapshot (Gadget4 with ``fof``), else finds friends-of-friends halos in
+        the snapshot (:func:`simlab.analysis.fof.find_halos`, ``linking_length``
+        in mean spacings, ``min_members``); "code" insists on the code's
+        catalogue, "simlab" on simlab's FOF. The table feeds
+        :func:`simlab.analysis.halos.mass_function` either way.
+        """
+        if source not in ("auto", "code", "simlab"):
+            raise ValueError(
+                f"source={source!r}: allowed are 'auto', 'code' and 'simlab'"
+            )
+        snapshot = self.snapshots[index]
+        catalogue = self._catalogue_of(snapshot) if source != "simlab" else None
+        if catalogue is not None:
+            from simlab.io.groups import open_groups
+
+            return open_groups(catalogue)
+        if source == "code":
+            raise RunError(
+                f"{self.config.code.engine} wrote no group catalogue with "
+                f"{snapshot.name} (Gadget4 writes one with code.options.fof); "
+                "use source='simlab' for friends-of-friends halos"
+            )
+        from simlab.analysis.fof import find_halos
+
+        with self.open_snapshot(index) as ds:
+            return find_halos(ds, linking_length, min_members)
+
+    def _catalogue_of(self, snapshot: Path) -> Path | None:
+        """The code's group catalogue written with ``snapshot``, if any."""
+        catalogues = getattr(self.engine, "group_catalogues", None)
+        number = re.search(r"_(\d{3,})(\.0)?\.hdf5$", snapshot.name)
+        if catalogues is None or number is None:
+            return None
+        for path in catalogues(self.path):
+            if re.search(rf"_{number[1]}(\.0)?\.hdf5$", path.name):
+                return path
+        return None
+
     def logs(
         self, tail: int | None = None, *, follow: bool = False, poll: float = 0.2
     ) -> Any:

@@ -10,6 +10,7 @@ how the run will be started, and the service creates the run from it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,75 @@ def _table_errors(config: RunConfig) -> list[dict[str, Any]]:
     return []
 
 
+def _start_given(config: RunConfig) -> str:
+    """The config's starting time as the user gave it (or its default)."""
+    ics = config.ics
+    if ics.z_start is not None:
+        return f"ics.z_start {ics.z_start:g}"
+    if ics.a_start is not None:
+        return f"ics.a_start {ics.a_start:g}"
+    return f"ics.z_start {1 / ics.start - 1:g} (the default)"
+
+
+def _ics_file_errors(config: RunConfig) -> list[dict[str, Any]]:
+    """``ics.file`` must be a readable IC file whose header agrees with the config:
+    box, particle count, starting time, and Omega0/OmegaLambda/h where recorded
+    (every disagreement in one message, each naming both values)."""
+    path = config.ics.file
+    if path is None:
+        return []
+    from simlab.errors import SnapshotError
+    from simlab.io.ics_file import TOLERANCE, length_unit, read_header
+
+    if not Path(path).exists():
+        return [_error("ics.file", path, f"no such file: {path}")]
+    try:
+        head = read_header(path)
+    except SnapshotError as exc:
+        return [_error("ics.file", path, str(exc))]
+    problems = []
+    box = config.box.size
+    unit = length_unit(head, box)
+    if unit is None:
+        problems.append(
+            f"box {head.box_size:g} in the file (in Mpc/h or kpc/h: the file "
+            f"records no unit), box.size {box:g} in the config"
+        )
+    elif not math.isclose(head.box_size * unit, box, rel_tol=TOLERANCE):
+        problems.append(
+            f"box {head.box_size * unit:g} Mpc/h in the file, box.size {box:g} "
+            "in the config"
+        )
+    n = config.box.particles_per_side
+    if head.n_particles != n**3:
+        problems.append(
+            f"{head.n_particles} particles in the file, box.particles_per_side "
+            f"{n} ({n**3} particles) in the config"
+        )
+    if head.other_particles:
+        problems.append(
+            f"{head.other_particles} particles of other types than 1 (gas, "
+            "stars, ...) in the file; simlab runs dark matter of one mass only"
+        )
+    if not math.isclose(head.a, config.ics.start, rel_tol=TOLERANCE):
+        problems.append(
+            f"starting redshift {1 / head.a - 1:g} (a = {head.a:.6g}) in the "
+            f"file, {_start_given(config)} in the config"
+        )
+    cosmo = config.cosmology
+    for name, found, wanted in (
+        ("Omega0", head.omega0, cosmo.Omega0),
+        ("OmegaLambda", head.omega_lambda, cosmo.OmegaLambda),
+        ("h", head.h, cosmo.h),
+    ):
+        if found is not None and not math.isclose(found, wanted, rel_tol=TOLERANCE):
+            problems.append(
+                f"{name} {found:g} in the file, cosmology.{name} {wanted:g} in the "
+                "config"
+            )
+    return [_error("ics.file", path, "; ".join(problems))] if problems else []
+
+
 def option_errors(engine: Engine, config: RunConfig) -> list[dict[str, Any]]:
     """Problems with ``code.options`` according to the engine's options model."""
     try:
@@ -126,6 +196,7 @@ def validate_run(
     except ValueError as exc:
         errors.append(_error("resources.cluster", name, f"profile {name!r}: {exc}"))
     errors += _table_errors(config)
+    errors += _ics_file_errors(config)
     found = find_executable(engine, config, profile)
     if found.problem is not None:
         errors.append(_error("code.executable", config.code.executable, found.problem))

@@ -139,7 +139,6 @@ def test_parameter_file_takes_only_checked_values(tmp_path):
         ({"parameters": {"a_begin": float("nan")}}, "code.options.parameters"),
         ({"gravity": "tree"}, "code.options.gravity"),
         ({"bogus": 1}, "code.options.bogus"),
-        ({"initial_conditions": "concept"}, "code.options"),
         ({"A_s": 2.0}, "code.options.A_s"),
     ]:
         code = {**FIXTURE_RUN["code"], "options": bad}

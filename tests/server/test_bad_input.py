@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from simlab.cli import main
 from simlab.errors import ConfigError
 from simlab.service.submission import submit
+from tests.conftest import DATA
 
 GADGET4 = {"code": {"engine": "gadget4", "executable": "/bin/true"}}
 CONCEPT = {"code": {"engine": "concept", "executable": "/bin/true"}}
@@ -205,14 +206,68 @@ CASES = [
         "code.options.parameters",
         "identifier",
     ),
+]
+_NGENIC_ICS = str(DATA / "gadget4-small/ngenic32/ics/snapdir_000")
+_GADGET_ICS = str(DATA / "concept-small/icfile/ic/snapshot_a=0.50_gadget_fmt1")
+_ICS_32 = {
+    "box": {"size": 64.0, "particles_per_side": 32},
+    "cosmology": {"preset": "planck15"},
+}
+CASES += [
+    ("ics-file-missing", {"ics": {"file": "/gone/ics.hdf5"}}, "ics.file", "no such"),
     (
-        "concept-ics-without-amplitude",
+        "ics-file-not-ics",
+        {"ics": {"file": str(DATA / "README.md")}},
+        "ics.file",
+        "neither Gadget4 HDF5 nor GADGET",
+    ),
+    (
+        "ics-file-box",
         {
-            **CONCEPT,
-            "code": {**CONCEPT["code"], "options": {"initial_conditions": "concept"}},
+            **_ICS_32,
+            "box": {"size": 100.0, "particles_per_side": 32},
+            "ics": {"file": _NGENIC_ICS},
         },
-        "code.options",
-        "A_s is required",
+        "ics.file",
+        "box 64 Mpc/h in the file, box.size 100 in the config",
+    ),
+    (
+        "ics-file-count",
+        {
+            **_ICS_32,
+            "box": {"size": 64.0, "particles_per_side": 16},
+            "ics": {"file": _GADGET_ICS, "a_start": 0.5},
+        },
+        "ics.file",
+        "32768 particles in the file, box.particles_per_side 16",
+    ),
+    (
+        "ics-file-time",
+        {**_ICS_32, "ics": {"file": _GADGET_ICS, "z_start": 49}},
+        "ics.file",
+        "starting redshift 1 (a = 0.5) in the file, ics.z_start 49 in the config",
+    ),
+    (
+        "ics-file-cosmology",
+        {**_ICS_32, "cosmology": {"preset": "planck18"}, "ics": {"file": _NGENIC_ICS}},
+        "ics.file",
+        "Omega0 0.3089 in the file, cosmology.Omega0 0.3111 in the config",
+    ),
+    (
+        "ics-file-fixed",
+        {"ics": {"file": _NGENIC_ICS, "fixed": True}},
+        "ics.fixed",
+        "particles come from ics.file",
+    ),
+    (
+        "ics-file-with-ngenic",
+        {
+            **_ICS_32,
+            "ics": {"file": _NGENIC_ICS},
+            "code": {**GADGET4["code"], "options": {"ics": "ngenic"}},
+        },
+        "code.options.ics",
+        "N-GenIC makes its own particles",
     ),
 ]
 IDS = [case[0] for case in CASES]
