@@ -11,6 +11,7 @@ or ``module:Class``), which gets the profile's options exactly as written.
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -36,7 +37,15 @@ SIMLAB_KEYS = (
     "max_jobs",
     "max_clusters",
     "executables",
+    "container",
 )
+#: How each container runtime runs a command in an image, with the run directory
+#: bound at the same path and as the working directory ({rundir}, {image} filled in).
+CONTAINER_RUNTIMES: dict[str, tuple[str, ...]] = {
+    "apptainer": ("exec", "--bind", "{rundir}", "--pwd", "{rundir}"),
+    "singularity": ("exec", "--bind", "{rundir}", "--pwd", "{rundir}"),
+    "podman": ("run", "--rm", "--volume", "{rundir}:{rundir}", "--workdir", "{rundir}"),
+}
 
 
 #: What a profile's ``kind`` may be, for error messages.
@@ -174,3 +183,45 @@ def mpi_launcher(profile: dict[str, Any], cores: int) -> list[str]:
             else ("mpirun -np {cores}")
         )
     return [part.replace("{cores}", str(int(cores))) for part in str(template).split()]
+
+
+def container_prefix(profile: dict[str, Any]) -> tuple[str, ...]:
+    """The argv that runs a code inside the profile's ``container`` (or ()).
+
+    ``container`` holds ``image`` (a path or a registry reference), ``runtime``
+    (apptainer, singularity or podman), optionally ``command`` (the runtime's
+    executable, default the runtime's name on PATH) and ``options`` (extra
+    arguments, a list). ValueError names the bad key.
+
+    Examples
+    --------
+    >>> container_prefix({"container": {"image": "g4.sif", "runtime": "apptainer"}})
+    ('apptainer', 'exec', '--bind', '{rundir}', '--pwd', '{rundir}', 'g4.sif')
+    """
+    spec = profile.get("container")
+    if spec is None:
+        return ()
+    if not isinstance(spec, dict):
+        raise ValueError(f"container must be a mapping, got {spec!r}")
+    unknown = sorted(set(spec) - {"image", "runtime", "command", "options"})
+    if unknown:
+        raise ValueError(
+            f"container has unknown keys {unknown}; allowed: image, runtime, "
+            "command, options"
+        )
+    runtime = spec.get("runtime", "apptainer")
+    if runtime not in CONTAINER_RUNTIMES:
+        raise ValueError(
+            f"container.runtime {runtime!r} is not known; allowed: "
+            f"{', '.join(CONTAINER_RUNTIMES)}"
+        )
+    image, options = spec.get("image"), spec.get("options", [])
+    if not isinstance(image, str) or not image:
+        raise ValueError(f"container.image must name an image, got {image!r}")
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise ValueError(
+            f"container.options must be a list of strings, got {options!r}"
+        )
+    command = os.path.expanduser(str(spec.get("command") or runtime))
+    image = os.path.expanduser(image)  # argv reaches no shell to expand a ~
+    return (command, *CONTAINER_RUNTIMES[runtime], *options, image)

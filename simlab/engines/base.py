@@ -81,20 +81,43 @@ def thread_environment(threads: int | None) -> dict[str, str | None]:
 class Launch:
     """How to start a run's code: resolved by the service once, at submission.
 
-    ``executable`` is the absolute path of the code (None for the embedded engine)
-    and ``source`` says which setting named it; ``launcher`` is the MPI argv prefix
-    from the cluster profile; ``walltime`` the batch job's length in seconds (None
-    on a machine without one).
+    ``executable`` is the absolute path of the code (None for the embedded engine;
+    inside the image when the profile names a container) and ``source`` says which
+    setting named it; ``launcher`` is the MPI argv prefix from the cluster profile;
+    ``container`` the container runtime's argv prefix, with ``{rundir}`` where the
+    run directory goes; ``walltime`` the batch job's length in seconds (None on a
+    machine without one).
     """
 
     executable: str | None = None
     source: str = ""
     launcher: tuple[str, ...] = ()
     walltime: float | None = None
+    container: tuple[str, ...] = ()
+
+    def prefix(self, rundir: str | Path) -> list[str]:
+        """What goes before the executable: the MPI launcher, outside the
+        container as HPC sites require, then the container runtime.
+
+        Examples
+        --------
+        >>> Launch(launcher=("srun",), container=("apptainer", "exec", "--bind",
+        ...     "{rundir}", "g4.sif")).prefix("/runs/a")
+        ['srun', 'apptainer', 'exec', '--bind', '/runs/a', 'g4.sif']
+        """
+        return [*self.launcher, *self.container_argv(rundir)]
+
+    def container_argv(self, rundir: str | Path) -> list[str]:
+        """The container runtime's argv prefix for a run in ``rundir`` (or [])."""
+        return [arg.replace("{rundir}", str(rundir)) for arg in self.container]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as kept in the run directory's ``launch.json``."""
-        return {**asdict(self), "launcher": list(self.launcher)}
+        return {
+            **asdict(self),
+            "launcher": list(self.launcher),
+            "container": list(self.container),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Launch:
@@ -104,6 +127,7 @@ class Launch:
             source=data.get("source", ""),
             launcher=tuple(data.get("launcher", ())),
             walltime=data.get("walltime"),
+            container=tuple(data.get("container", ())),
         )
 
 

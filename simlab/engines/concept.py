@@ -417,6 +417,7 @@ class ConceptEngine:
                 rundir=str(rundir),
             )
         argv = [
+            *launch.container_argv(rundir),  # CONCEPT starts its own mpiexec
             exe,
             "-n",
             str(int(config.resources.cores)),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -337,12 +338,13 @@ def _last_segment(log: Path) -> str:
     return text[start:] if start >= 0 else text
 
 
-def probe(executable: str) -> BuildOptions:
-    """Run the executable bare: Gadget4 prints version and compile options, then
-    stops with 'Parameters are missing'. Raises EngineError if that fails."""
+def probe(executable: str, container: Sequence[str] = ()) -> BuildOptions:
+    """Run the executable bare (inside ``container``, a runtime's argv prefix):
+    Gadget4 prints version and compile options, then stops with 'Parameters are
+    missing'. Raises EngineError if that fails."""
     try:
         done = subprocess.run(
-            [executable],
+            [*container, executable],
             capture_output=True,
             text=True,
             timeout=PROBE_TIMEOUT,
@@ -393,7 +395,7 @@ class Gadget4Engine:
                 ) from exc
         exe = _executable(launch)
         try:
-            return probe(exe)
+            return probe(exe, launch.container_argv(Path.cwd()))
         except EngineError:
             beside = Path(exe).with_name("Config.sh")
             if beside.is_file():
@@ -492,7 +494,7 @@ class Gadget4Engine:
 
     def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """``<launcher> <Gadget4> inputs/param.txt`` (launcher from the profile)."""
-        return [*launch.launcher, _executable(launch), PARAM_FILE]
+        return [*launch.prefix(rundir), _executable(launch), PARAM_FILE]
 
     def parse_progress(self, line: str) -> Progress | None:
         """Parse ``Sync-Point N, Time: a, Redshift: z, ...``."""

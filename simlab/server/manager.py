@@ -425,7 +425,8 @@ class SimlabManager:
         for name in registry.names():
             engine = registry.get(name)
             found = find_executable(engine, None, profile)
-            health = engine.health(Launch(executable=found.path, source=found.source))
+            launch = Launch(found.path, found.source, container=found.container)
+            health = engine.health(launch)
             models.append(
                 {
                     "name": name,

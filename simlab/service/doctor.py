@@ -72,7 +72,8 @@ def _engines(cluster: str | None) -> Iterator[Check]:
             if found.problem is not None:
                 yield "engine", label, False if required else None, found.problem
                 continue
-            health = engine.health(Launch(executable=found.path, source=found.source))
+            launch = Launch(found.path, found.source, container=found.container)
+            health = engine.health(launch)
             ok = True if health.ok else (False if required else None)
             where = f" [from {found.source}]" if found.path else ""
             detail = f"{health.version} {health.message}{where}".strip()

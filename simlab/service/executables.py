@@ -9,7 +9,10 @@ The most specific setting wins:
 4. the engine's executable name on ``PATH`` (``Gadget4``, ``concept``).
 
 A setting that names something that does not exist or cannot be executed is an
-error naming that setting; nothing is ever run to find out.
+error naming that setting; nothing is ever run to find out. When the profile names
+a ``container``, the executable lives in the image: the same settings name it, it
+is taken as written (default: the engine's name on the image's PATH), and what is
+checked on this machine is the runtime and, for a local image file, the image.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from simlab.dispatch.profiles import container_prefix
 
 if TYPE_CHECKING:
     from simlab.config import RunConfig
@@ -32,6 +37,8 @@ class Found:
     path: str | None
     source: str
     problem: str | None = None
+    #: the container runtime's argv prefix when the executable is in an image
+    container: tuple[str, ...] = ()
 
 
 def find_executable(
@@ -57,6 +64,8 @@ def find_executable(
         ),
         (engine.executable_env, os.environ.get(engine.executable_env or "")),
     ]
+    if (profile or {}).get("container") is not None:
+        return _in_container(name, candidates, profile or {})
     for source, value in candidates:
         if not value:
             continue
@@ -79,3 +88,33 @@ def find_executable(
             f"or put {name} on PATH",
         )
     return Found(found, "PATH")
+
+
+def _in_container(
+    name: str, candidates: list[tuple[str, Any]], profile: dict[str, Any]
+) -> Found:
+    """The executable inside the profile's container image, the runtime checked."""
+    try:
+        prefix = container_prefix(profile)
+        runtime, image = prefix[0], prefix[-1]
+    except ValueError as exc:
+        return Found(None, "container of the cluster profile", str(exc))
+    if shutil.which(runtime) is None:
+        return Found(
+            None,
+            "container.command of the cluster profile",
+            f"the container runtime {runtime!r} is not on PATH or not executable",
+        )
+    local_file = "://" not in image and image.endswith((".sif", ".img"))
+    if local_file and not Path(image).expanduser().is_file():
+        return Found(
+            None,
+            "container.image of the cluster profile",
+            f"container.image names {image!r}, which does not exist",
+        )
+    for source, value in candidates:
+        if value:
+            return Found(
+                str(value), f"{source}, inside the container image", None, prefix
+            )
+    return Found(name, "the container image's PATH", None, prefix)

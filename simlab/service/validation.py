@@ -198,7 +198,10 @@ def validate_run(
     errors += _table_errors(config)
     errors += _ics_file_errors(config)
     found = find_executable(engine, config, profile)
-    if found.problem is not None:
+    if found.problem is not None and found.source.startswith("container"):
+        message = f"profile {name!r}: {found.problem}"
+        errors.append(_error("resources.cluster", name, message))
+    elif found.problem is not None:
         errors.append(_error("code.executable", config.code.executable, found.problem))
     if errors:
         raise ConfigError(errors)
@@ -208,6 +211,7 @@ def validate_run(
         executable=found.path,
         source=found.source,
         launcher=tuple(launcher),
+        container=found.container,
         walltime=float(config.resources.walltime_seconds) if batch else None,
     )
     advise = getattr(engine, "advise", None)
