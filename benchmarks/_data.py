@@ -56,7 +56,7 @@ def snapshot(n_side: int, nfiles: int) -> Path:
     ``snapdir_000/snapshot_000.0.hdf5`` (every reader accepts that name).
     """
     from simlab.config import Cosmology
-    from simlab.io.gadget4 import write_snapshot
+    from simlab.io.gadget4_files import write_snapshot
     from simlab.particles import ParticleSet, particle_mass
 
     folder = DATA_DIR / f"snap_{n_side}_{nfiles}"

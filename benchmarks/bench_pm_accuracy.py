@@ -76,7 +76,7 @@ def same_ic_runs(cases: list[dict]) -> list[dict]:
 
     from simlab.analysis.power import power_spectrum
     from simlab.engines.pm_solver import PMSolver, state_from_particles, time_steps
-    from simlab.io.gadget4 import read_particles
+    from simlab.io.gadget4_files import read_particles
 
     with xr.open_dataset(ICS, engine="gadget4", group="PartType1") as ds:
         attrs = dict(ds.attrs)

@@ -33,7 +33,7 @@ HALF = BOX_SIZE / 2
 
 
 def _files(path: str) -> list[str]:
-    from simlab.io.gadget4 import snapshot_files
+    from simlab.io.gadget4_files import snapshot_files
 
     return [str(f) for f in snapshot_files(path)]
 

@@ -194,7 +194,7 @@ def initial_particles(config: RunConfig) -> ParticleSet:
 
 def write_ics(config: RunConfig, path: Path) -> Path:
     """Write the starting particles as a Gadget4 HDF5 IC file (ICFormat 3)."""
-    from simlab.io.gadget4 import write_snapshot
+    from simlab.io.gadget4_files import write_snapshot
 
     particles = initial_particles(config)
     write_snapshot(path, particles, cosmology=config.cosmology, ic=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from simlab.io.gadget4 import write_snapshot
+from simlab.io.gadget4_files import write_snapshot
 from simlab.particles import ParticleSet, particle_mass
 
 

@@ -238,7 +238,7 @@ def _write_output(
 ) -> None:
     from simlab.analysis.power import power_spectrum
     from simlab.engines.pm_solver import velocity_from_momentum
-    from simlab.io.gadget4 import write_snapshot
+    from simlab.io.gadget4_files import write_snapshot
     from simlab.particles import ParticleSet, particle_mass
 
     out = rundir / "output"
@@ -284,7 +284,7 @@ def _snapshot_parameters(config: RunConfig) -> dict[str, float | str]:
 
 def _initial_state(config: RunConfig, rundir: Path) -> tuple[State, np.ndarray]:
     from simlab.engines.pm_solver import state_from_particles
-    from simlab.io.gadget4 import read_particles
+    from simlab.io.gadget4_files import read_particles
 
     particles = read_particles(rundir / "inputs" / "ics.hdf5")
     return state_from_particles(particles, a=config.ics.start)
@@ -293,7 +293,7 @@ def _initial_state(config: RunConfig, rundir: Path) -> tuple[State, np.ndarray]:
 def _snapshot_state(rundir: Path, number: int) -> tuple[State, np.ndarray]:
     """The particles of output ``number``, ordered by id, as a solver state."""
     from simlab.engines.pm_solver import State, momentum_from_velocity
-    from simlab.io.gadget4 import read_particles
+    from simlab.io.gadget4_files import read_particles
 
     particles = read_particles(rundir / "output" / SNAPSHOT.single(number))
     order = np.argsort(particles.ids, kind="stable")

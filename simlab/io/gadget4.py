@@ -1,4 +1,5 @@
-"""Gadget4 HDF5 snapshots: the xarray backend ``engine="gadget4"`` and the writer.
+"""Gadget4 HDF5 snapshots: the xarray backend ``engine="gadget4"`` (the writer is
+``simlab.io.gadget4_writer``).
 
 Three layers, as xarray's own backends: :class:`Gadget4ArrayWrapper` (one particle
 field across every file of a snapshot, read lazily), :class:`Gadget4Store` (one
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,25 +22,20 @@ from xarray.backends import BackendArray, CachingFileManager
 from xarray.backends.locks import HDF5_LOCK
 from xarray.core import indexing
 
-from simlab.__about__ import __version__
 from simlab.errors import SnapshotError
 from simlab.io._backend import GroupedBackend, looks_like
+from simlab.io.gadget4_files import NTYPES, snapshot_files
 from simlab.particles import (
     UNIT_LENGTH_IN_CM,
-    UNIT_MASS_IN_G,
-    UNIT_VELOCITY_IN_CM_PER_S,
-    ParticleSet,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from simlab.config import Cosmology
 
 logger = logging.getLogger(__name__)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-NTYPES = 6
 #: Most particles per dask chunk of a lazily opened snapshot (48 MB of float32
 #: positions): big enough that a task's overhead is small, small enough for a worker.
 CHUNK_PARTICLES = 2**22
@@ -55,27 +49,7 @@ REQUIRED_HEADER = (
     "BoxSize",
     "NumFilesPerSnapshot",
 )
-#: Per-dataset scaling attributes Gadget4 writes (value_cgs = v a^a h^h to_cgs).
-SCALING = {
-    "Coordinates": {
-        "a_scaling": 1.0,
-        "h_scaling": -1.0,
-        "length_scaling": 1.0,
-        "mass_scaling": 0.0,
-        "velocity_scaling": 0.0,
-        "to_cgs": UNIT_LENGTH_IN_CM,
-    },
-    "Velocities": {
-        "a_scaling": 0.5,
-        "h_scaling": 0.0,
-        "length_scaling": 0.0,
-        "mass_scaling": 0.0,
-        "velocity_scaling": 1.0,
-        "to_cgs": UNIT_VELOCITY_IN_CM_PER_S,
-    },
-}
 _LENGTH_UNITS = {3.085678e24: "Mpc/h", 3.085678e21: "kpc/h"}
-_PIECE = re.compile(r"^(?P<base>.+)\.(?P<index>\d+)\.hdf5$")
 
 
 def _decode(value: Any) -> Any:
@@ -124,50 +98,6 @@ def particle_chunks(
         for start in range(0, int(count), step)
     ]
     return tuple(sizes) or (0,)
-
-
-def snapshot_files(path: str | os.PathLike[str]) -> list[Path]:
-    """Every file of the snapshot at ``path``, in file order.
-
-    ``path`` may be a single-file snapshot, any piece ``snapshot_003.1.hdf5`` of a
-    multi-file snapshot, or its ``snapdir_003`` directory.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such snapshot: {path}")
-    if path.is_dir():
-        pieces = sorted(path.glob("*.0.hdf5"))
-        if len(pieces) != 1:
-            raise SnapshotError(
-                f"{path}: expected one '*.0.hdf5' file in a snapshot directory, "
-                f"found {len(pieces)}"
-            )
-        path = pieces[0]
-    match = _PIECE.match(path.name)
-    if match is None:
-        return [path]
-    base = match["base"]
-    expected = _header_value(path, "NumFilesPerSnapshot")
-    files = [path.with_name(f"{base}.{i}.hdf5") for i in range(int(expected))]
-    found = [f for f in files if f.exists()]
-    if len(found) != len(files):
-        raise SnapshotError(
-            f"{path.name}: Header/NumFilesPerSnapshot is {int(expected)} but "
-            f"{len(found)} files match {base}.*.hdf5"
-        )
-    return files
-
-
-def _header_value(path: Path, key: str) -> Any:
-    try:
-        with h5py.File(path, "r") as f:
-            return f["Header"].attrs[key]
-    except OSError as exc:
-        raise SnapshotError(f"{path.name}: not a readable HDF5 file ({exc})") from exc
-    except KeyError as exc:
-        raise SnapshotError(
-            f"{path.name}: no Header/{key}; not a Gadget4 snapshot"
-        ) from exc
 
 
 class Gadget4Store:
@@ -445,145 +375,3 @@ class Gadget4BackendEntrypoint(GroupedBackend):
             groups[f"/{name}"] = store.group_dataset(name, drop_variables or ())
         groups["/"].set_close(store.close)
         return groups
-
-
-def _header(particles: ParticleSet, counts: np.ndarray, nfiles: int) -> dict[str, Any]:
-    mass = np.zeros(NTYPES)
-    mass[1] = particles.mass
-    total = np.zeros(NTYPES, dtype=np.uint64)
-    total[1] = len(particles)
-    return {
-        "BoxSize": np.float64(particles.box_size),
-        "MassTable": mass,
-        "NumFilesPerSnapshot": np.int32(nfiles),
-        "NumPart_ThisFile": counts.astype(np.uint64),
-        "NumPart_Total": total,
-        "Redshift": np.float64(1.0 / particles.a - 1.0),
-        "Time": np.float64(particles.a),
-        "Git_commit": np.bytes_(f"simlab {__version__}"),
-        "Git_date": np.bytes_("unknown"),
-    }
-
-
-def _parameters(
-    particles: ParticleSet, cosmology: Cosmology | None, extra: dict[str, Any] | None
-) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "BoxSize": particles.box_size,
-        "ComovingIntegrationOn": 1.0,
-        "Hubble": 100.0,
-        "UnitLength_in_cm": UNIT_LENGTH_IN_CM,
-        "UnitMass_in_g": UNIT_MASS_IN_G,
-        "UnitVelocity_in_cm_per_s": UNIT_VELOCITY_IN_CM_PER_S,
-    }
-    if cosmology is not None:
-        params.update(
-            Omega0=cosmology.Omega0,
-            OmegaLambda=cosmology.OmegaLambda,
-            OmegaBaryon=cosmology.OmegaBaryon,
-            HubbleParam=cosmology.h,
-        )
-    params.update(extra or {})
-    return params
-
-
-def _attr(value: Any) -> Any:
-    if isinstance(value, str):
-        return np.bytes_(value)
-    if isinstance(value, bool | int | float | np.number):
-        return np.float64(value)
-    return value
-
-
-def _write_file(
-    path: Path,
-    particles: ParticleSet,
-    rows: slice,
-    header: dict[str, Any],
-    parameters: dict[str, Any] | None,
-    config: dict[str, Any] | None,
-) -> None:
-    """Write one file under a temporary name, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            group = f.create_group("Header")
-            for key, value in header.items():
-                group.attrs[key] = value
-            for name, values in (("Parameters", parameters), ("Config", config)):
-                if values is not None:
-                    group = f.create_group(name)
-                    for key, value in values.items():
-                        group.attrs[key] = _attr(value)
-            group = f.create_group("PartType1")
-            box = np.float32(particles.box_size)
-            pos = np.asarray(particles.positions[rows], dtype=np.float32)
-            pos = np.mod(pos, box)
-            pos[pos >= box] = 0.0  # float32 rounding can land exactly on L
-            vel = np.asarray(particles.velocities[rows], dtype=np.float64)
-            vel = (vel / np.sqrt(particles.a)).astype(np.float32)
-            ids = np.asarray(particles.ids[rows])
-            id_type = np.uint32 if ids.size == 0 or ids.max() < 2**32 else np.uint64
-            for key, data in (("Coordinates", pos), ("Velocities", vel)):
-                dset = group.create_dataset(key, data=data)
-                for attr, value in SCALING[key].items():
-                    dset.attrs[attr] = np.float64(value)
-            group.create_dataset("ParticleIDs", data=ids.astype(id_type))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_snapshot(
-    path: str | os.PathLike[str],
-    particles: ParticleSet,
-    *,
-    nfiles: int = 1,
-    cosmology: Cosmology | None = None,
-    parameters: dict[str, Any] | None = None,
-    config: dict[str, Any] | None = None,
-    ic: bool = False,
-) -> list[Path]:
-    """Write ``particles`` in the Gadget4 HDF5 layout; return the files written.
-
-    ``nfiles=1`` writes ``path`` itself. With ``nfiles > 1``, ``path`` is the base
-    name (``.../snapdir_003/snapshot_003``) and the pieces are ``<base>.<i>.hdf5``,
-    each holding a contiguous part of the particles. ``ic=True`` writes an initial
-    conditions file for ICFormat 3 (Header and particles; no Config). Velocities are
-    stored as v_pec / sqrt(a), Gadget4's convention. Each file appears complete or
-    not at all.
-    """
-    path = Path(path)
-    if nfiles < 1:
-        raise ValueError(f"nfiles must be a positive integer, got {nfiles}")
-    bounds = np.linspace(0, len(particles), nfiles + 1).astype(np.int64)
-    params = _parameters(particles, cosmology, parameters)
-    cfg = None if ic else {"PERIODIC": "", "NTYPES": NTYPES, **(config or {})}
-    written = []
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for i in range(nfiles):
-        target = path if nfiles == 1 else path.with_name(f"{path.name}.{i}.hdf5")
-        counts = np.zeros(NTYPES, dtype=np.uint64)
-        counts[1] = bounds[i + 1] - bounds[i]
-        header = _header(particles, counts, nfiles)
-        rows = slice(int(bounds[i]), int(bounds[i + 1]))
-        _write_file(target, particles, rows, header, params, cfg)
-        written.append(target)
-    return written
-
-
-def read_particles(path: str | os.PathLike[str]) -> ParticleSet:
-    """Read the dark-matter particles of a snapshot or IC file (peculiar velocities)."""
-    with xr.open_dataset(path, engine=Gadget4BackendEntrypoint) as ds:
-        a = float(ds.attrs["Time"])
-        velocities = ds.Velocities.values.astype(np.float64) * np.sqrt(a)
-        return ParticleSet(
-            positions=ds.Coordinates.values,
-            velocities=velocities,
-            ids=ds.ParticleIDs.values,
-            mass=float(ds.attrs["MassTable"][1]),
-            box_size=float(ds.attrs["BoxSize"]),
-            a=a,
-        )

@@ -26,7 +26,7 @@ from xarray.core import indexing
 
 from simlab.errors import SnapshotError
 from simlab.io import gadget_binary
-from simlab.io.gadget4 import snapshot_files
+from simlab.io.gadget4_files import snapshot_files
 from simlab.particles import UNIT_LENGTH_IN_CM, ParticleSet
 
 #: Relative tolerance of box and time comparisons with a config.
@@ -161,7 +161,7 @@ def length_unit(header: ICFileHeader, box_size: float) -> float | None:
 def read_ic_particles(header: ICFileHeader, unit: float) -> ParticleSet:
     """Every type-1 particle of the file(s), positions and box times ``unit``."""
     if header.format == "Gadget4 HDF5":
-        from simlab.io.gadget4 import read_particles
+        from simlab.io.gadget4_files import read_particles
 
         particles = read_particles(header.files[0])
         positions, box = particles.positions, particles.box_size

@@ -12,7 +12,7 @@ from simlab.analysis.fof import find_halos
 from simlab.analysis.halos import mass_function
 from simlab.dispatch.task import execute
 from simlab.errors import RunError
-from simlab.io.gadget4 import read_particles
+from simlab.io.gadget4_files import read_particles
 from simlab.particles import particle_mass
 from simlab.service.submission import create
 from tests.conftest import data_path

@@ -16,7 +16,7 @@ from simlab.engines.base import Launch
 from simlab.engines.concept import ConceptEngine
 from simlab.engines.gadget4 import Gadget4Engine, read_parameter_file
 from simlab.io.concept import read_particles as read_concept
-from simlab.io.gadget4 import read_particles
+from simlab.io.gadget4_files import read_particles
 from simlab.io.ics_file import read_header
 from simlab.service.validation import validate_run
 from tests.conftest import data_path

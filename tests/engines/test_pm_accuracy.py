@@ -66,7 +66,7 @@ def same_ic_spectra():
     """P(k) at z = 0 of Gadget4 and of the PM solver from the same ICs (defaults)."""
     import xarray as xr
 
-    from simlab.io.gadget4 import read_particles
+    from simlab.io.gadget4_files import read_particles
 
     ics_path, z0_path = data_path(ICS), data_path(Z0)
     with xr.open_dataset(ics_path, engine="gadget4", group="PartType1") as ds:

@@ -184,7 +184,7 @@ def test_concept_writer_reproduces_concepts_own_file(tmp_path):
 
 
 def test_gadget4_files_and_garbage_are_refused(tmp_path):
-    from simlab.io.gadget4 import write_snapshot
+    from simlab.io.gadget4_files import write_snapshot
 
     config = RunConfig(box={"size": 50.0, "particles_per_side": 4})
     gadget4 = write_snapshot(tmp_path / "g4.hdf5", make_particles(config))[0]

@@ -14,9 +14,8 @@ from simlab.errors import SnapshotError
 from simlab.io.gadget4 import (
     REQUIRED_HEADER,
     Gadget4BackendEntrypoint,
-    read_particles,
-    write_snapshot,
 )
+from simlab.io.gadget4_files import read_particles, write_snapshot
 from simlab.io.snapshots import find_snapshots, open_series
 from simlab.testing import assert_snapshot_equal, fake_particles
 from tests.conftest import data_path
