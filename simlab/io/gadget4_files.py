@@ -186,42 +186,46 @@ def snapshot_files(path: str | os.PathLike[str]) -> list[Path]:
     ``path`` may be a single-file snapshot, any piece ``snapshot_003.1.hdf5`` of a
     multi-file snapshot, or its ``snapdir_003`` directory.
     """
+    return output_files(path, "snapshot", "*.0.hdf5", "NumFilesPerSnapshot")
+
+
+def output_files(
+    path: str | os.PathLike[str], what: str, first_piece: str, count_key: str
+) -> list[Path]:
+    """Every file of a Gadget4 output (``what``: snapshot, group catalogue), given
+    a single file, one of its pieces ``<base>.<i>.hdf5``, or the folder holding
+    them (where the glob ``first_piece`` finds piece 0); ``count_key`` is the
+    Header attribute with the number of pieces."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such snapshot: {path}")
+        raise FileNotFoundError(f"no such {what}: {path}")
     if path.is_dir():
-        pieces = sorted(path.glob("*.0.hdf5"))
+        pieces = sorted(path.glob(first_piece))
         if len(pieces) != 1:
             raise SnapshotError(
-                f"{path}: expected one '*.0.hdf5' file in a snapshot directory, "
+                f"{path}: expected one '{first_piece}' file in a {what} directory, "
                 f"found {len(pieces)}"
             )
         path = pieces[0]
     match = _PIECE.match(path.name)
     if match is None:
         return [path]
-    base = match["base"]
-    expected = _header_value(path, "NumFilesPerSnapshot")
-    files = [path.with_name(f"{base}.{i}.hdf5") for i in range(int(expected))]
-    found = [f for f in files if f.exists()]
-    if len(found) != len(files):
+    try:
+        with h5py.File(path, "r") as f:
+            expected = int(f["Header"].attrs[count_key])
+    except (OSError, KeyError) as exc:
         raise SnapshotError(
-            f"{path.name}: Header/NumFilesPerSnapshot is {int(expected)} but "
+            f"{path.name}: no readable Header/{count_key}; not a Gadget4 {what} ({exc})"
+        ) from exc
+    base = match["base"]
+    files = [path.with_name(f"{base}.{i}.hdf5") for i in range(expected)]
+    found = [f for f in files if f.exists()]
+    if len(found) != expected:
+        raise SnapshotError(
+            f"{path.name}: Header/{count_key} is {expected} but "
             f"{len(found)} files match {base}.*.hdf5"
         )
     return files
-
-
-def _header_value(path: Path, key: str) -> Any:
-    try:
-        with h5py.File(path, "r") as f:
-            return f["Header"].attrs[key]
-    except OSError as exc:
-        raise SnapshotError(f"{path.name}: not a readable HDF5 file ({exc})") from exc
-    except KeyError as exc:
-        raise SnapshotError(
-            f"{path.name}: no Header/{key}; not a Gadget4 snapshot"
-        ) from exc
 
 
 def read_particles(path: str | os.PathLike[str]) -> ParticleSet:

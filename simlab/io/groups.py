@@ -14,7 +14,6 @@ rows are FOF groups (dimension ``halo``), ``Subhalo`` rows Subfind subhalos
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from simlab.io.gadget4 import (
     Gadget4ArrayWrapper,
     _decode,
 )
+from simlab.io.gadget4_files import output_files
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -53,7 +53,6 @@ UNITS = {
     "Vmax": "km/s",
     "VelDisp": "km/s",
 }
-_PIECE = re.compile(r"^(?P<base>fof_subhalo_tab_\d+)\.(?P<index>\d+)\.hdf5$")
 
 
 def _is_catalogue_file(path: Path) -> bool:
@@ -72,36 +71,7 @@ def _is_catalogue_file(path: Path) -> bool:
 def catalogue_files(path: str | os.PathLike[str]) -> list[Path]:
     """Every file of the catalogue at ``path`` (a piece, a single file, or its
     ``groups_NNN`` directory), in file order."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such group catalogue: {path}")
-    if path.is_dir():
-        pieces = sorted(path.glob("fof_subhalo_tab_*.0.hdf5"))
-        if len(pieces) != 1:
-            raise SnapshotError(
-                f"{path}: expected one 'fof_subhalo_tab_*.0.hdf5' file, "
-                f"found {len(pieces)}"
-            )
-        path = pieces[0]
-    match = _PIECE.match(path.name)
-    if match is None:
-        return [path]
-    try:
-        with h5py.File(path, "r") as f:
-            nfiles = int(f["Header"].attrs["NumFiles"])
-    except (OSError, KeyError) as exc:
-        raise SnapshotError(
-            f"{path.name}: no readable Header/NumFiles; not a Gadget4 group "
-            f"catalogue ({exc})"
-        ) from exc
-    files = [path.with_name(f"{match['base']}.{i}.hdf5") for i in range(nfiles)]
-    found = [f for f in files if f.exists()]
-    if len(found) != nfiles:
-        raise SnapshotError(
-            f"{path.name}: Header/NumFiles is {nfiles} but {len(found)} files match "
-            f"{match['base']}.*.hdf5"
-        )
-    return files
+    return output_files(path, "group catalogue", "fof_subhalo_tab_*.0.hdf5", "NumFiles")
 
 
 class GroupCatalogueStore:
