@@ -73,9 +73,12 @@ def _as_runs(runs: Any) -> dict[str, Run]:
 def _ic_key(run: Run) -> str:
     """What fixes a run's initial particles; equal keys mean the same particles."""
     data = run.config.model_dump(mode="json")
-    made_by = "simlab"
-    if run.config.code.options.get("initial_conditions") == "concept":
+    made_by = "simlab"  # from the seed or from ics.file, the same for every code
+    options = run.config.code.options
+    if options.get("initial_conditions") == "concept":
         made_by = "concept"
+    if options.get("ics") == "ngenic":
+        made_by = "ngenic"
     return json.dumps(
         {k: data[k] for k in ("cosmology", "box", "ics")} | {"made_by": made_by},
         sort_keys=True,

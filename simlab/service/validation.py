@@ -129,7 +129,8 @@ def _ics_file_errors(config: RunConfig) -> list[dict[str, Any]]:
     if not math.isclose(head.a, config.ics.start, rel_tol=TOLERANCE):
         problems.append(
             f"starting redshift {1 / head.a - 1:g} (a = {head.a:.6g}) in the "
-            f"file, {_start_given(config)} in the config"
+            f"file, {_start_given(config)} in the config (set ics.a_start to "
+            f"{head.a:.6g})"
         )
     cosmo = config.cosmology
     for name, found, wanted in (

@@ -77,3 +77,21 @@ def test_a_gadget4_run_reads_its_own_catalogue_and_can_use_fof(tmp_path):
     assert ours.attrs["finder"].startswith("simlab.analysis.fof")
     # the same linking length: the same groups (tests/analysis/test_fof.py)
     np.testing.assert_array_equal(np.sort(ours.GroupLen), np.sort(own.GroupLen))
+
+
+def test_a_concept_run_has_fof_halos(tmp_path):
+    from simlab.io.concept import read_particles as read_concept
+    from tests.engines.test_concept import FIXTURE_RUN
+
+    run = create(FIXTURE_RUN, root=tmp_path)  # the replayed real CONCEPT run
+    run.dir.transition("queued")
+    assert execute(run.path) == "completed", run.status
+    halos = run.halos()
+    assert halos.attrs["finder"].startswith("simlab.analysis.fof")
+    particles = read_concept(run.snapshots[-1])  # CONCEPT HDF5, Mpc → Mpc/h
+    direct = find_halos(particles.positions, box_size=particles.box_size)
+    np.testing.assert_array_equal(halos.GroupLen, direct.GroupLen)
+    assert len(halos.GroupLen) > 5
+    mass = particle_mass(0.3089, 64.0, 32**3)
+    np.testing.assert_allclose(halos.GroupMass, halos.GroupLen * mass, rtol=1e-4)
+    assert int(mass_function(halos)["count"].sum()) == len(halos.GroupLen)
