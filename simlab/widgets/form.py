@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from simlab.config import RunConfig, config_errors, read_config_file
 from simlab.errors import ConfigError
 from simlab.service.validation import validate_run
+from simlab.widgets import styles
 from simlab.widgets.inputs import make_input, read_input, write_input
 from simlab.widgets.schema import FieldSpec, Section, field_spec, sections
 
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
     from simlab.service.run import Run
 
 _LABEL_LAYOUT = {"width": "190px"}
-_ERROR_STYLE = "color:#c62828;font-size:90%"
-_HELP_STYLE = "color:#666;font-size:85%"
+_ERROR_STYLE = f"{styles.ERROR};font-size:90%"
+_HELP_STYLE = styles.HELP
 
 
 def _engine_names() -> list[str]:

@@ -21,6 +21,7 @@ from simlab.service.cost import format_bytes, format_seconds
 from simlab.service.eta import measured
 from simlab.service.run import state_badge
 from simlab.state.states import State
+from simlab.widgets import styles
 
 if TYPE_CHECKING:
     from simlab.service.run import Run
@@ -97,7 +98,7 @@ class RunMonitor(widgets.VBox):
         self._open_snapshot = open_snapshot
         self.title = widgets.HTML(
             f"<b>{html.escape(run.id)}</b> "
-            f"<span style='color:#666'>{html.escape(str(run.path))}</span>"
+            f"<span style='{styles.MUTED}'>{html.escape(str(run.path))}</span>"
         )
         self.badge = widgets.HTML()
         self.progress = widgets.FloatProgress(
@@ -217,7 +218,7 @@ class RunMonitor(widgets.VBox):
             self.timing.value = self._timing_text(status)
             reason = status.get("reason")
             self.reason.value = (
-                f"<span style='color:#c62828'>{html.escape(reason)}</span>"
+                f"<span style='{styles.ERROR}'>{html.escape(reason)}</span>"
                 if reason
                 else ""
             )
@@ -230,10 +231,7 @@ class RunMonitor(widgets.VBox):
             if final:
                 self._hide_confirm()
             tail = log_tail(self.run.dir.log_path)
-            self.log_view.value = (
-                "<pre style='max-height:14em;overflow:auto;font-size:85%;"
-                f"background:#f7f7f7;margin:0'>{html.escape(tail)}</pre>"
-            )
+            self.log_view.value = f"<pre style='{styles.LOG}'>{html.escape(tail)}</pre>"
             self._update_snapshots()
 
     def _progress_text(self, progress: dict[str, Any], fraction: float) -> str:

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from simlab.config import RunConfig
+from simlab.widgets import styles
 from simlab.widgets.inputs import read_input
 from simlab.widgets.schema import FieldSpec, sections
 
 if TYPE_CHECKING:
     from simlab.widgets.form import RunForm
 
-_ERROR_STYLE = "color:#c62828"
+_ERROR_STYLE = styles.ERROR
 #: Kinds of field a sweep can vary.
 _SWEEPABLE = ("integer", "number", "enum", "boolean", "string")
 

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 
 from simlab.state.catalog import TIME_COLUMNS, Catalog
 from simlab.state.states import State
+from simlab.widgets import styles
 
 ALL = "(all)"
 _MONO_CSS = "<style>.simlab-mono select { font-family: monospace; }</style>"
@@ -145,7 +146,8 @@ class RunTable(widgets.VBox):
         )
         self.header.value = (
             f"<pre style='margin:0'>{html.escape(head)}</pre>"
-            f"<span style='color:#666'>{len(self.rows)} of {self.total} run(s)</span>"
+            f"<span style='{styles.MUTED}'>"
+            f"{len(self.rows)} of {self.total} run(s)</span>"
         )
 
     @property
