@@ -36,6 +36,10 @@ def test_launcher_submits_follows_and_shows_the_last_snapshot():
     assert isinstance(viewer, SnapshotViewer)
     assert bytes(viewer.image.value).startswith(b"\x89PNG")
     assert monitor.run.config.cosmology.Omega0 == 0.31
+    # the Runs tab followed the run's state changes without a manual refresh
+    assert [(r["name"], r["state"]) for r in app.table.rows] == [
+        ("launched", "completed")
+    ]
     app.table.refresh()
     assert [r["name"] for r in app.table.rows] == ["launched"]
 
