@@ -181,18 +181,16 @@ class Sweep:
         return self.wait(progress=progress) if wait else self
 
     def wait(self, *, progress: bool = True, timeout: float | None = None) -> Sweep:
-        """Block until no point is queued or running, with a tqdm bar of points."""
-        from tqdm.auto import tqdm
+        """Block until no point is queued or running, showing the points done
+        (a bar on a terminal, lines in logs: :mod:`simlab.service.progress`)."""
+        from simlab.service.progress import progress as shown_progress
 
         deadline = None if timeout is None else time.monotonic() + timeout
-        with tqdm(
-            total=len(self.points), desc=self.id, unit="pt", disable=not progress
-        ) as bar:
+        with shown_progress(len(self.points), self.id, "pt", enabled=progress) as bar:
             while True:
                 counts = self.counts()
                 done = sum(v for k, v in counts.items() if State(k).is_final)
-                bar.set_postfix(counts, refresh=False)
-                bar.update(done - bar.n)
+                bar.report(done, **counts)
                 if done == len(self.points):
                     break
                 if deadline is not None and time.monotonic() > deadline:
