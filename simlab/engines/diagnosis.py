@@ -97,7 +97,7 @@ RULES: tuple[_Rule, ...] = (
         r"Compile with option \w+|need to compile with \w+"
         r"|does not match NTYPES|does not work together with"
         r"|Error in file .*Tag '\w+' not allowed|I miss a value for tag '\w+'"
-        r"|was not compiled with|recompile",
+        r"|You compiled with explicit vectorization",
         "the executable was built with other compile-time options than the run needs",
         "build the code with the Config.sh simlab writes for this run "
         "(`simlab gadget4 config CONFIG`) or pick a matching code.executable",

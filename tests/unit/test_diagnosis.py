@@ -171,3 +171,16 @@ def test_meaningful_lines_skip_rules_blanks_and_simlab_lines():
         "while attempting to start process rank 0.",
         "2 total processes failed to start",
     )
+
+
+def test_a_build_for_another_cpu_is_a_compile_option_mismatch():
+    # Gadget4 src/main/begrun.cc:106 (EXPLICIT_VECTORIZATION on a CPU without AVX)
+    text = (
+        "CPU supports instruction sets: SSE SSE2 SSE3 SSSE3 SSE4.1 SSE4.2 \n\n"
+        "You compiled with explicit vectorization in terms of AVX instructions, but "
+        "this CPU does not support AVX or higher.\n\n"
+        "endrun called, calling MPI_Finalize()\nbye!\n"
+    )
+    found = diagnose(text.splitlines(), 0)
+    assert found.cause == "compile-options"
+    assert found.lines[0].startswith("You compiled with explicit vectorization")
