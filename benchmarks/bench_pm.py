@@ -2,7 +2,7 @@
 
 The run is the issue's: 64³ particles in a 128 Mpc/h box on a 128³ mesh from
 z = 49 to z = 0 in 30 steps (2LPT ICs). It runs as the engine always does,
-``python -m simlab.engines.pm RUNDIR``, in a child process whose peak RSS is read
+``python -m simlab.engines.pm_main RUNDIR``, in a child process whose peak RSS is read
 from ``wait4``. Accuracy: its final P(k) against a reference run of the same ICs
 on a 256³ mesh with 45 steps, both measured on a 128³ mesh (CIC, interlaced), as
 the largest |P/P_ref - 1| over bins with k ≤ 0.3 h/Mpc. CONCEPT's compiled PM
@@ -43,7 +43,7 @@ def _config(particles: int, box: float, mesh: int, steps: int) -> Any:
 
 def _run(rundir: Path, cpus: set[int] | None = None) -> dict[str, Any]:
     """Run the engine on ``rundir``; wall time, step times and peak RSS."""
-    command = [sys.executable, "-m", "simlab.engines.pm", str(rundir)]
+    command = [sys.executable, "-m", "simlab.engines.pm_main", str(rundir)]
     started = time.perf_counter()
     child = subprocess.Popen(
         command,

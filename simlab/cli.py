@@ -181,7 +181,7 @@ def list_runs(root: str | None, limit: int, group: bool, **filters: Any) -> None
         done = "" if row["fraction"] is None else f"{100 * row['fraction']:5.1f}%"
         engine = row["engine"] or ""
         click.echo(f"{row['id']:48} {row['state']:12} {engine:8} {done}")
-        if row["state"] == "corrupt":
+        if row["state"] in ("corrupt", "failed") and row["reason"]:
             click.echo(f"    {row['reason']}")
     if total > len(rows):
         click.echo(f"... {total - len(rows)} more (use --limit)")
@@ -248,6 +248,8 @@ def status(run_id: str, root: str | None, as_json: bool) -> None:
     for field in ("host", "job_id", "worker", "cluster", "returncode", "reason"):
         if record.get(field) is not None:
             click.echo(f"{field + ':':9} {record[field]}")
+    for line in (record.get("diagnosis") or {}).get("lines", []):
+        click.echo(f"  | {line}")
     click.echo(f"dir:      {handle.path}")
 
 

@@ -355,7 +355,7 @@ class InitialConditions(_Section):
 
 class Outputs(_Section):
     """When snapshots and spectra are written. Give redshifts or scale factors,
-    each time once (at most MAX_OUTPUTS); outputs are numbered in time order."""
+    each time once (at most 1000); outputs are numbered in time order."""
 
     redshifts: list[Annotated[float, Field(ge=0, le=1000)]] | None = Field(
         None,

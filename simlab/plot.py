@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simlab.analysis.mesh import deposit, interpolate, particle_positions
+from simlab.theme import figure_rc
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -136,6 +137,23 @@ def projection_image(
         return np.where(image > 0, np.log10(image), np.nan)
 
 
+def _themed(draw: Any) -> Any:
+    """Draw a new figure in the Lab's theme (:mod:`simlab.theme`); a figure the
+    caller passes in through ``ax`` keeps its own look."""
+
+    @functools.wraps(draw)
+    def themed(*args: Any, **kwargs: Any) -> Figure:
+        if kwargs.get("ax") is not None:
+            return draw(*args, **kwargs)
+        import matplotlib as mpl
+
+        with mpl.rc_context(figure_rc()):
+            return draw(*args, **kwargs)
+
+    return themed
+
+
+@_themed
 def projection(
     positions: np.ndarray | xr.Dataset,
     box_size: float | None = None,
@@ -291,6 +309,7 @@ def _smoothed_deposit(
     return image
 
 
+@_themed
 def power_spectrum(
     spectra: xr.DataArray | Sequence[xr.DataArray] | Mapping[str, xr.DataArray],
     *,
@@ -335,8 +354,9 @@ def power_spectrum(
         :func:`simlab.analysis.power.power_spectrum`; list entries are labelled
         by their ``label`` attribute, else their name and position
     linear : DataArray, (k, P) or {label: DataArray or (k, P)}, optional
-        linear-theory P(k): one curve, drawn dashed black and labelled "linear
-        theory", or one per spectrum label, drawn dashed in the spectrum's colour
+        linear-theory P(k): one curve, drawn dashed in the text colour and
+        labelled "linear theory", or one per spectrum label, drawn dashed in
+        the spectrum's colour
     cosmology : simlab.config.Cosmology, optional
         draw each spectrum's own linear P(k) at its scale factor (``a``
         attribute), as a ``linear`` mapping would
@@ -402,7 +422,7 @@ def power_spectrum(
         (line,) = main.loglog(k, power, label=label)
         colours[label] = line.get_color()
     if single_linear is not None:
-        main.loglog(*single_linear, "k--", label="linear theory")
+        main.loglog(*single_linear, "--", color=_foreground(), label="linear theory")
     for label, curve in own_linear.items():
         k_all = labelled[label][0][0]
         shown = curve[0] <= (drawn[label][0].max() if drawn[label][0].size else 0)
@@ -438,7 +458,7 @@ def power_spectrum(
         else:
             base = single_linear
         lower.semilogx(k, power / _interpolate(base, k), label=label)
-    lower.axhline(1.0, color="0.5", linewidth=0.8)
+    lower.axhline(1.0, color=_foreground(), alpha=0.5, linewidth=0.8)
     lower.set_xlabel("k [h/Mpc]")
     lower.set_ylabel(f"P / P_{reference if reference is not None else 'linear'}")
     log_ticks(lower.xaxis)
@@ -543,6 +563,13 @@ def _tick_text(x: float) -> str:
 _SHOT_NOISE = ("show", "subtract", "keep")
 
 
+def _foreground() -> str:
+    """The text colour of the current style: black on light, white on dark."""
+    import matplotlib as mpl
+
+    return mpl.rcParams["text.color"]
+
+
 def _shade_shot_noise(ax: Axes, levels: list[float | None]) -> None:
     """Shade the power below the first shot-noise level (a patch, not a line)."""
     known = [level for level in levels if level is not None]
@@ -553,7 +580,13 @@ def _shade_shot_noise(ax: Axes, levels: list[float | None]) -> None:
     if known[0] <= low:  # every drawn bin is well above it
         return
     ax.axhspan(
-        low, known[0], color="0.88", zorder=0, linewidth=0, label="below shot noise"
+        low,
+        known[0],
+        color=_foreground(),
+        alpha=0.12,
+        zorder=0,
+        linewidth=0,
+        label="below shot noise",
     )
     ax.set_ylim(low, high)
 

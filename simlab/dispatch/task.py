@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from simlab.engines import registry
 from simlab.engines.base import Launch, Progress
+from simlab.engines.diagnosis import diagnose
 from simlab.state.rundir import RunDir, host_info
 from simlab.state.states import State
 
@@ -36,8 +37,10 @@ logger = logging.getLogger(__name__)
 STATUS_INTERVAL = 0.5
 #: Seconds a process group gets after SIGTERM before SIGKILL.
 KILL_GRACE = 5.0
-#: Log lines kept for the failure reason.
+#: Log lines kept in status.json as the failed run's ``log_tail``.
 TAIL_LINES = 20
+#: Log lines read for the failure's diagnosis (an MPI error box can be 20 long).
+DIAGNOSIS_LINES = 200
 #: Seconds between heartbeats written to status.json while the code runs.
 HEARTBEAT_INTERVAL = 5.0
 
@@ -80,7 +83,8 @@ def execute(
         with contextlib.suppress(OSError), open(rundir.log_path, "a") as log:
             log.write(f"simlab: run failed: {reason}\n")
         if not rundir.state.is_final:
-            rundir.transition(State.FAILED, reason=reason)
+            diagnosis = diagnose([reason]).to_dict()
+            rundir.transition(State.FAILED, reason=reason, diagnosis=diagnosis)
         raise
 
 
@@ -98,15 +102,15 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def exit_reason(argv0: str, returncode: int, tail: list[str]) -> str:
-    """Why a code's process ended badly, from its exit status and last lines.
+def exit_reason(argv0: str, returncode: int) -> str:
+    """How a code's process ended badly, from its exit status.
 
     Examples
     --------
-    >>> exit_reason("python", -9, [])
+    >>> exit_reason("python", -9)
     'python was killed by signal 9 (SIGKILL)'
-    >>> exit_reason("Gadget4", 1, ["fwrite: No space left on device"])
-    'disk full (ENOSPC): Gadget4 exited with status 1: fwrite: No space left on device'
+    >>> exit_reason("Gadget4", 1)
+    'Gadget4 exited with status 1'
     """
     if returncode < 0:
         try:
@@ -114,11 +118,7 @@ def exit_reason(argv0: str, returncode: int, tail: list[str]) -> str:
         except ValueError:
             name = "unknown"
         return f"{argv0} was killed by signal {-returncode} ({name})"
-    reason = f"{argv0} exited with status {returncode}"
-    full = next((line for line in tail if "No space left on device" in line), None)
-    if full is not None:
-        return f"disk full (ENOSPC): {reason}: {full.strip()}"
-    return reason
+    return f"{argv0} exited with status {returncode}"
 
 
 def _time_left(time_limit: float | None) -> float | None:
@@ -195,7 +195,7 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
         logger.warning("run %s is %s: task not started", rundir.id, rundir.state.value)
         return rundir.state.value
     a_start, a_end = config.ics.start, config.outputs.times[-1]
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    tail: deque[str] = deque(maxlen=DIAGNOSIS_LINES)
     with open(rundir.log_path, "a", buffering=1) as log:
         log.write(f"simlab: running {' '.join(argv)}\n")
         env = code_environment(engine, config)
@@ -215,9 +215,16 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
                 start_new_session=True,
             )
         except OSError as exc:
-            reason = f"cannot start {argv[0]!r}: {exc.strerror} (exit code none)"
+            started = f"cannot start {argv[0]!r}: {exc.strerror} (exit code none)"
+            diagnosis = diagnose([started])
+            reason = diagnosis.reason(started) if diagnosis.known else started
             log.write(f"simlab: {reason}\n")
-            rundir.transition(State.FAILED, reason=reason, command=argv)
+            rundir.transition(
+                State.FAILED,
+                reason=reason,
+                command=argv,
+                diagnosis=diagnosis.to_dict(),
+            )
             return State.FAILED.value
         rundir.transition(
             State.RUNNING,
@@ -290,9 +297,18 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     if outcome.details:
         rundir.update(**outcome.details)
     if outcome.state == State.FAILED.value:
-        reason = outcome.reason or exit_reason(argv[0], returncode, list(tail))
+        diagnosis = diagnose(tail, returncode)
+        ended = exit_reason(argv[0], returncode)
+        if diagnosis.known:
+            reason = diagnosis.reason(ended)
+        else:
+            reason = outcome.reason or diagnosis.reason(ended)
         rundir.transition(
-            State.FAILED, returncode=returncode, reason=reason, log_tail=list(tail)
+            State.FAILED,
+            returncode=returncode,
+            reason=reason,
+            diagnosis=diagnosis.to_dict(),
+            log_tail=list(tail)[-TAIL_LINES:],
         )
     elif outcome.state == State.CHECKPOINTED.value:
         # a checkpoint the user asked for ends the chain; one forced by the time

@@ -1,6 +1,8 @@
 """The embedded particle-mesh engine: simlab's own quick N-body code.
 
-It runs as ``python -m simlab.engines.pm RUNDIR [--resume]`` so a run is a process
+It runs as ``python -m simlab.engines.pm_main RUNDIR [--resume]`` (its own entry
+module: the registry imports this one, and runpy warns about re-running a module
+already in ``sys.modules``) so a run is a process
 like any external code: the task runner streams its stdout, parses its progress
 lines and can stop it. It starts from ``inputs/ics.hdf5`` (the Gadget4 IC layout),
 writes ``output/snapshot_NNN.hdf5`` in the Gadget4 snapshot layout and
@@ -9,8 +11,6 @@ writes ``output/snapshot_NNN.hdf5`` in the Gadget4 snapshot layout and
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import sys
@@ -157,8 +157,8 @@ class PMEngine:
         return thread_environment(config.resources.cores)
 
     def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
-        """``python -m simlab.engines.pm RUNDIR`` with this interpreter."""
-        return [sys.executable, "-m", "simlab.engines.pm", str(rundir)]
+        """``python -m simlab.engines.pm_main RUNDIR`` with this interpreter."""
+        return [sys.executable, "-m", "simlab.engines.pm_main", str(rundir)]
 
     def parse_progress(self, line: str) -> Progress | None:
         """Parse ``pm: step 3/30 a=0.1 z=9 elapsed=1.2s``."""
@@ -387,24 +387,3 @@ def simulate(
     (rundir / CHECKPOINT).unlink(missing_ok=True)
     print(f"pm: finished in {time.monotonic() - started:.2f}s", flush=True)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: ``python -m simlab.engines.pm RUNDIR [--resume]``."""
-    from simlab.config import RunConfig
-
-    parser = argparse.ArgumentParser(prog="simlab.engines.pm", description=__doc__)
-    parser.add_argument("rundir", type=Path)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--from-snapshot", type=int, default=None)
-    args = parser.parse_args(argv)
-    config = RunConfig.model_validate(
-        json.loads((args.rundir / "config.json").read_text())
-    )
-    return simulate(
-        config, args.rundir, resume=args.resume, from_snapshot=args.from_snapshot
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,6 +21,7 @@ from simlab.config import RunConfig
 from simlab.dispatch import owner
 from simlab.dispatch.dispatcher import DispatchError
 from simlab.errors import RunError, SimlabError, SimlabWarning
+from simlab.service.progress import progress
 from simlab.service.run import Run, find_run
 from simlab.service.validation import Plan, validate_run
 from simlab.settings import run_root
@@ -132,16 +133,14 @@ def submit(
 
 
 def _follow(run: Run, show_progress: bool) -> None:
-    """Wait for the run to end, drawing a tqdm bar from its status as it moves."""
-    from tqdm.auto import tqdm
-
-    with tqdm(total=100, desc=run.id, unit="%", disable=not show_progress) as bar:
+    """Wait for the run to end, showing its progress as it moves
+    (:func:`simlab.service.progress.progress`: a bar on a terminal, lines in logs)."""
+    with progress(100, run.config.metadata.name, "%", enabled=show_progress) as shown:
         while True:
             status = run.status
-            progress = status.get("progress") or {}
-            bar.update(round(100 * progress.get("fraction", 0.0)) - bar.n)
-            if progress:
-                bar.set_postfix(a=f"{progress['a']:.3f}", z=f"{progress['z']:.2f}")
+            done = status.get("progress") or {}
+            facts = {"a": f"{done['a']:.3f}", "z": f"{done['z']:.2f}"} if done else {}
+            shown.report(round(100 * done.get("fraction", 0.0)), **facts)
             if run.settled or reap(run.dir):
                 break
             time.sleep(0.2)

@@ -53,6 +53,7 @@ RESERVE_BYTES = 256 * 1024
 SEGMENT_FIELDS = (
     "returncode",
     "reason",
+    "diagnosis",
     "log_tail",
     "command",
     "job_pid",

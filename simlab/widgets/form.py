@@ -19,16 +19,37 @@ from pydantic import BaseModel, ValidationError
 from simlab.config import RunConfig, config_errors, read_config_file
 from simlab.errors import ConfigError
 from simlab.service.validation import validate_run
+from simlab.widgets import styles
 from simlab.widgets.inputs import make_input, read_input, write_input
-from simlab.widgets.schema import FieldSpec, Section, field_spec, sections
+from simlab.widgets.schema import (
+    FieldSpec,
+    Section,
+    field_spec,
+    help_html,
+    plain_text,
+    sections,
+)
 
 if TYPE_CHECKING:
     from simlab.service.cost import Calibration
     from simlab.service.run import Run
 
-_LABEL_LAYOUT = {"width": "190px"}
-_ERROR_STYLE = "color:#c62828;font-size:90%"
-_HELP_STYLE = "color:#666;font-size:85%"
+_LABEL_LAYOUT = {"width": "190px", "min_width": "120px", "flex": "0 1 190px"}
+#: The help text takes the rest of the line and goes below the input when the
+#: panel is narrow, instead of squeezing label and input.
+_HELP_LAYOUT = {"flex": "1 1 240px", "min_width": "200px"}
+_WRAP_LAYOUT = {"flex_flow": "row wrap", "align_items": "center"}
+#: Tab titles at their full width, wrapping onto a second row in a narrow panel.
+_FORM_CSS = (
+    "<style>"
+    ".simlab-form .lm-TabBar-content { flex-wrap: wrap; }"
+    ".simlab-form .lm-TabBar-tab { flex: 0 0 auto; min-width: fit-content;"
+    " max-width: none; }"
+    ".simlab-form .lm-TabBar-tabLabel { overflow: visible; text-overflow: clip; }"
+    "</style>"
+)
+_ERROR_STYLE = f"{styles.ERROR};font-size:90%"
+_HELP_STYLE = styles.HELP
 
 
 def _engine_names() -> list[str]:
@@ -72,6 +93,11 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
 }
 
 
+def _auto() -> widgets.Layout:
+    """A button as wide as its label, never cut to "Save …"."""
+    return widgets.Layout(width="auto", min_width="fit-content")
+
+
 class FieldRow(widgets.VBox):
     """Label, input and help on one line, the field's error message below."""
 
@@ -81,15 +107,20 @@ class FieldRow(widgets.VBox):
         label = widgets.HTML(
             f"<b>{html.escape(spec.label)}</b>",
             layout=widgets.Layout(**_LABEL_LAYOUT),
-            tooltip=spec.description,
+            tooltip=plain_text(spec.description),
         )
-        allowed = f" — {spec.allowed}" if spec.allowed else ""
+        text = help_html(spec.description)
+        if spec.allowed:
+            text += f"{' — ' if text else ''}{html.escape(spec.allowed)}"
         self.help = widgets.HTML(
-            f"<span style='{_HELP_STYLE}'>{html.escape(spec.description + allowed)}"
-            "</span>"
+            f"<span style='{_HELP_STYLE}'>{text}</span>",
+            layout=widgets.Layout(**_HELP_LAYOUT),
         )
         self.error = widgets.HTML("", layout=widgets.Layout(display="none"))
-        super().__init__([widgets.HBox([label, self.input, self.help]), self.error])
+        line = widgets.HBox(
+            [label, self.input, self.help], layout=widgets.Layout(**_WRAP_LAYOUT)
+        )
+        super().__init__([line, self.error])
 
     def show_error(self, message: str | None) -> None:
         """Show ``message`` under the field, or hide the error line."""
@@ -150,7 +181,7 @@ class RunForm(widgets.VBox):
                 self.rows[spec.key] = row
                 rows.append(row)
             caption = widgets.HTML(
-                f"<i style='{_HELP_STYLE}'>{html.escape(section.description)}</i>"
+                f"<i style='{_HELP_STYLE}'>{help_html(section.description)}</i>"
             )
             if section.key == OPTIONS_PATH[0]:
                 rows.append(self.option_box)
@@ -162,10 +193,14 @@ class RunForm(widgets.VBox):
             "run.yaml", description="YAML file", layout=widgets.Layout(width="320px")
         )
         self.submit_button = widgets.Button(
-            description="Submit", button_style="primary", icon="play"
+            description="Submit", button_style="primary", icon="play", layout=_auto()
         )
-        self.save_button = widgets.Button(description="Save YAML", icon="save")
-        self.load_button = widgets.Button(description="Load YAML", icon="folder-open")
+        self.save_button = widgets.Button(
+            description="Save YAML", icon="save", layout=_auto()
+        )
+        self.load_button = widgets.Button(
+            description="Load YAML", icon="folder-open", layout=_auto()
+        )
         self.submit_button.on_click(lambda _: self.submit())
         self.save_button.on_click(lambda _: self._guarded(self.save_yaml))
         self.load_button.on_click(lambda _: self._guarded(self.load_yaml))
@@ -178,15 +213,18 @@ class RunForm(widgets.VBox):
         self._quiet = False
         super().__init__(
             [
+                widgets.HTML(_FORM_CSS),
                 self.tabs,
                 self.summary,
                 self.estimate_line,
                 widgets.HBox(
-                    [self.submit_button, self.path, self.save_button, self.load_button]
+                    [self.submit_button, self.path, self.save_button, self.load_button],
+                    layout=widgets.Layout(**_WRAP_LAYOUT),
                 ),
                 self.message,
             ]
         )
+        self.add_class("simlab-form")
         self.set_config(config if config is not None else model())
 
     # values ------------------------------------------------------------------

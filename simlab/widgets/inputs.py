@@ -13,16 +13,16 @@ from typing import Any
 import ipywidgets as widgets
 import yaml
 
-from simlab.widgets.schema import FieldSpec
+from simlab.widgets.schema import FieldSpec, plain_text
 
 NONE_LABEL = "(none)"
-_INPUT_LAYOUT = {"width": "220px"}
+_INPUT_LAYOUT = {"width": "220px", "min_width": "140px", "flex": "0 1 220px"}
 
 
 def make_input(spec: FieldSpec, choices: list[str] | None = None) -> widgets.Widget:
     """A widget for ``spec``; ``choices`` offers known values for a text field."""
     layout = widgets.Layout(**_INPUT_LAYOUT)
-    common = {"layout": layout, "tooltip": spec.description}
+    common = {"layout": layout, "tooltip": plain_text(spec.description)}
     kind = spec.kind
     if kind == "enum":
         options: list[Any] = [(str(c), c) for c in spec.choices]

@@ -33,6 +33,8 @@ class Launcher(widgets.VBox):
         self.area = widgets.VBox()
         self.monitor: RunMonitor | None = None
         self.form.on_submit(self.follow)
+        # the Runs tab lists what the catalogue says now, not when it was opened
+        self.tabs.observe(self._tab_shown, names="selected_index")
         super().__init__([widgets.HTML("<h3>simlab</h3>"), self.tabs, self.area])
 
     def follow(self, run: Run) -> RunMonitor:
@@ -40,9 +42,14 @@ class Launcher(widgets.VBox):
         if self.monitor is not None:
             self.monitor.stop()
         self.monitor = RunMonitor(run, poll=self.poll, view_when_done=True)
+        self.monitor.on_state(lambda _: self.table.refresh())
         self.area.children = [self.monitor]
         self.table.refresh()
         return self.monitor
+
+    def _tab_shown(self, change: dict[str, Any]) -> None:
+        if change["new"] == 1:
+            self.table.refresh()
 
 
 def launcher(

@@ -21,6 +21,7 @@ from simlab.service.cost import format_bytes, format_seconds
 from simlab.service.eta import measured
 from simlab.service.run import state_badge
 from simlab.state.states import State
+from simlab.widgets import styles
 
 if TYPE_CHECKING:
     from simlab.service.run import Run
@@ -64,6 +65,21 @@ def timing(
     return elapsed, eta.seconds if eta is not None else None
 
 
+def _failure_html(status: dict[str, Any]) -> tuple[str, str]:
+    """The reason of an ended run and its evidence lines, as text on the page."""
+    reason = status.get("reason")
+    if not reason:
+        return "", ""
+    state = State(status["state"])
+    style = styles.ERROR if state in (State.FAILED, State.CORRUPT) else styles.MUTED
+    shown = f"<span style='{style}'>{html.escape(reason)}</span>"
+    lines = (status.get("diagnosis") or {}).get("lines") or []
+    if not lines:
+        return shown, ""
+    evidence = html.escape("\n".join(lines))
+    return shown, f"<pre style='{styles.LOG}'>{evidence}</pre>"
+
+
 class RunMonitor(widgets.VBox):
     """Watch one run: state badge, progress, ETA, log tail, snapshots, cancel/stop.
 
@@ -97,7 +113,7 @@ class RunMonitor(widgets.VBox):
         self._open_snapshot = open_snapshot
         self.title = widgets.HTML(
             f"<b>{html.escape(run.id)}</b> "
-            f"<span style='color:#666'>{html.escape(str(run.path))}</span>"
+            f"<span style='{styles.MUTED}'>{html.escape(str(run.path))}</span>"
         )
         self.badge = widgets.HTML()
         self.progress = widgets.FloatProgress(
@@ -107,6 +123,7 @@ class RunMonitor(widgets.VBox):
         self.timing = widgets.HTML()
         self.log_view = widgets.HTML()
         self.reason = widgets.HTML()
+        self.diagnosis = widgets.HTML()
         self.cancel_button = widgets.Button(
             description="Cancel", button_style="danger", icon="stop"
         )
@@ -115,6 +132,13 @@ class RunMonitor(widgets.VBox):
         )
         self.confirm_button = widgets.Button(
             description="Yes, cancel the run", button_style="danger"
+        )
+        self.resume_button = widgets.Button(
+            description="Resume",
+            button_style="primary",
+            icon="play",
+            tooltip="continue from the checkpoint or the last snapshot",
+            layout=widgets.Layout(display="none"),
         )
         self.keep_button = widgets.Button(description="No, keep it running")
         self.confirm = widgets.HBox(
@@ -125,6 +149,7 @@ class RunMonitor(widgets.VBox):
         self.confirm_button.on_click(lambda _: self.confirm_cancel())
         self.keep_button.on_click(lambda _: self._hide_confirm())
         self.stop_button.on_click(lambda _: self.request_stop())
+        self.resume_button.on_click(lambda _: self.resume())
         self.message = widgets.HTML()
         self.snapshot_list = widgets.VBox()
         self.viewer_area = widgets.VBox()
@@ -135,13 +160,18 @@ class RunMonitor(widgets.VBox):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._estimate: float | None = None
+        self._resumable: bool | None = None
+        self._state_callbacks: list[Callable[[str], Any]] = []
         super().__init__(
             [
                 widgets.HBox([self.title, self.badge]),
                 widgets.HBox([self.progress, self.progress_text]),
                 self.timing,
                 self.reason,
-                widgets.HBox([self.cancel_button, self.stop_button]),
+                self.diagnosis,
+                widgets.HBox(
+                    [self.cancel_button, self.stop_button, self.resume_button]
+                ),
                 self.confirm,
                 self.message,
                 widgets.HTML("<b>Log</b>"),
@@ -197,15 +227,21 @@ class RunMonitor(widgets.VBox):
         if self.view_when_done and self.state == State.COMPLETED and self.run.snapshots:
             self.open_snapshot(len(self.run.snapshots) - 1)
 
+    def on_state(self, callback: Callable[[str], Any]) -> None:
+        """Call ``callback(state)`` whenever the run's state changes."""
+        self._state_callbacks.append(callback)
+
     def refresh(self) -> None:
         """Read the run directory once and update every part of the monitor."""
         with self._lock:
             status = self.run.status
+            changed = status["state"] != self.state
             self.state = status["state"]
+            state = State(self.state)
             self.badge.value = state_badge(self.state)
             progress = status.get("progress") or {}
             fraction = float(progress.get("fraction") or 0.0)
-            if self.state == State.COMPLETED:
+            if state == State.COMPLETED:
                 fraction = 1.0
             self.progress.value = round(100.0 * fraction, 1)
             self.progress.bar_style = {
@@ -215,26 +251,35 @@ class RunMonitor(widgets.VBox):
             }.get(self.state, "info")
             self.progress_text.value = self._progress_text(progress, fraction)
             self.timing.value = self._timing_text(status)
-            reason = status.get("reason")
-            self.reason.value = (
-                f"<span style='color:#c62828'>{html.escape(reason)}</span>"
-                if reason
-                else ""
+            self.reason.value, self.diagnosis.value = _failure_html(status)
+            self.settled = state.is_final or (
+                state == State.CHECKPOINTED and bool(status.get("stop_requested"))
             )
-            final = State(self.state).is_final
-            self.settled = final or (
-                self.state == State.CHECKPOINTED and bool(status.get("stop_requested"))
-            )
-            self.cancel_button.disabled = final
-            self.stop_button.disabled = self.state != State.RUNNING
-            if final:
-                self._hide_confirm()
+            self._show_controls(state)
             tail = log_tail(self.run.dir.log_path)
-            self.log_view.value = (
-                "<pre style='max-height:14em;overflow:auto;font-size:85%;"
-                f"background:#f7f7f7;margin:0'>{html.escape(tail)}</pre>"
-            )
+            self.log_view.value = f"<pre style='{styles.LOG}'>{html.escape(tail)}</pre>"
             self._update_snapshots()
+        if changed:
+            for callback in self._state_callbacks:
+                callback(self.state)
+
+    def _show_controls(self, state: State) -> None:
+        """Cancel and Stop while they can act, Resume once the run can go on."""
+        active = state in (State.CREATED, State.QUEUED, State.RUNNING)
+        self.cancel_button.disabled = not active
+        self.cancel_button.layout.display = "" if active else "none"
+        self.stop_button.disabled = state != State.RUNNING
+        self.stop_button.layout.display = "" if active else "none"
+        if not active:
+            self._hide_confirm()
+        resumable = state in (State.CHECKPOINTED, State.FAILED, State.CANCELLED)
+        if resumable and self._resumable is None:
+            self._resumable = self.run.restart_command() is not None
+        elif not resumable:
+            self._resumable = None
+        show = resumable and bool(self._resumable)
+        self.resume_button.disabled = not show
+        self.resume_button.layout.display = "" if show else "none"
 
     def _progress_text(self, progress: dict[str, Any], fraction: float) -> str:
         parts = [f"{100 * fraction:.0f}%"]
@@ -248,8 +293,12 @@ class RunMonitor(widgets.VBox):
 
     def _timing_text(self, status: dict[str, Any]) -> str:
         elapsed, eta = timing(status)
-        if State(status["state"]).is_final or status["state"] == "checkpointed":
+        state = State(status["state"])
+        if state == State.COMPLETED:
             return f"took {format_seconds(elapsed)}"
+        if state.is_final or state == State.CHECKPOINTED:
+            ran = (status.get("times") or {}).get("running")
+            return f"{state.value} after {format_seconds(elapsed)}" if ran else ""
         if eta is None:
             remaining = self._estimated_seconds()
             if remaining is not None:
@@ -259,6 +308,8 @@ class RunMonitor(widgets.VBox):
                     f"ETA ≈ {format_seconds(remaining * (1 - done))} (cost model)"
                 )
             return f"elapsed {format_seconds(elapsed)}"
+        if eta < 1.0:  # the last step is done; the code is writing its outputs
+            return f"elapsed {format_seconds(elapsed)} · finishing"
         return f"elapsed {format_seconds(elapsed)} · ETA {format_seconds(eta)}"
 
     def _estimated_seconds(self) -> float | None:
@@ -324,6 +375,22 @@ class RunMonitor(widgets.VBox):
         self.run.cancel()
         self.message.value = "cancel requested"
         self.refresh()
+
+    def resume(self) -> None:
+        """Continue the run as a new segment and follow it again."""
+        from simlab.errors import RunError
+
+        try:
+            self.run.resume()
+        except RunError as exc:
+            self.message.value = (
+                f"<span style='{styles.ERROR}'>{html.escape(str(exc))}</span>"
+            )
+            return
+        self.message.value = "resumed: the run continues as a new segment"
+        self._resumable = None
+        self.refresh()
+        self.start()
 
     def request_stop(self) -> None:
         """Ask the code to write a checkpoint and stop (the run ends checkpointed)."""

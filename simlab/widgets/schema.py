@@ -8,6 +8,7 @@ the form without widget code.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -51,19 +52,81 @@ class FieldSpec:
 
     @property
     def allowed(self) -> str:
-        """Allowed values in words (range, choices or pattern), for the help text."""
+        """Allowed values as a person writes them (``0 < Omega0 ≤ 2``, ``seed ≥ 0``,
+        ``cores ≤ 1,000,000``), for the help text; limits that only mark a machine
+        integer's range are left out."""
         c = self.constraints
         if self.choices:
             return "one of " + ", ".join(map(str, self.choices))
         low = c.get("exclusiveMinimum", c.get("minimum"))
         high = c.get("exclusiveMaximum", c.get("maximum"))
-        if low is None and high is None:
-            return ""
-        left = "(" if "exclusiveMinimum" in c or low is None else "["
-        right = ")" if "exclusiveMaximum" in c or high is None else "]"
-        lo = "-∞" if low is None else f"{low:g}"
-        hi = "∞" if high is None else f"{high:g}"
-        return f"{left}{lo}, {hi}{right}"
+        low = None if low is None or abs(low) >= _MACHINE_LIMIT else low
+        high = None if high is None or abs(high) >= _MACHINE_LIMIT else high
+        lower = "<" if "exclusiveMinimum" in c else "≤"
+        upper = "<" if "exclusiveMaximum" in c else "≤"
+        if low is not None and high is not None:
+            return f"{number(low)} {lower} {self.name} {upper} {number(high)}"
+        if low is not None:
+            return f"{self.name} {'>' if lower == '<' else '≥'} {number(low)}"
+        if high is not None:
+            return f"{self.name} {upper} {number(high)}"
+        return ""
+
+
+#: Limits at or beyond 2^53 mark a machine integer's range, not a choice.
+_MACHINE_LIMIT = 2**53
+
+
+def number(value: float) -> str:
+    """A limit as people write it: digits grouped by thousands, no exponent for
+    whole numbers.
+
+    Examples
+    --------
+    >>> number(1e6), number(100000), number(0.5), number(1e-8)
+    ('1,000,000', '100,000', '0.5', '1e-08')
+    """
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+_LITERAL = re.compile(r"``(.+?)``|(?<![\w`]):\w+:`~?(.+?)`|`([^`]+?)`")
+
+
+def help_html(text: str) -> str:
+    r"""A docstring or description as HTML text: reStructuredText literals and
+    roles as ``<code>``, line breaks inside a paragraph as spaces.
+
+    Examples
+    --------
+    >>> help_html("Overrides the one of ``preset``\nwhen x < 1.")
+    'Overrides the one of <code>preset</code> when x &lt; 1.'
+    """
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())]
+    out = []
+    for paragraph in paragraphs:
+        parts, last = [], 0
+        for match in _LITERAL.finditer(paragraph):
+            parts.append(html.escape(paragraph[last : match.start()]))
+            literal = next(g for g in match.groups() if g is not None)
+            parts.append(f"<code>{html.escape(literal)}</code>")
+            last = match.end()
+        parts.append(html.escape(paragraph[last:]))
+        out.append("".join(parts))
+    return "<br>".join(out)
+
+
+def plain_text(text: str) -> str:
+    r"""A docstring or description as one line of plain text (for tooltips).
+
+    Examples
+    --------
+    >>> plain_text("Overrides the one of ``preset``\nwhen given.")
+    'Overrides the one of preset when given.'
+    """
+    flat = " ".join(text.split())
+    return _LITERAL.sub(lambda m: next(g for g in m.groups() if g is not None), flat)
 
 
 @dataclass(frozen=True)

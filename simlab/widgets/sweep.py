@@ -1,9 +1,12 @@
 """SweepBuilder: pick parameters and values, see the grid, launch and follow a sweep.
 
-Parameters are the notebook names :func:`simlab.service.sweeps.config_fields`
-maps to RunConfig fields; values are typed per field (from the same schema the
-form uses). Launching calls ``simlab.sweep(template, grid=..., base=...,
-cluster=..., wait=False)``.
+Each RunConfig field is offered once, under the name a sweep knows it by
+(:func:`simlab.service.sweeps.field_names`: the template's own name for it, else
+the field's name). Every value is checked as it is typed, by the configuration's
+own validators on the base configuration, so the messages are the form's, and
+Launch stays disabled while anything is invalid. Launching calls
+``simlab.sweep(template, grid=..., base=..., name=<base run name>, wait=False)``,
+which names each point's run after the base name and its values.
 """
 
 from __future__ import annotations
@@ -16,36 +19,58 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from simlab.config import RunConfig
+from simlab.config import RunConfig, apply_overrides
+from simlab.errors import ConfigError
+from simlab.widgets import styles
 from simlab.widgets.inputs import read_input
 from simlab.widgets.schema import FieldSpec, sections
 
 if TYPE_CHECKING:
     from simlab.widgets.form import RunForm
 
-_ERROR_STYLE = "color:#c62828"
+_ERROR_STYLE = styles.ERROR
 #: Kinds of field a sweep can vary.
 _SWEEPABLE = ("integer", "number", "enum", "boolean", "string")
 
 
-def parameter_fields() -> dict[str, FieldSpec]:
-    """Sweepable notebook parameter names → the RunConfig field they set."""
-    specs = {f.key: f for s in sections(RunConfig) for f in s.fields}
-    from simlab.service.sweeps import config_fields
+def parameter_fields(template: str = "run_simulation") -> dict[str, FieldSpec]:
+    """Sweepable parameter names → the RunConfig field each sets, one per field."""
+    from simlab.service.sweeps import SweepError, field_names
+    from simlab.service.sweeps.validation import notebook_parameters
+    from simlab.templates import template_path
 
-    names = config_fields()
+    try:
+        declared = notebook_parameters(template_path(template))
+    except (OSError, ValueError, SweepError):  # no such template: plain names
+        declared = {}
+    names = field_names(declared)
     return {
-        name: specs[path]
-        for name, path in sorted(names.items())
-        if path in specs and specs[path].kind in _SWEEPABLE
+        names[spec.key]: spec
+        for section in sections(RunConfig)
+        for spec in section.fields
+        if spec.kind in _SWEEPABLE and spec.key in names
     }
+
+
+def field_error(spec: FieldSpec, value: Any, base: RunConfig) -> str | None:
+    """The form's message for ``value`` in ``spec``'s field of ``base``, or None."""
+    try:
+        apply_overrides(base, {spec.key: value})
+    except ConfigError as exc:
+        mine = [e["msg"] for e in exc.errors if str(e["loc"]).startswith(spec.key)]
+        return "; ".join(mine or [e["msg"] for e in exc.errors])
+    return None
 
 
 class _ParameterRow(widgets.HBox):
     def __init__(
-        self, names: list[str], on_change: Callable[[], None], remove: Callable
+        self,
+        fields: dict[str, FieldSpec],
+        on_change: Callable[[], None],
+        remove: Callable,
     ) -> None:
-        self.name = widgets.Dropdown(options=names, description="parameter")
+        options = [(f"{name}  ({spec.key})", name) for name, spec in fields.items()]
+        self.name = widgets.Dropdown(options=options, description="parameter")
         self.values = widgets.Text(
             placeholder="values, comma-separated", continuous_update=True
         )
@@ -54,7 +79,27 @@ class _ParameterRow(widgets.HBox):
         drop.on_click(lambda _: remove(self))
         self.name.observe(lambda _: on_change(), names="value")
         self.values.observe(lambda _: on_change(), names="value")
-        super().__init__([self.name, self.values, drop, self.error])
+        super().__init__(
+            [self.name, self.values, drop, self.error],
+            layout=widgets.Layout(flex_flow="row wrap"),
+        )
+
+
+def _typed(spec: FieldSpec, text: str) -> Any:
+    """One typed value of ``spec`` from its text (ValueError if it is not one)."""
+    if spec.kind == "enum":
+        match = next((c for c in spec.choices if str(c) == text), None)
+        if match is None:
+            allowed = ", ".join(map(str, spec.choices))
+            raise ValueError(f"not one of {allowed}")
+        return match
+    if spec.kind == "boolean":
+        words = {"true": True, "yes": True, "1": True}
+        words.update({"false": False, "no": False, "0": False})
+        if text.lower() not in words:
+            raise ValueError("not true or false")
+        return words[text.lower()]
+    return read_input(spec, widgets.Text(text))
 
 
 class SweepBuilder(widgets.VBox):
@@ -73,7 +118,7 @@ class SweepBuilder(widgets.VBox):
         self, base: RunConfig | RunForm | None = None, template: str = "run_simulation"
     ) -> None:
         self.base = base
-        self.fields = parameter_fields()
+        self.fields = parameter_fields(template)
         self.template = widgets.Text(template, description="template")
         self.cluster = widgets.Text("", description="cluster", placeholder="from base")
         self.rows_box = widgets.VBox()
@@ -103,7 +148,7 @@ class SweepBuilder(widgets.VBox):
 
     def add_parameter(self, name: str | None = None, values: str = "") -> None:
         """Add a row; ``name`` and ``values`` fill it (e.g. "sigma8", "0.7, 0.8")."""
-        row = _ParameterRow(list(self.fields), self.update, self._remove)
+        row = _ParameterRow(self.fields, self.update, self._remove)
         if name is not None:
             row.name.value = name
         row.values.value = values
@@ -117,33 +162,45 @@ class SweepBuilder(widgets.VBox):
         self.update()
 
     def grid(self) -> tuple[dict[str, list[Any]], list[str]]:
-        """The grid typed so far and the problems found reading it."""
+        """The grid typed so far and the problems found reading it.
+
+        Each value is read as its field's type and checked by the configuration's
+        validators on the base configuration; its message shows on its row.
+        """
         grid: dict[str, list[Any]] = {}
         problems: list[str] = []
+        base, base_problem = self._checked_base()
+        if base_problem:
+            problems.append(base_problem)
         for row in self.rows_box.children:
-            spec = self.fields[row.name.value]
-            values = []
+            name = row.name.value
+            spec = self.fields[name]
+            values, row_problems = [], []
             for part in (p.strip() for p in row.values.value.split(",")):
                 if not part:
                     continue
-                probe = widgets.Text(part)
                 try:
-                    value = read_input(spec, probe) if spec.kind != "enum" else part
+                    value = _typed(spec, part)
                 except ValueError as exc:
-                    problems.append(f"{row.name.value}: {exc}")
+                    row_problems.append(f"{name} = {part}: {exc}")
                     continue
-                if spec.kind == "boolean":
-                    value = part.lower() in ("1", "true", "yes")
-                if spec.kind == "enum":
-                    value = next((c for c in spec.choices if str(c) == part), part)
+                message = field_error(spec, value, base) if base else None
+                if message:
+                    row_problems.append(f"{name} = {part}: {message}")
                 values.append(value)
-            row.error.value = ""
-            if row.name.value in grid:
-                problems.append(f"{row.name.value} appears twice")
-            elif values:
-                grid[row.name.value] = values
+            if name in grid:
+                row_problems.append(f"{name} appears twice")
+            elif not values and not row_problems:
+                row_problems.append(f"{name}: no values")
+            elif len(set(map(repr, values))) < len(values):
+                row_problems.append(f"{name}: a value is given twice")
             else:
-                row.error.value = f"<span style='{_ERROR_STYLE}'>no values</span>"
+                grid[name] = values
+            row.error.value = "<br>".join(
+                f"<span style='{_ERROR_STYLE}'>{html.escape(p)}</span>"
+                for p in row_problems
+            )
+            problems += row_problems
         return grid, problems
 
     def update(self) -> None:
@@ -151,15 +208,25 @@ class SweepBuilder(widgets.VBox):
         grid, problems = self.grid()
         count = math.prod(len(v) for v in grid.values()) if grid else 0
         shape = " × ".join(str(len(v)) for v in grid.values())
-        self.size.value = (
-            f"grid: {shape} = <b>{count}</b> run(s)" if grid else "grid: no parameters"
-        )
         if problems:
-            self.size.value += "".join(
-                f"<br><span style='{_ERROR_STYLE}'>{html.escape(p)}</span>"
-                for p in problems
+            self.size.value = (
+                f"<span style='{_ERROR_STYLE}'>{len(problems)} problem(s): fix "
+                "them to launch</span>"
+            )
+        else:
+            self.size.value = (
+                f"grid: {shape} = <b>{count}</b> run(s)"
+                if grid
+                else "grid: no parameters"
             )
         self.launch_button.disabled = not (grid and not problems)
+
+    def _checked_base(self) -> tuple[RunConfig | None, str | None]:
+        """The base configuration, or None and why it cannot be used."""
+        try:
+            return self._base_config(), None
+        except ConfigError as exc:
+            return None, f"the base configuration is invalid: {exc}"
 
     def _base_config(self) -> RunConfig:
         from simlab.widgets.form import RunForm
@@ -177,11 +244,13 @@ class SweepBuilder(widgets.VBox):
             self.update()
             return None
         try:
+            base = self._base_config()
             self.sweep = sweep(
                 self.template.value,
                 grid=grid,
-                base=self._base_config(),
+                base=base,
                 cluster=self.cluster.value.strip() or None,
+                name=base.metadata.name,
                 wait=False,
             )
         except Exception as exc:  # boundary: show validation and launch errors

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 
 from simlab.state.catalog import TIME_COLUMNS, Catalog
 from simlab.state.states import State
+from simlab.widgets import styles
 
 ALL = "(all)"
 _MONO_CSS = "<style>.simlab-mono select { font-family: monospace; }</style>"
@@ -78,6 +79,7 @@ class RunTable(widgets.VBox):
         self.listing = widgets.Select(rows=12, layout=widgets.Layout(width="100%"))
         self.listing.add_class("simlab-mono")
         self.header = widgets.HTML()
+        self.detail = widgets.HTML()
         self.monitor_button = widgets.Button(description="Monitor", icon="line-chart")
         self.view_button = widgets.Button(description="View snapshots", icon="eye")
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
@@ -97,6 +99,7 @@ class RunTable(widgets.VBox):
             self.descending,
         ):
             control.observe(lambda _: self.refresh(), names="value")
+        self.listing.observe(lambda _: self._show_detail(), names="value")
         super().__init__(
             [
                 widgets.HTML(_MONO_CSS),
@@ -104,6 +107,7 @@ class RunTable(widgets.VBox):
                 widgets.HBox([self.text, self.order, self.descending]),
                 self.header,
                 self.listing,
+                self.detail,
                 widgets.HBox(
                     [self.monitor_button, self.view_button, self.refresh_button]
                 ),
@@ -135,6 +139,7 @@ class RunTable(widgets.VBox):
         self.listing.options = [(format_row(r), r["id"]) for r in self.rows]
         ids = [r["id"] for r in self.rows]
         self.listing.value = selected if selected in ids else None
+        self._show_detail()
         head = _ROW.format(
             state="state",
             fraction="done",
@@ -145,8 +150,21 @@ class RunTable(widgets.VBox):
         )
         self.header.value = (
             f"<pre style='margin:0'>{html.escape(head)}</pre>"
-            f"<span style='color:#666'>{len(self.rows)} of {self.total} run(s)</span>"
+            f"<span style='{styles.MUTED}'>"
+            f"{len(self.rows)} of {self.total} run(s)</span>"
         )
+
+    def _show_detail(self) -> None:
+        """The selected run's id, state and, once it ended, why (as text)."""
+        row = next((r for r in self.rows if r["id"] == self.listing.value), None)
+        if row is None:
+            self.detail.value = ""
+            return
+        text = f"<code>{html.escape(row['id'])}</code> · {html.escape(row['state'])}"
+        if row.get("reason"):
+            style = styles.ERROR if row["state"] in ("failed", "corrupt") else ""
+            text += f"<br><span style='{style}'>{html.escape(row['reason'])}</span>"
+        self.detail.value = text
 
     @property
     def selected(self) -> Any:

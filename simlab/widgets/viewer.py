@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import numpy as np
 
+from simlab.widgets import styles
+
 if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
@@ -243,7 +245,7 @@ class SnapshotViewer(widgets.VBox):
             )
         except ValueError as exc:  # an empty slab: say so instead of drawing
             self.info.value = (
-                f"<span style='color:#c62828'>{html.escape(str(exc))}</span>"
+                f"<span style='{styles.ERROR}'>{html.escape(str(exc))}</span>"
             )
             return
         self.figure = fig
@@ -255,7 +257,7 @@ class SnapshotViewer(widgets.VBox):
             self._power_index = index
         self.render_seconds = time.perf_counter() - started
         self.info.value = (
-            f"<span style='color:#666;font-size:85%'>{len(positions):,} particles, "
+            f"<span style='{styles.HELP}'>{len(positions):,} particles, "
             f"box {box:g} Mpc/h · drawn in {1000 * self.render_seconds:.0f} ms</span>"
         )
 

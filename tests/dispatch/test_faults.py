@@ -71,6 +71,7 @@ def test_kill_9_of_the_code_fails_the_run_with_the_signal(tmp_path):
     assert wait_for(lambda: run.state.is_final, 30), run.status
     assert run.state is State.FAILED, run.status
     assert "killed by signal 9 (SIGKILL)" in run.status["reason"]
+    assert run.status["diagnosis"]["cause"] == "out-of-memory"
     assert "pm: step" in run.logs()
     assert_consistent(tmp_path)
 
@@ -202,6 +203,7 @@ def test_a_full_disk_fails_the_run_with_enospc_in_status_and_log(small_disk):
     assert run.state is State.FAILED, run.status
     reason = run.status["reason"]
     assert "disk full (ENOSPC)" in reason, reason
+    assert run.status["diagnosis"]["cause"] == "disk-full"
     assert "No space left on device" in run.logs()
     assert_consistent(small_disk)
 

@@ -49,6 +49,10 @@ def test_engine_crash_marks_run_failed_with_reason_and_log(tmp_path):
     assert "exited with status" in status["reason"]
     assert any("ics.hdf5" in line for line in status["log_tail"])
     assert "ics.hdf5" in run.logs()
+    # no known cause: the reason ends with the code's last meaningful line
+    assert status["diagnosis"]["cause"] == "unknown"
+    last = status["diagnosis"]["lines"][-1]
+    assert "ics.hdf5" in last and status["reason"].endswith(last)
 
 
 def test_missing_executable_fails_cleanly(tmp_path, monkeypatch):
@@ -59,6 +63,8 @@ def test_missing_executable_fails_cleanly(tmp_path, monkeypatch):
     run.dir.transition("queued")
     assert execute(run.path) == "failed"
     assert "cannot start '/nonexistent/code'" in run.status["reason"]
+    assert run.status["diagnosis"]["cause"] == "missing-executable"
+    assert "Fix: set code.executable" in run.status["reason"]
 
 
 def test_cancel_before_start_never_launches(tmp_path):

@@ -186,3 +186,17 @@ def test_a_mesh_below_twice_the_particles_is_refused_unless_asked_for():
     odd = validate_run({"box": {"particles_per_side": 32}, "gravity": {"mesh": 80}})
     assert any("not a multiple of particles per side" in n for n in odd.notes)
     assert validate_run({"box": {"particles_per_side": 32}}).notes == ()
+
+
+def test_a_pm_run_log_starts_without_a_runpy_warning(tmp_path):
+    from simlab.dispatch.task import execute
+
+    run = create(
+        {"box": {"particles_per_side": 8}, "gravity": {"steps": 3}}, root=tmp_path
+    )
+    run.dir.transition("queued")
+    assert execute(run.path) == "completed", run.logs()
+    log = run.logs()
+    assert "-m simlab.engines.pm_main " in log.splitlines()[0]
+    assert "RuntimeWarning" not in log and "found in sys.modules" not in log
+    assert "pm: finished in" in log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -54,6 +55,23 @@ def test_every_template_has_a_parameters_cell():
         assert sum("parameters" in t for t in tags) == 1, name
 
 
+def assert_valid_with_cell_ids(path: Path) -> None:
+    """nbformat 4.5 with a unique id on every cell, valid without any warning
+    (nbformat's MissingIDFieldWarning included)."""
+    data = json.loads(path.read_text())
+    assert (data["nbformat"], data["nbformat_minor"]) >= (4, 5), path.name
+    ids = [cell.get("id") for cell in data["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), (path.name, ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nbformat.validate(nbformat.read(path, as_version=4))
+
+
+def test_every_template_is_nbformat_4_5_with_cell_ids():
+    for name in TEMPLATES:
+        assert_valid_with_cell_ids(template_path(name))
+
+
 def test_unknown_template_lists_the_available_ones():
     with pytest.raises(FileNotFoundError, match=r"available: .*quickstart"):
         template_path("nope")
@@ -68,6 +86,7 @@ def test_template_executes(name, tmp_path):
     if name == "sweep_summary":
         params["sweep_dir"] = str(_small_sweep(tmp_path / "runs"))
     executed = execute_notebook(name, tmp_path / f"{name}.ipynb", params)
+    assert_valid_with_cell_ids(executed)  # papermill's injected cell too
     nb = json.loads(executed.read_text())
     errors = [
         o

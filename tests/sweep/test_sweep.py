@@ -47,6 +47,10 @@ def grid_sweep(tmp_path_factory):
 def test_grid_sweep_keeps_every_executed_notebook(grid_sweep):
     sweep, _ = grid_sweep
     assert sweep.states() == ["completed"] * 6
+    # each point's run is named after the sweep's base name and its values
+    assert [run.config.metadata.name for run in sweep.runs()] == [
+        f"grid-sigma8_{s8}-omega0_{om}" for s8 in (0.7, 0.8, 0.9) for om in (0.28, 0.31)
+    ]
     for run in sweep.runs():
         notebook = run.path / "notebooks" / "run_simulation.ipynb"
         assert notebook.stat().st_size > 10_000

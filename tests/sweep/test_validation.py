@@ -12,7 +12,10 @@ from simlab.service.sweeps.validation import (
     SweepError,
     SweepValidationError,
     config_fields,
+    field_names,
     grid_points,
+    injected_parameters,
+    notebook_parameters,
     validate_points,
 )
 from simlab.templates import template_path
@@ -82,6 +85,43 @@ def test_points_get_validated_configs():
     assert [c.cosmology.sigma8 for c in configs] == [0.7, 0.9]
     assert {c.box.size for c in configs} == {100.0}
     assert {c.ics.seed for c in configs} == {7}  # the base is kept
+
+
+def test_a_config_field_the_notebook_does_not_declare_sets_the_run_only(tmp_path):
+    template = template_path("run_simulation")
+    declared = notebook_parameters(template)
+    assert "h" not in declared and "run_dir" in declared
+    (plan,) = validate_points(template, [{"h": 0.6, "sigma8": 0.7}], small_config())
+    assert plan.config.cosmology.h == 0.6
+    injected = injected_parameters(
+        {"h": 0.6, "sigma8": 0.7}, plan.config, declared, tmp_path
+    )
+    assert "h" not in injected and injected["sigma8"] == 0.7
+    assert injected["run_dir"] == str(tmp_path)
+
+
+def test_a_notebook_without_run_dir_takes_only_its_declared_names(tmp_path):
+    cell = nbformat.v4.new_code_cell("sigma8 = 0.8")
+    cell.metadata["tags"] = ["parameters"]
+    path = tmp_path / "plain.ipynb"
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": kernel})
+    nbformat.write(notebook, path)
+    with pytest.raises(SweepValidationError) as info:
+        validate_points(path, [{"h": 0.6}], small_config())
+    assert "unknown parameter 'h' = 0.6; plain.ipynb has: sigma8" in str(info.value)
+    assert "any RunConfig field" not in str(info.value)
+
+
+def test_field_names_give_each_field_one_name():
+    declared = notebook_parameters(template_path("run_simulation"))
+    names = field_names(declared)
+    assert set(names) == set(config_fields().values())
+    assert len(set(names.values())) == len(names)
+    assert names["box.size"] == "box_size"  # the notebook's name
+    assert names["ics.seed"] == "seed" and names["gravity.mesh"] == "mesh"
+    assert names["cosmology.h"] == "h"
+    assert field_names()["box.size"] == "size"  # no notebook: the field's name
 
 
 def test_template_without_parameters_cell_is_an_error(tmp_path):

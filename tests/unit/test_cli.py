@@ -81,3 +81,24 @@ def test_gadget4_config_writes_the_build_a_run_needs(cli, tmp_path):
     with_fof = cli.invoke(main, ["gadget4", "config", "--set", "code.options.fof=true"])
     assert with_fof.exit_code == 0, with_fof.output
     assert "FOF" in with_fof.output.splitlines()
+
+
+def test_status_and_ls_show_a_failed_runs_reason_and_evidence(cli, tmp_path):
+    from simlab.dispatch.task import execute
+    from simlab.service.submission import create
+
+    run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
+    (run.dir.inputs / "ics.hdf5").unlink()  # the real engine fails to read its ICs
+    run.dir.transition("queued")
+    assert execute(run.path) == "failed"
+    reason = run.status["reason"]
+    shown = cli.invoke(main, ["status", run.id, "--root", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert f"reason:   {reason}" in shown.output
+    evidence = run.status["diagnosis"]["lines"]
+    assert evidence and all(f"  | {line}" in shown.output for line in evidence)
+    cli.invoke(main, ["reindex", "--root", str(tmp_path)])
+    listing = cli.invoke(main, ["ls", "--root", str(tmp_path)])
+    lines = listing.output.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith(run.id))
+    assert lines[row + 1] == f"    {reason}"

@@ -19,7 +19,7 @@ MEMORY_FACTOR = 1.5
 #: The engine's own entry point, traced from its first array on, in a fresh process.
 _TRACE = """
 import sys, tracemalloc
-from simlab.engines.pm import main
+from simlab.engines.pm_main import main
 tracemalloc.start()
 status = main([sys.argv[1]])
 print("peak", tracemalloc.get_traced_memory()[1], status)

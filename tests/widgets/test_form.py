@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import yaml
 from pydantic import Field
 
@@ -55,7 +58,7 @@ def test_labels_carry_units_and_help_the_allowed_range():
     form = RunForm()
     assert form.rows["box.size"].spec.label == "size [Mpc/h]"
     assert form.rows["cosmology.T_cmb"].spec.label == "T_cmb [K]"
-    assert "(0, 2]" in form.rows["cosmology.Omega0"].help.value
+    assert "0 &lt; Omega0 ≤ 2" in form.rows["cosmology.Omega0"].help.value
     assert form.rows["box.particles_per_side"].input.value == 64
     assert [v for _, v in form.rows["gravity.stepping"].input.options] == [
         "loga",
@@ -196,3 +199,44 @@ def test_engine_options_follow_the_engine_chosen():
     assert form.valid and form.config.code.options == {}
     form.option_rows["code.options.checkpoint_every"].input.value = "10"
     assert form.config.code.options == {"checkpoint_every": 10}
+
+
+def _form_texts(form: RunForm) -> list[str]:
+    """Every help text and section caption of a form."""
+    rows = [*form.rows.values(), *form.option_rows.values()]
+    captions = [page.children[0].value for page in form.tabs.children]
+    return [row.help.value for row in rows] + captions
+
+
+@pytest.mark.parametrize("engine", ["pm", "gadget4", "concept"])
+def test_help_text_is_text_with_limits_as_people_write_them(engine):
+    form = RunForm({"code": {"engine": engine}})
+    texts = _form_texts(form)
+    for text in texts:
+        assert "``" not in text and ":class:" not in text, text
+        assert not re.search(r"\de[+-]\d", text), text  # no 1e+06, 9.22337e+18
+        assert "MAX_OUTPUTS" not in text
+    rows = {**form.rows, **form.option_rows}
+    assert "<code>preset</code>" in form.tabs.children[0].children[0].value
+    assert "\n" not in form.tabs.children[0].children[0].value
+    assert rows["resources.cores"].help.value.endswith("1 ≤ cores ≤ 1,000,000</span>")
+    seed = rows["ics.seed"].help.value
+    assert "seed ≥ 0" in seed and "9,223" not in seed  # an int64 limit says nothing
+    assert "<code>radiation</code>" in rows["cosmology.N_eff"].help.value
+    assert "`" not in rows["cosmology.N_eff"].input.tooltip
+
+
+def test_form_wraps_in_a_narrow_panel():
+    form = RunForm()
+    assert "simlab-form" in form._dom_classes
+    css = form.children[0].value
+    assert ".simlab-form .lm-TabBar-content { flex-wrap: wrap; }" in css
+    assert "min-width: fit-content" in css
+    for row in form.rows.values():
+        line = row.children[0]
+        assert line.layout.flex_flow == "row wrap"
+        label, field_input, help_text = line.children
+        assert label.layout.min_width and field_input.layout.min_width
+        assert help_text.layout.flex.startswith("1 1")
+    for button in (form.submit_button, form.save_button, form.load_button):
+        assert button.layout.width == "auto"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -106,3 +107,71 @@ def test_eta_is_the_measured_rate_from_the_first_progress_report():
         },
     )
     assert timing(status, now=start + timedelta(hours=1)) == (50.0, None)
+
+
+@pytest.fixture
+def failed_run(tmp_path):
+    """A real PM run that failed: its initial conditions were removed."""
+    from simlab.dispatch.task import execute
+    from simlab.service.submission import create
+
+    run = create({**SMALL, "metadata": {"name": "broken"}}, root=tmp_path)
+    (run.dir.inputs / "ics.hdf5").unlink()
+    run.dir.transition("queued")
+    assert execute(run.path) == "failed"
+    return run
+
+
+def test_a_failed_run_shows_its_reason_as_text_and_no_dead_controls(failed_run):
+    monitor = RunMonitor(failed_run, autostart=False)
+    status = failed_run.status
+    assert monitor.settled and monitor.state == "failed"
+    # the reason and the code's own last words are on the page, not in a tooltip
+    assert html.escape(status["reason"]) in monitor.reason.value
+    for line in status["diagnosis"]["lines"]:
+        assert html.escape(line) in monitor.diagnosis.value
+    assert "ics.hdf5" in monitor.diagnosis.value
+    assert "ETA" not in monitor.timing.value
+    assert monitor.timing.value.startswith("failed after ")
+    for button in (monitor.cancel_button, monitor.stop_button):
+        assert button.disabled and button.layout.display == "none"
+    # nothing to continue from (no checkpoint, no snapshot): no Resume either
+    assert failed_run.restart_command() is None
+    assert monitor.resume_button.layout.display == "none"
+
+
+def test_run_table_shows_the_selected_runs_reason(failed_run):
+    from simlab.widgets.table import RunTable
+
+    table = RunTable(root=failed_run.path.parent)
+    assert table.detail.value == ""
+    table.listing.value = failed_run.id
+    assert failed_run.id in table.detail.value and "failed" in table.detail.value
+    assert "var(--jp-error-color1)" in table.detail.value
+    assert "ics.hdf5" in table.detail.value
+
+
+@pytest.mark.slow
+def test_resume_a_checkpointed_run_from_the_monitor():
+    run = simlab.submit(LONG)
+    monitor = RunMonitor(run, poll=0.2)
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+    assert monitor.resume_button.layout.display == "none"
+    assert monitor.cancel_button.layout.display == ""
+    monitor.stop_button.click()
+    assert monitor.join(timeout=60), "the monitor still polls a stopped run"
+    assert run.state is State.CHECKPOINTED and monitor.state == "checkpointed"
+    assert monitor.resume_button.layout.display == ""
+    assert not monitor.resume_button.disabled
+    assert monitor.cancel_button.layout.display == "none"
+    step = run.progress["step"]
+    monitor.resume_button.click()
+    assert monitor.updating, "the monitor follows the resumed run"
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) > step, 60), run.status
+    assert run.status["segment"] == 2
+    assert monitor.state in ("queued", "running")
+    assert monitor.resume_button.layout.display == "none"
+    assert monitor.cancel_button.layout.display == ""
+    run.cancel()
+    assert monitor.join(timeout=60)
+    assert monitor.state == "cancelled"

@@ -10,6 +10,7 @@ from simlab.service.sweeps.validation import (
     SweepError,
     SweepValidationError,
     config_fields,
+    field_names,
 )
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "SweepError",
     "SweepValidationError",
     "config_fields",
+    "field_names",
     "sweep",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,18 +181,16 @@ class Sweep:
         return self.wait(progress=progress) if wait else self
 
     def wait(self, *, progress: bool = True, timeout: float | None = None) -> Sweep:
-        """Block until no point is queued or running, with a tqdm bar of points."""
-        from tqdm.auto import tqdm
+        """Block until no point is queued or running, showing the points done
+        (a bar on a terminal, lines in logs: :mod:`simlab.service.progress`)."""
+        from simlab.service.progress import progress as shown_progress
 
         deadline = None if timeout is None else time.monotonic() + timeout
-        with tqdm(
-            total=len(self.points), desc=self.id, unit="pt", disable=not progress
-        ) as bar:
+        with shown_progress(len(self.points), self.id, "pt", enabled=progress) as bar:
             while True:
                 counts = self.counts()
                 done = sum(v for k, v in counts.items() if State(k).is_final)
-                bar.set_postfix(counts, refresh=False)
-                bar.update(done - bar.n)
+                bar.report(done, **counts)
                 if done == len(self.points):
                     break
                 if deadline is not None and time.monotonic() > deadline:
@@ -292,17 +291,54 @@ def sweep(
     plans = [
         validate_run(
             apply_overrides(
-                plan.config,
-                {"metadata.sweep": sweep_id, "metadata.name": f"{name}-p{index:03d}"},
+                plan.config, {"metadata.sweep": sweep_id, "metadata.name": point}
             )
         )
-        for index, plan in enumerate(plans)
+        for point, plan in zip(point_names(name, point_list), plans, strict=True)
     ]
     handle = _create(
         template, root, sweep_id, dims, grid, point_list, fixed, base, plans
     )
     handle.start()
     return handle.wait(progress=progress) if wait else handle
+
+
+#: A run name: what ``metadata.name`` allows (simlab.config's name rule).
+_NAME_LENGTH = 64
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _value_text(value: Any) -> str:
+    """A point's value as it reads in a run name."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "_".join(_value_text(v) for v in value)
+    return str(value)
+
+
+def point_names(base: str, points: list[dict[str, Any]]) -> list[str]:
+    """Run names of a sweep's points: the base name and each point's values,
+    sanitised to the run-name rule; ``BASE-pNNN`` when they would not fit or
+    would not tell the points apart.
+
+    Examples
+    --------
+    >>> point_names("lcdm", [{"Omega0": 0.25}, {"Omega0": 0.3}])
+    ['lcdm-omega0_0.25', 'lcdm-omega0_0.3']
+    >>> point_names("lcdm", [{"transfer": "E&H 98"}])
+    ['lcdm-transfer_E_H_98']
+    """
+    names = []
+    for point in points:
+        parts = [base, *(f"{k.lower()}_{_value_text(v)}" for k, v in point.items())]
+        names.append(_NOT_IN_NAME.sub("_", "-".join(parts)).strip("_"))
+    if len(set(names)) == len(names) and all(len(n) <= _NAME_LENGTH for n in names):
+        return names
+    head = base[: _NAME_LENGTH - 5]
+    return [f"{head}-p{index:03d}" for index in range(len(points))]
 
 
 def _create(

@@ -67,6 +67,30 @@ def config_fields() -> dict[str, str]:
     return names
 
 
+def field_names(declared: dict[str, Any] | None = None) -> dict[str, str]:
+    """One parameter name per RunConfig field (dotted path → name), no aliases.
+
+    The name the notebook declares for the field if it declares one (``box_size``
+    in ``run_simulation``), else the bare field name when no other section has it
+    (``Omega0``), else ``section_field`` (``ics_seed``).
+
+    Examples
+    --------
+    >>> names = field_names({"box_size": {}})
+    >>> names["box.size"], names["cosmology.Omega0"], names["metadata.name"]
+    ('box_size', 'Omega0', 'name')
+    """
+    aliases: dict[str, list[str]] = {}
+    for name, dotted in config_fields().items():
+        aliases.setdefault(dotted, []).append(name)
+    chosen = {}
+    for dotted, names in aliases.items():
+        leaf = dotted.split(".")[1]
+        named = [n for n in names if n in (declared or {})]
+        chosen[dotted] = named[0] if named else leaf if leaf in names else names[0]
+    return chosen
+
+
 def notebook_parameters(template: Path) -> dict[str, dict[str, Any]]:
     """The ``parameters`` cell of ``template`` as papermill infers it.
 
@@ -147,26 +171,34 @@ def validate_points(
     """Check every point before anything runs; return each point's run plan.
 
     Every point gets the same complete check as any run (the RunConfig fields,
-    the engine's options, the profile and the executable). Raises
+    the engine's options, the profile and the executable). A RunConfig field the
+    notebook does not declare may be swept when the notebook takes ``run_dir``:
+    it sets the point's run configuration only. Raises
     :class:`SweepValidationError` listing every unknown or ill-typed parameter
     and every invalid field a point makes, point by point.
     """
     declared = notebook_parameters(template)
     fields = config_fields()
+    # a notebook that runs the run simlab prepared (run_dir) honours every field of
+    # its configuration, so any RunConfig field can be swept, declared or not
+    config_only = RUN_DIR_PARAMETER in declared
     problems: list[Exception] = []
     configs: list[Plan] = []
     for index, point in enumerate(points):
         bad = False
         for name, value in point.items():
-            if name not in declared:
+            if name not in declared and not (name in fields and config_only):
                 bad = True
+                also = " and any RunConfig field" if config_only else ""
                 problems.append(
                     ValueError(
                         f"point {index}: unknown parameter {name!r} = {value!r}; "
-                        f"{template.name} has: {', '.join(sorted(declared))}"
+                        f"{template.name} has: {', '.join(sorted(declared))}{also}"
                     )
                 )
                 continue
+            if name not in declared:
+                continue  # a RunConfig field only: it sets the point's run
             why = _type_problem(value, declared_type(declared[name]))
             if why:
                 bad = True
@@ -204,7 +236,7 @@ def injected_parameters(
         if name in declared:
             section, leaf = dotted.split(".")
             params[name] = data[section][leaf]
-    params.update(point)
+    params.update({k: v for k, v in point.items() if k in declared})
     if RUN_DIR_PARAMETER in declared:
         params[RUN_DIR_PARAMETER] = str(rundir)
     return params
