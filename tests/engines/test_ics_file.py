@@ -278,3 +278,30 @@ def test_a_multi_file_gadget_set_is_read_whole(tmp_path):
     (tmp_path / "ics.1").unlink()
     with pytest.raises(SnapshotError, match=r"NumFiles is 2 but 1 files match ics\.N"):
         read_header(tmp_path / "ics.0")
+
+
+def test_an_hdf5_file_in_kpc_that_records_its_unit(tmp_path):
+    """Gadget4 HDF5 written in kpc/h (Parameters/UnitLength_in_cm 3.085678e21):
+    the fixture's ICs rewritten so by simlab's writer read back in Mpc/h."""
+    import dataclasses
+
+    from simlab.ics import initial_particles
+    from simlab.io.gadget4 import write_snapshot
+
+    original = read_particles(data_path(NGENIC))
+    in_kpc = dataclasses.replace(
+        original, positions=original.positions * 1000.0, box_size=64e3
+    )
+    path = tmp_path / "ics_kpc.hdf5"
+    write_snapshot(path, in_kpc, ic=True, parameters={"UnitLength_in_cm": 3.085678e21})
+    head = read_header(path)
+    assert (head.box_size, head.unit_mpc_h) == (64e3, pytest.approx(1e-3))
+    config = validate_run(  # the recorded unit makes the box 64 Mpc/h
+        {
+            "cosmology": {"preset": "planck15"},
+            "box": {"size": 64.0, "particles_per_side": 32},
+            "ics": {"file": str(path), "z_start": 49},
+        }
+    ).config
+    ours, theirs = by_id(initial_particles(config)), by_id(original)
+    np.testing.assert_allclose(ours[0], theirs[0], atol=1e-5)  # float32 in kpc
