@@ -50,7 +50,7 @@ def find_executable(
     --------
     >>> from simlab.engines import registry
     >>> find_executable(registry.get("pm"), None, None)
-    Found(path=None, source='embedded', problem=None)
+    Found(path=None, source='embedded', problem=None, container=())
     """
     name = engine.executable_name
     if name is None:
