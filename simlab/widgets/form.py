@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from simlab.config import RunConfig, config_errors, read_config_file
-from simlab.errors import ConfigError
+from simlab.errors import ConfigError, SimlabError
 from simlab.service.validation import validate_run
 from simlab.widgets import styles
 from simlab.widgets.inputs import make_input, read_input, write_input
@@ -474,7 +474,22 @@ class RunForm(widgets.VBox):
             from simlab.service.submission import submit
         try:
             run = submit(self.config)
-        except Exception as exc:  # boundary: show any failure in the form
+        except ConfigError as exc:  # refused: each message next to its field
+            self._errors = self._locate(exc.errors)
+            for key, row in {**self.rows, **self.option_rows}.items():
+                row.show_error(self._errors.get(key))
+            self.message.value = (
+                f"<span style='{_ERROR_STYLE}'>submission refused: "
+                f"{len(self._errors)} invalid field(s), shown next to them</span>"
+            )
+            return None
+        except SimlabError as exc:  # refused for a reason the form cannot show
+            self.message.value = (
+                f"<span style='{_ERROR_STYLE}'>submission refused: "
+                f"{html.escape(str(exc))}</span>"
+            )
+            return None
+        except Exception as exc:  # boundary: show any other failure in the form
             self.message.value = (
                 f"<span style='{_ERROR_STYLE}'>submission failed: "
                 f"{html.escape(f'{type(exc).__name__}: {exc}')}</span>"

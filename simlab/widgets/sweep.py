@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from simlab.widgets.form import RunForm
 
 _ERROR_STYLE = styles.ERROR
+_BASE_PROBLEM = "the base configuration is invalid"
 #: Kinds of field a sweep can vary.
 _SWEEPABLE = ("integer", "number", "enum", "boolean", "string")
 
@@ -209,9 +210,11 @@ class SweepBuilder(widgets.VBox):
         count = math.prod(len(v) for v in grid.values()) if grid else 0
         shape = " × ".join(str(len(v)) for v in grid.values())
         if problems:
-            self.size.value = (
-                f"<span style='{_ERROR_STYLE}'>{len(problems)} problem(s): fix "
-                "them to launch</span>"
+            # the rows show their own; a bad base configuration has no row
+            shown = [p for p in problems if p.startswith(_BASE_PROBLEM)]
+            self.size.value = "<br>".join(
+                f"<span style='{_ERROR_STYLE}'>{html.escape(p)}</span>"
+                for p in [f"{len(problems)} problem(s): fix them to launch", *shown]
             )
         else:
             self.size.value = (
@@ -226,7 +229,7 @@ class SweepBuilder(widgets.VBox):
         try:
             return self._base_config(), None
         except ConfigError as exc:
-            return None, f"the base configuration is invalid: {exc}"
+            return None, f"{_BASE_PROBLEM}: {exc}"
 
     def _base_config(self) -> RunConfig:
         from simlab.widgets.form import RunForm

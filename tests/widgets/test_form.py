@@ -240,3 +240,14 @@ def test_form_wraps_in_a_narrow_panel():
         assert help_text.layout.flex.startswith("1 1")
     for button in (form.submit_button, form.save_button, form.load_button):
         assert button.layout.width == "auto"
+
+
+def test_a_refused_submit_shows_the_services_message_at_its_field(tmp_path):
+    import simlab
+
+    form = RunForm(submit=lambda config: simlab.submit(config, cluster="nope"))
+    assert form.submit() is None
+    row = form.rows["resources.cluster"]
+    assert "unknown cluster profile 'nope'; known profiles: local" in row.error_message
+    assert "submission refused: 1 invalid field(s)" in form.message.value
+    assert "Error:" not in form.message.value  # no exception class names

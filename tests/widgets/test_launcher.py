@@ -84,6 +84,19 @@ def test_sweep_builder_checks_each_value_as_typed_with_the_forms_message():
     assert "not one of eisenstein_hu" in row.error.value
 
 
+def test_sweep_builder_waits_for_a_valid_base_form():
+    form = RunForm({"cosmology": {"Omega0": 5.0}})
+    builder = SweepBuilder(base=form)
+    builder.add_parameter("sigma8", "0.7, 0.8")
+    assert builder.launch_button.disabled
+    assert "the base configuration is invalid" in builder.size.value
+    assert "cosmology.Omega0" in builder.size.value
+    form.rows["cosmology.Omega0"].input.value = 0.3
+    builder.update()
+    assert not builder.launch_button.disabled
+    assert "<b>2</b> run(s)" in builder.size.value
+
+
 def test_sweep_builder_offers_each_field_once_under_its_name():
     builder = SweepBuilder()
     names = list(builder.fields)
