@@ -286,7 +286,7 @@ def test_an_hdf5_file_in_kpc_that_records_its_unit(tmp_path):
     import dataclasses
 
     from simlab.ics import initial_particles
-    from simlab.io.gadget4 import write_snapshot
+    from simlab.io.gadget4_files import write_snapshot
 
     original = read_particles(data_path(NGENIC))
     in_kpc = dataclasses.replace(
