@@ -103,8 +103,12 @@ def _ngenic32_output_3_as_single_files(work: Path) -> None:
 
 PAGES = {
     "docs/analysis.md": Page(
-        prelude=f"path = {str(DATA / 'gadget4-small/ngenic32/output/snapdir_003')!r}"
+        prelude=f"path = {str(DATA / 'gadget4-small/ngenic32/output/snapdir_003')!r}\n"
+        "import simlab\n"
+        "run = simlab.run(simlab.RunConfig(box={'size': 64.0, 'particles_per_side':"
+        " 32}, gravity={'steps': 20}), progress=False)"
     ),
+    "docs/ics-file.md": Page(folder="gadget4-small"),
     "docs/codes/gadget4.md": Page(setup=_ngenic32_output_3_as_single_files),
     "docs/codes/concept.md": Page(
         folder="concept-small/concept32",
