@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ _HERE = Path(__file__).resolve().parent
 #: Installed wheels carry the templates in ``simlab/_notebooks``; a source checkout
 #: keeps them in the top-level ``notebooks/`` folder.
 _SEARCH = (_HERE / "_notebooks", _HERE.parent / "notebooks")
+#: Longest Unix socket path in bytes that every platform accepts (macOS: 104).
+SOCKET_PATH_MAX = 100
 
 
 def template_path(name: str) -> Path:
@@ -75,13 +79,25 @@ def _ipc_kernel_manager() -> type:
 
         @default("ip")
         def _default_ip(self) -> str:
-            from jupyter_core.paths import jupyter_runtime_dir
-
-            folder = Path(jupyter_runtime_dir())
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            return str(folder / f"simlab-kernel-{uuid.uuid4().hex}")
+            return socket_base()
 
     return IPCKernelManager
+
+
+def socket_base() -> str:
+    """Path stem of a kernel's Unix sockets (``<stem>-<port>``).
+
+    In the Jupyter runtime folder, unless that path is too long for a socket (a
+    deep home or ``JUPYTER_RUNTIME_DIR``): then in a fresh private temp folder.
+    """
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    name = f"simlab-kernel-{uuid.uuid4().hex}"
+    folder = Path(jupyter_runtime_dir())
+    if len(os.fsencode(folder / name)) + len("-65535") > SOCKET_PATH_MAX:
+        return str(Path(tempfile.mkdtemp(prefix="simlab-")) / "kernel")  # 0700
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return str(folder / name)
 
 
 def __getattr__(name: str) -> Any:

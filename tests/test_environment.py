@@ -15,7 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 #: PyPI name -> conda-forge name, where they differ (extras have no conda form:
 #: dask[array] is dask-core plus numpy, pytest-jupyter[server] gets jupyter_server
 #: from jupyterlab).
-CONDA_NAMES = {"dask": "dask-core", "matplotlib": "matplotlib-base"}
+CONDA_NAMES = {
+    "build": "python-build",
+    "dask": "dask-core",
+    "matplotlib": "matplotlib-base",
+}
 CONDA_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)\s*(?P<spec>.*)$")
 
 

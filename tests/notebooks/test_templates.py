@@ -121,3 +121,22 @@ def test_template_executes(name, tmp_path):
     if name == "sweep_summary":
         assert (tmp_path / "sweep_summary.png").stat().st_size > 10_000
         assert (Path(params["sweep_dir"]) / "results.nc").stat().st_size > 1000
+
+
+def test_a_deep_runtime_folder_still_runs_kernels(tmp_path, monkeypatch):
+    # Unix socket paths stop at ~104 bytes; a deep JUPYTER_RUNTIME_DIR must not
+    # make every notebook fail with "File name too long"
+    from simlab.templates import SOCKET_PATH_MAX, socket_base
+
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 5, "runtime")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(deep))
+    assert len(str(deep)) > SOCKET_PATH_MAX
+    assert len(socket_base()) + len("-65535") <= SOCKET_PATH_MAX
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+    source = tmp_path / "tiny.ipynb"
+    nbformat.write(notebook, source)
+    executed = nbformat.read(
+        execute_notebook(str(source), tmp_path / "out.ipynb"), as_version=4
+    )
+    assert executed.cells[0].outputs[0]["text"] == "42\n"
