@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from simlab.dispatch.dispatcher import DispatchError
-from simlab.errors import RunError, SimlabError
+from simlab.errors import ConfigError, EngineError, RunError, SimlabError
 from simlab.server import metrics
 from simlab.service import eta, submission
 from simlab.service.run import Run
@@ -247,7 +247,14 @@ class SimlabManager:
             submission.check_active_limit(self.root)
         except SimlabError as exc:
             raise Conflict(str(exc)) from exc
-        run = submission.create_from_plan(plan, self.root)
+        try:
+            run = submission.create_from_plan(plan, self.root)
+        except EngineError as exc:
+            # the code refused to prepare this configuration (e.g. an executable
+            # that is not the code): a refused configuration, not a server bug
+            raise ConfigError(
+                [{"loc": "code", "value": plan.config.code.engine, "msg": str(exc)}]
+            ) from exc
         started = time.perf_counter()
         metrics.SUBMITTED.labels(code=plan.config.code.engine).inc()
         try:
