@@ -365,7 +365,8 @@ def test_both_themes_are_readable(lab, page, theme):
     low = {k: m for k, m in measured.items() if m["ratio"] < MIN_CONTRAST}
     assert not low, low
     assert page.locator(".simlab-LogViewer .simlab-log").count() == 1
-    page.mouse.move(900, 500)  # no row hovered in the picture
+    row.scroll_into_view_if_needed()  # the failed run and its reason in the picture
+    page.mouse.move(900, 500)  # no row hovered
     DOCS_IMAGES.mkdir(exist_ok=True)
     slug = "dark" if "Dark" in theme else "light"
     page.screenshot(path=str(DOCS_IMAGES / f"sidebar-{slug}.png"))
