@@ -1,7 +1,7 @@
 /**
  * The runs section of the sidebar, a queue manager in the manner of
  * jupyterlab-slurm: filters, a toolbar acting on the selected runs (cancel,
- * stop, resume, archive, delete) and a compact table with sortable columns,
+ * stop, resume, publish, archive, delete) and a compact table with sortable columns,
  * grouped by sweep. A failed run shows its reason in its row, without hovering.
  */
 import { Clipboard, Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
@@ -63,6 +63,17 @@ const BULK_ACTIONS: IBulkAction[] = [
     className: 'simlab-bulk-resume',
     fits: run => RESUMABLE.includes(run.state),
     request: run => [`runs/${enc(run.id)}/resume`, { method: 'POST' }]
+  },
+  {
+    label: 'Publish',
+    className: 'simlab-bulk-publish',
+    fits: run => ['completed', 'failed', 'cancelled'].includes(run.state),
+    request: run => [`runs/${enc(run.id)}/publish`, { method: 'POST' }],
+    confirm: {
+      title: 'Publish runs',
+      body: 'Copy these runs read-only into the group space, for your group to read?',
+      accept: 'Publish'
+    }
   },
   {
     label: 'Archive',

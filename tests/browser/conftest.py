@@ -63,6 +63,7 @@ class Lab:
         self.token = token
         self.root_dir = root_dir
         self.run_root = root_dir / "runs"
+        self.group_root = root_dir / "group"
         self.proc = proc
 
     def api(self, method: str, path: str, body=None, timeout: float = 120):
@@ -89,9 +90,13 @@ def lab(tmp_path_factory):
     run_root = home / "runs"
     token = secrets.token_hex(16)
     port = _free_port()
+    group = home / "group"  # a group space as an admin makes it (setgid, sticky)
+    group.mkdir()
+    group.chmod(0o3770)
     env = {
         **os.environ,
         "DASK_SIMLAB__RUN_ROOT": str(run_root),
+        "DASK_SIMLAB__GROUP_ROOT": str(group),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),

@@ -8,6 +8,7 @@ screenshots of both themes go to docs/images for the README and docs/widgets.md.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -272,6 +273,27 @@ def test_archive_and_delete_with_confirmation(lab, page):
         row.wait_for(state="detached", timeout=30_000)
     assert (lab.run_root / ".simlab" / "archive" / archived["id"] / "log").is_file()
     assert not (lab.run_root / deleted["id"]).exists()
+
+
+def test_publish_shows_the_run_in_the_group_section(lab, page):
+    config = {**QUICK, "metadata": {"name": "shared"}}
+    run = lab.api("POST", "runs?wait=true", config)
+    row = _row(page, run["id"])
+    row.wait_for(timeout=30_000)
+    row.locator(".simlab-select").check()
+    page.locator("#simlab-sidebar .simlab-bulk-publish").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=10_000)
+    assert run["id"] in dialog.inner_text()
+    dialog.locator("button.jp-mod-warn").click()
+    # Then the group section lists it, with who published it
+    group = page.locator("#simlab-sidebar .simlab-GroupPanel")
+    entry = group.locator(f'.simlab-published[data-run-id="{run["id"]}"]')
+    expect(entry).to_be_visible(timeout=30_000)
+    assert entry.locator(".simlab-run-name").inner_text() == "shared"
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert f" · {me} · " in entry.locator(".simlab-published-details").inner_text()
+    assert (lab.group_root / run["id"] / "config.json").is_file()
 
 
 def test_terminal_submitted_run_and_its_cluster_show(lab, page, tmp_path):
