@@ -114,3 +114,20 @@ async def test_a_linked_run_directory_outside_the_root_is_404(
     assert response.code == 404
     assert (elsewhere / "status.json").is_file()
     assert link.is_symlink()
+
+
+async def test_an_id_already_in_the_archive_is_409_and_both_are_kept(jp_fetch, manager):
+    # Given a run archived, and a run directory of the same id made again
+    run = fake_run(manager.root, "twice")
+    await jp_fetch("simlab/api/runs", run.name, "archive", method="POST", body="")
+    again = fake_run(manager.root, "twice")
+    (again / "log").write_text("second\n")
+    # When it is archived too
+    response = await jp_fetch("simlab/api/runs", run.name, "archive", method="POST",
+                              body="", raise_error=False)  # fmt: skip
+    # Then it is refused and neither copy is lost
+    assert response.code == 409
+    assert "already in the archive" in json.loads(response.body)["message"]
+    assert (again / "log").read_text() == "second\n"
+    archived = manager.root / ARCHIVE_DIR / run.name / "log"
+    assert archived.read_text() == f"log of {run.name}\n"
