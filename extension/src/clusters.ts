@@ -1,13 +1,15 @@
 /**
- * The clusters section of the sidebar: each cluster the server's Dispatcher
- * started, with its workers, cores and memory, and buttons to scale it.
+ * The clusters section of the sidebar: every cluster a simlab dispatcher of the
+ * run root runs, whichever process (server, kernel, terminal) started its runs,
+ * with its host, workers, cores and memory, a dashboard link opened in a Lab
+ * tab (as dask-labextension does) and buttons to scale it.
  */
 import { showErrorMessage } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { formatBytes, h } from './format';
 import { ICluster, IClusters } from './models';
-import { requestAPI } from './request';
+import { errorMessage, requestAPI } from './request';
 
 /** Lists clusters; `changed` is called after a scale request. */
 export class ClustersPanel extends Widget {
@@ -15,6 +17,7 @@ export class ClustersPanel extends Widget {
     super();
     this.addClass('simlab-ClustersPanel');
     this._changed = options.changed;
+    this._openDashboard = options.openDashboard;
   }
 
   /** Show the answer of `GET clusters`. */
@@ -26,7 +29,7 @@ export class ClustersPanel extends Widget {
       nodes.push(
         h('div', {
           className: 'simlab-empty',
-          text: `No cluster started yet. Profiles: ${names || 'none'}.`
+          text: `No cluster running: one starts with the first run on a profile. Profiles: ${names || 'none'}.`
         })
       );
     }
@@ -43,13 +46,27 @@ export class ClustersPanel extends Widget {
     down.disabled = n === 0;
     down.addEventListener('click', () => void this._scale(cluster, n - 1));
     up.addEventListener('click', () => void this._scale(cluster, n + 1));
-    return h('div', { className: 'simlab-cluster', attrs: { 'data-cluster-id': cluster.id } }, [
-      h('div', { className: 'simlab-cluster-name', text: `${cluster.profile} · ${cluster.code} (${cluster.kind})`, title: cluster.id }),
+    const actions: HTMLElement[] = [down, up];
+    if (cluster.dashboard) {
+      const dashboard = h('button', {
+        className: 'jp-mod-styled simlab-button simlab-dashboard',
+        text: 'Dashboard',
+        title: `Open the dask dashboard ${cluster.dashboard} in a Lab tab`
+      });
+      dashboard.addEventListener('click', () => this._openDashboard(cluster));
+      actions.push(dashboard);
+    }
+    return h('div', { className: 'simlab-cluster', attrs: { 'data-cluster-id': cluster.id, 'data-profile': cluster.profile } }, [
+      h('div', {
+        className: 'simlab-cluster-name',
+        text: `${cluster.profile} · ${cluster.code} (${cluster.kind})`,
+        title: `${cluster.id} on ${cluster.host}`
+      }),
       h('div', {
         className: 'simlab-cluster-details',
-        text: `${n} worker${n === 1 ? '' : 's'} · ${cluster.cores} cores · ${formatBytes(cluster.memory)}`
+        text: `${cluster.host} · ${n} worker${n === 1 ? '' : 's'} · ${cluster.cores} cores · ${formatBytes(cluster.memory)}`
       }),
-      h('div', { className: 'simlab-cluster-actions' }, [down, up])
+      h('div', { className: 'simlab-cluster-actions' }, actions)
     ]);
   }
 
@@ -60,12 +77,13 @@ export class ClustersPanel extends Widget {
         body: JSON.stringify({ workers })
       });
     } catch (error) {
-      await showErrorMessage('Scale failed', error as Error);
+      await showErrorMessage('Scale failed', errorMessage(error));
     }
     this._changed();
   }
 
   private _changed: () => void;
+  private _openDashboard: (cluster: ICluster) => void;
 }
 
 /** The ClustersPanel's options. */
@@ -73,5 +91,7 @@ export namespace ClustersPanel {
   export interface IOptions {
     /** Called after a scale request so the sidebar refreshes. */
     changed: () => void;
+    /** Open a cluster's dask dashboard in the main area. */
+    openDashboard: (cluster: ICluster) => void;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Small pure formatters for the sidebar: durations, bytes, DOM helpers.
+ * Small pure formatters for the sidebar: durations, bytes, times, DOM helpers.
  */
 
 /** `1h 02m`, `3m 05s`, `42s` from seconds. */
@@ -30,6 +30,21 @@ export function formatBytes(bytes: number): string {
     unit += 1;
   }
   return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+}
+
+/** `14:03` for a time today, `Dec 2` otherwise (local time); '' for none. */
+export function formatWhen(iso: string | null | undefined, now = new Date()): string {
+  if (!iso) {
+    return '';
+  }
+  const when = new Date(iso);
+  if (isNaN(when.getTime())) {
+    return '';
+  }
+  if (when.toDateString() === now.toDateString()) {
+    return when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false });
+  }
+  return when.toLocaleDateString([], { month: 'short', day: 'numeric' });
 }
 
 /** Create an element with classes, text and attributes (never innerHTML). */

@@ -9,19 +9,23 @@ import {
 } from '@jupyterlab/application';
 import { ICommandPalette, WidgetTracker, MainAreaWidget } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
-import { LabIcon } from '@jupyterlab/ui-components';
+import { IFrame, LabIcon } from '@jupyterlab/ui-components';
 
 import { LogContent, createLogViewer } from './logviewer';
-import { IRunModel } from './models';
+import { ICluster, IRunModel } from './models';
 import { newSimulationNotebook, runNotebook, saveNotebook } from './notebooks';
 import { requestAPI } from './request';
 import { SimlabSidebar } from './sidebar';
 
+/**
+ * A cube (the simulation box) holding particles: bold strokes that read at 16 px
+ * in the activity bar. `jp-icon3` lets the theme recolour it.
+ */
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
-<g class="jp-icon3" fill="#616161"><circle cx="12" cy="12" r="2.2"/>
-<circle cx="5" cy="7" r="1.4"/><circle cx="18" cy="5.5" r="1.2"/><circle cx="19" cy="16" r="1.6"/>
-<circle cx="7" cy="18" r="1.3"/><circle cx="13" cy="20" r="0.9"/><circle cx="10" cy="4" r="0.8"/>
-<circle cx="3.5" cy="13" r="0.9"/></g></svg>`;
+<g class="jp-icon3" fill="none" stroke="#616161" stroke-width="1.8" stroke-linejoin="round">
+<path d="M12 2.5 20.5 7v10L12 21.5 3.5 17V7z"/><path d="M3.5 7 12 11.5 20.5 7M12 11.5v10"/></g>
+<g class="jp-icon3" fill="#616161"><circle cx="8" cy="13" r="1.5"/><circle cx="16" cy="13.5" r="1.5"/>
+<circle cx="12" cy="6.8" r="1.4"/><circle cx="9.5" cy="17.2" r="1.1"/><circle cx="15" cy="17.8" r="1.1"/></g></svg>`;
 
 /** The sidebar and launcher icon. */
 export const simlabIcon = new LabIcon({ name: 'simlab:icon', svgstr: ICON_SVG });
@@ -33,6 +37,18 @@ export namespace CommandIDs {
   export const newSimulation = 'simlab:new-simulation';
   export const openLog = 'simlab:open-log';
   export const openNotebook = 'simlab:open-in-notebook';
+}
+
+/** A main-area tab showing a dask dashboard, as dask-labextension opens them. */
+function dashboardWidget(cluster: ICluster): MainAreaWidget<IFrame> {
+  const content = new IFrame({ sandbox: ['allow-scripts', 'allow-same-origin', 'allow-popups'] });
+  content.url = cluster.dashboard ?? '';
+  const widget = new MainAreaWidget({ content });
+  widget.id = `simlab-dashboard-${cluster.id}`;
+  widget.title.label = `Dask ${cluster.profile}·${cluster.code}`;
+  widget.title.caption = `${cluster.id} on ${cluster.host}: ${cluster.dashboard}`;
+  widget.title.closable = true;
+  return widget;
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -65,8 +81,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
       await commands.execute('docmanager:open', { path });
     };
 
+    const dashboards = new WidgetTracker<MainAreaWidget<IFrame>>({ namespace: 'simlab-dashboard' });
+    const openDashboard = (cluster: ICluster) => {
+      const existing = dashboards.find(w => w.id === `simlab-dashboard-${cluster.id}`);
+      if (existing) {
+        shell.activateById(existing.id);
+        return;
+      }
+      const widget = dashboardWidget(cluster);
+      void dashboards.add(widget);
+      shell.add(widget, 'main');
+      shell.activateById(widget.id);
+    };
+
     const sidebar = new SimlabSidebar({
-      actions: { openLog, openNotebook: run => void openNotebook(run) }
+      actions: { openLog, openNotebook: run => void openNotebook(run), openDashboard }
     });
     sidebar.title.icon = simlabIcon;
     shell.add(sidebar, 'left', { rank: 210 });

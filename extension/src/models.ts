@@ -49,7 +49,14 @@ export interface IRunModel {
   eta: number | null;
   reason: string | null;
   cluster: string | null;
+  /** ISO time of each state the run entered, e.g. `{created, running, failed}`. */
+  times: Record<string, string>;
+  /** What the engine advises about a valid config (only in the answer of a submit). */
+  notes?: string[];
 }
+
+/** States a resume can continue from (POST runs/{id}/resume). */
+export const RESUMABLE: ReadonlyArray<State> = ['checkpointed', 'failed', 'cancelled'];
 
 /** One page of `GET runs`. */
 export interface IRunPage {
@@ -77,9 +84,10 @@ export interface IWorker {
   state: string;
 }
 
-/** A cluster the server's Dispatcher started. */
+/** A cluster a simlab dispatcher of this run root runs (on `host`). */
 export interface ICluster {
   id: string;
+  host: string;
   profile: string;
   code: string;
   kind: string;
@@ -93,4 +101,15 @@ export interface ICluster {
 export interface IClusters {
   profiles: { name: string; kind: string }[];
   clusters: ICluster[];
+}
+
+/** One run in the group space (`GET published`). */
+export interface IPublished {
+  id: string;
+  name: string;
+  engine: string;
+  state: string;
+  owner: string;
+  published: string;
+  path: string;
 }

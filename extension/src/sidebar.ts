@@ -1,20 +1,24 @@
 /**
- * The "Simulations" sidebar: a runs section and a clusters section, refreshed
- * by a Poll that backs off on errors and stands by while the sidebar is hidden.
+ * The "Simulations" sidebar: a header with a refresh button, the "New run" form,
+ * the runs (a queue manager), the clusters and the group's published runs,
+ * refreshed by a Poll that backs off on errors and stands by while hidden.
  */
+import { refreshIcon } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { ClustersPanel } from './clusters';
 import { h } from './format';
-import { ICode, IClusters, IRunModel, IRunPage } from './models';
-import { requestAPI } from './request';
+import { GroupPanel } from './group';
+import { ICluster, ICode, IClusters, IPublished, IRunModel, IRunPage } from './models';
+import { errorMessage, requestAPI } from './request';
 import { IRunActions, RunsPanel } from './runs';
+import { SubmitPanel } from './submit';
 
 /** Refresh interval of the sidebar while visible, in ms. */
 export const REFRESH_INTERVAL = 2000;
 
-/** The left-area panel listing runs and clusters. */
+/** The left-area panel listing runs, clusters and published runs. */
 export class SimlabSidebar extends Panel {
   constructor(options: SimlabSidebar.IOptions) {
     super();
@@ -23,19 +27,28 @@ export class SimlabSidebar extends Panel {
     this.title.caption = 'Simulations';
     const changed = () => void this.refresh();
     const actions: IRunActions = { ...options.actions, changed };
-    this._error = h('div', { className: 'simlab-error' });
+    this._error = h('div', { className: 'simlab-error', attrs: { role: 'alert' } });
     this._error.hidden = true;
+    const refresh = h('button', {
+      className: 'jp-mod-minimal jp-Button simlab-icon-button simlab-refresh',
+      title: 'Refresh now',
+      attrs: { 'aria-label': 'Refresh now' }
+    });
+    refresh.appendChild(refreshIcon.element({ tag: 'span', className: 'simlab-icon' }));
+    refresh.addEventListener('click', changed);
     const header = new Widget({
       node: h('header', { className: 'simlab-header' }, [
-        h('h2', { text: 'Simulations' }),
+        h('div', { className: 'simlab-header-row' }, [h('h2', { text: 'Simulations' }), refresh]),
         this._error
       ])
     });
+    this.form = new SubmitPanel({ submitted: changed });
     this.runs = new RunsPanel({ actions });
-    this.clusters = new ClustersPanel({ changed });
-    this.addWidget(header);
-    this.addWidget(this.runs);
-    this.addWidget(this.clusters);
+    this.clusters = new ClustersPanel({ changed, openDashboard: options.actions.openDashboard });
+    this.group = new GroupPanel();
+    for (const widget of [header, this.form, this.runs, this.clusters, this.group]) {
+      this.addWidget(widget);
+    }
     this._poll = new Poll({
       auto: true,
       factory: () => this._update(),
@@ -45,10 +58,14 @@ export class SimlabSidebar extends Panel {
     });
   }
 
+  /** The "New run" form. */
+  readonly form: SubmitPanel;
   /** The runs section. */
   readonly runs: RunsPanel;
   /** The clusters section. */
   readonly clusters: ClustersPanel;
+  /** The group's published runs. */
+  readonly group: GroupPanel;
 
   /** Refresh now (after an action or a filter change). */
   async refresh(): Promise<void> {
@@ -62,20 +79,22 @@ export class SimlabSidebar extends Panel {
 
   private async _update(): Promise<void> {
     try {
-      if (!this._codesLoaded) {
-        const codes = await requestAPI<{ codes: ICode[] }>('codes');
-        this.runs.setCodes(codes.codes);
-        this._codesLoaded = true;
-      }
-      const [page, clusters] = await Promise.all([
+      const [page, clusters, published] = await Promise.all([
         requestAPI<IRunPage>(`runs?${this.runs.query()}`),
-        requestAPI<IClusters>('clusters')
+        requestAPI<IClusters>('clusters'),
+        requestAPI<{ runs: IPublished[] }>('published')
       ]);
+      if (!this._codes) {
+        this._codes = (await requestAPI<{ codes: ICode[] }>('codes')).codes;
+        this.runs.setCodes(this._codes);
+        this.form.setChoices(this._codes, clusters);
+      }
       this.runs.render(page);
       this.clusters.render(clusters);
+      this.group.render(published.runs);
       this._error.hidden = true;
     } catch (error) {
-      this._error.textContent = `simlab API unavailable: ${(error as Error).message}`;
+      this._error.textContent = `simlab API unavailable: ${errorMessage(error)}`;
       this._error.hidden = false;
       throw error; // the Poll backs off
     }
@@ -83,16 +102,17 @@ export class SimlabSidebar extends Panel {
 
   private _poll: Poll;
   private _error: HTMLElement;
-  private _codesLoaded = false;
+  private _codes: ICode[] | null = null;
 }
 
 /** The sidebar's options. */
 export namespace SimlabSidebar {
   export interface IOptions {
-    /** Open a run's log viewer or notebook. */
+    /** Open a run's log viewer or notebook, or a cluster's dashboard. */
     actions: {
       openLog(run: IRunModel): void;
       openNotebook(run: IRunModel): void;
+      openDashboard(cluster: ICluster): void;
     };
     /** Refresh interval in ms (default REFRESH_INTERVAL). */
     interval?: number;

@@ -3,9 +3,9 @@
 Every verb is ``@tornado.web.authenticated`` and ``@authorized`` on the ``simlab``
 resource, and every handler subclasses jupyter_server's ``APIHandler``: tokens,
 cookies, XSRF and the server's Authorizer (read-only sharing, custom policies)
-hold as in the rest of Jupyter. Reading is ``read``; cancelling, stopping and
-publishing are ``write``; submitting, resuming and scaling start computations and
-are ``execute``.
+hold as in the rest of Jupyter. Reading is ``read``; cancelling, stopping,
+archiving, deleting and publishing are ``write``; submitting, resuming and scaling
+start computations and are ``execute``.
 
 Requests are parsed completely before anything happens: bodies are bounded in size
 and depth, numbers in range, query parameters checked; errors echo at most a short
@@ -255,6 +255,30 @@ class ResumeHandler(SimlabHandler):
     async def post(self, run_id: str) -> None:
         """202 with the run; 409 when it cannot be resumed."""
         self.reply(await self.call(self.manager.resume, run_id), 202)
+
+
+class ArchiveHandler(SimlabHandler):
+    """``POST runs/{id}/archive``: move an ended run out of the listings, kept."""
+
+    @tornado.web.authenticated
+    @authorized("write")
+    async def post(self, run_id: str) -> None:
+        """200 with ``{id, path}`` (its place in the archive); 409 unless ended."""
+        self.reply(await self.call(self.manager.archive, run_id))
+
+
+class DeleteHandler(SimlabHandler):
+    """``POST runs/{id}/delete``: remove an ended run's directory for good.
+
+    A separate route, not ``DELETE runs/{id}`` (which cancels), so that no client
+    removes data by retrying a cancel.
+    """
+
+    @tornado.web.authenticated
+    @authorized("write")
+    async def post(self, run_id: str) -> None:
+        """200 with ``{id, deleted}``; 409 unless ended."""
+        self.reply(await self.call(self.manager.delete, run_id))
 
 
 class PublishHandler(SimlabHandler):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from simlab.dispatch.dispatcher import DispatchError
-from simlab.errors import RunError, SimlabError
+from simlab.errors import ConfigError, EngineError, RunError, SimlabError
 from simlab.server import metrics
 from simlab.service import eta, submission
 from simlab.service.run import Run
@@ -55,6 +55,8 @@ ARTIFACT_PARTS = {
     "notebooks": "notebooks",
 }
 DEFAULT_PARTS = ("config", "status", "events", "log", "results")
+#: Where archived run directories go, below the run root (out of every listing).
+ARCHIVE_DIR = ".simlab/archive"
 
 
 class NotFound(SimlabError, LookupError):
@@ -245,7 +247,14 @@ class SimlabManager:
             submission.check_active_limit(self.root)
         except SimlabError as exc:
             raise Conflict(str(exc)) from exc
-        run = submission.create_from_plan(plan, self.root)
+        try:
+            run = submission.create_from_plan(plan, self.root)
+        except EngineError as exc:
+            # the code refused to prepare this configuration (e.g. an executable
+            # that is not the code): a refused configuration, not a server bug
+            raise ConfigError(
+                [{"loc": "code", "value": plan.config.code.engine, "msg": str(exc)}]
+            ) from exc
         started = time.perf_counter()
         metrics.SUBMITTED.labels(code=plan.config.code.engine).inc()
         try:
@@ -286,6 +295,49 @@ class SimlabManager:
             raise Unavailable(str(exc)) from exc
         self.catalog.add(run.dir)
         return run_model(run.dir)
+
+    def _ended(self, run_id: str, action: str) -> RunDir:
+        """The run directory of an ended run; Conflict while it may still change."""
+        rundir = self.rundir(run_id)
+        try:
+            state = rundir.state
+        except CorruptRunError:
+            return rundir  # an unreadable run can only be put away
+        if not state.is_final:
+            raise Conflict(
+                f"run {run_id} is {state.value}; only a completed, failed, cancelled "
+                f"or corrupt run can be {action} (cancel it first)"
+            )
+        return rundir
+
+    def archive(self, run_id: str) -> dict[str, Any]:
+        """Move an ended run's directory to ``ROOT/.simlab/archive``: kept, unlisted."""
+        rundir = self._ended(run_id, "archived")
+        folder = self.root / ARCHIVE_DIR
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = folder / rundir.id
+        if target.exists():
+            raise Conflict(f"run {run_id} is already in the archive: {target}")
+        rundir.path.rename(target)
+        self.catalog.remove(run_id)
+        return {"id": run_id, "path": str(target)}
+
+    def delete(self, run_id: str) -> dict[str, Any]:
+        """Remove an ended run's directory for good.
+
+        It is first renamed out of the listing (atomic), so a half-removed run is
+        never seen; links inside are removed, never followed.
+        """
+        import shutil
+
+        rundir = self._ended(run_id, "deleted")
+        private = self.root / ".simlab"
+        private.mkdir(exist_ok=True, mode=0o700)
+        trash = private / f"deleting-{rundir.id}"
+        rundir.path.rename(trash)
+        self.catalog.remove(run_id)
+        shutil.rmtree(trash)
+        return {"id": run_id, "deleted": True}
 
     def log(
         self, run_id: str, offset: int | None = None, tail: int | None = None

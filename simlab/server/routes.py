@@ -20,6 +20,8 @@ ROUTES: list[tuple[str, type]] = [
     (_RUN, handlers.RunHandler),
     (_RUN + r"/stop", handlers.StopHandler),
     (_RUN + r"/resume", handlers.ResumeHandler),
+    (_RUN + r"/archive", handlers.ArchiveHandler),
+    (_RUN + r"/delete", handlers.DeleteHandler),
     (_RUN + r"/publish", handlers.PublishHandler),
     (r"published", handlers.PublishedHandler),
     (_RUN + r"/log", handlers.LogHandler),

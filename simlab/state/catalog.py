@@ -253,6 +253,14 @@ class Catalog:
                 db.execute("ROLLBACK")
                 raise
 
+    def remove(self, run_id: str) -> None:
+        """Drop the row of a run whose directory was moved away or deleted."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            db.execute("DELETE FROM tags WHERE run_id = ?", (run_id,))
+            db.execute("COMMIT")
+
     def refresh(self, rundirs: list[RunDir]) -> None:
         """Re-read these runs' directories into their rows, in one transaction."""
         if rundirs:

@@ -34,6 +34,21 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
+def _extension_path(home: Path) -> Path:
+    """A Jupyter data dir whose ``labextensions/simlab-labextension`` links to the
+    build next to the simlab package under test (``simlab/labextension``), so the
+    Lab serves that build, not one installed elsewhere in the environment."""
+    import simlab
+
+    build = Path(simlab.__file__).parent / "labextension"
+    if not (build / "package.json").is_file():
+        pytest.fail(f"{build} holds no built extension: cd extension && jlpm build")
+    data = home / "jupyter-data"
+    (data / "labextensions").mkdir(parents=True)
+    (data / "labextensions" / "simlab-labextension").symlink_to(build)
+    return data
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -48,6 +63,7 @@ class Lab:
         self.token = token
         self.root_dir = root_dir
         self.run_root = root_dir / "runs"
+        self.group_root = root_dir / "group"
         self.proc = proc
 
     def api(self, method: str, path: str, body=None, timeout: float = 120):
@@ -59,8 +75,12 @@ class Lab:
             method=method,
             headers={"Authorization": f"token {self.token}"},
         )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            exc.msg = f"{exc.msg}: {exc.read().decode(errors='replace')}"
+            raise
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +90,24 @@ def lab(tmp_path_factory):
     run_root = home / "runs"
     token = secrets.token_hex(16)
     port = _free_port()
+    group = home / "group"  # a group space as an admin makes it (setgid, sticky)
+    group.mkdir()
+    group.chmod(0o3770)
     env = {
         **os.environ,
         "DASK_SIMLAB__RUN_ROOT": str(run_root),
+        "DASK_SIMLAB__GROUP_ROOT": str(group),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTER_PATH": os.pathsep.join(
+            p for p in (str(_extension_path(home)), os.environ.get("JUPYTER_PATH")) if p
+        ),
     }
+    # no "get notified about Jupyter news?" toast over the screenshots
+    news = home / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     log = open(home / "lab.log", "w")  # noqa: SIM115  (closed at teardown)
     proc = subprocess.Popen(
         [

@@ -30,7 +30,15 @@ def test_sidebar_lists_a_run_submitted_through_the_api(lab, page):
     expect(row.locator(".simlab-badge")).to_have_text("completed", timeout=15_000)
     bar = row.locator(".simlab-progress")
     assert bar.get_attribute("aria-valuenow") == "100"
-    assert "a=1.000" in row.locator(".simlab-run-details").inner_text()
+    assert row.locator(".simlab-progress-text").inner_text() == "100%"
+    assert "a=1.000" in bar.get_attribute("title")
+    # the full name and id on hover, created and elapsed as columns
+    assert row.locator(".simlab-run-name").get_attribute("title").split("\n")[:2] == [
+        run["name"],
+        run["id"],
+    ]
+    assert re.fullmatch(r"\d+s", row.locator(".simlab-run-elapsed").inner_text())
+    assert row.locator(".simlab-run-created").inner_text() != ""
     # and the filter box hides it when its name does not match
     page.fill("#simlab-sidebar .simlab-filter", "no-such-name")
     row.wait_for(state="detached", timeout=15_000)
@@ -73,9 +81,10 @@ def test_progress_moves_log_follows_and_cancel_from_the_ui(lab, page):
     while _percent(row) <= first:
         assert time.monotonic() < deadline, "progress did not move"
         page.wait_for_timeout(300)
-    assert "ETA" in row.locator(".simlab-run-details").inner_text()
+    assert row.locator(".simlab-run-eta").inner_text() != ""
 
     # the log viewer shows new lines as they come
+    row.hover()
     row.locator(".simlab-log-button").click()
     log = page.locator(".simlab-LogViewer .simlab-log")
     log.wait_for(timeout=30_000)
@@ -93,8 +102,9 @@ def test_progress_moves_log_follows_and_cancel_from_the_ui(lab, page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "sidebar-running.png"))
 
-    # When cancel is clicked and confirmed
-    row.locator(".simlab-cancel-button").click()
+    # When the run is selected, Cancel clicked and confirmed
+    row.locator(".simlab-select").check()
+    page.locator("#simlab-sidebar .simlab-bulk-cancel").click()
     dialog = page.locator(".jp-Dialog")
     dialog.wait_for(timeout=10_000)
     assert run["id"] in dialog.inner_text()
@@ -105,7 +115,11 @@ def test_progress_moves_log_follows_and_cancel_from_the_ui(lab, page):
         assert time.monotonic() < deadline, badge.inner_text()
         page.wait_for_timeout(300)
     assert lab.api("GET", f"runs/{run['id']}")["state"] == "cancelled"
-    assert row.locator(".simlab-cancel-button").count() == 0
+    # and a cancelled run cannot be cancelled again, only resumed or put away
+    row.locator(".simlab-select").check()
+    expect(page.locator("#simlab-sidebar .simlab-bulk-cancel")).to_be_disabled()
+    expect(page.locator("#simlab-sidebar .simlab-bulk-resume")).to_be_enabled()
+    assert row.locator(".simlab-run-eta").inner_text() == ""
 
 
 def _percent(row) -> int:
@@ -118,6 +132,7 @@ def test_open_in_notebook_and_the_launcher_card(lab, page):
     row = _run(page, run["id"])
     expect(row.locator(".simlab-badge")).to_have_text("completed", timeout=15_000)
     # "Open in notebook" writes a notebook that loads the run, and opens it
+    row.hover()
     row.locator(".simlab-notebook-button").click()
     name = f"simlab-{run['id']}.ipynb"
     tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=name)
