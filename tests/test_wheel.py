@@ -1,5 +1,6 @@
 """The built wheel, installed into a fresh virtual environment, is all a user needs:
-the CLI, the notebooks, the server extension and the prebuilt Lab extension.
+the CLI, the notebooks, the server extension and the prebuilt Lab extension (whose
+sidebar Chromium opens in the venv's own ``jupyter lab``).
 
 Measured on the 2-core development machine: wheel build 33 s (the Lab extension
 included, node packages from a warm cache), fresh venv and install 2 min 9 s
@@ -16,10 +17,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from tests.conftest import _needs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -145,3 +149,55 @@ def test_demo_runs_from_the_installed_package(installed, tmp_path):
         for p in points
     ]
     assert sorted(sigma8) == [0.7, 0.8, 0.9]
+
+
+def test_the_sidebar_opens_from_the_installed_package(installed, tmp_path):
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, INSTALL, _free_port
+
+    if not Path(CHROMIUM).exists():
+        _needs(f"{CHROMIUM} not installed", "Chromium", INSTALL)
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    venv, env = installed
+    token, port = "wheel-test-token", _free_port()
+    env = {**env, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    log = tmp_path / "lab.log"
+    with open(log, "w") as out:
+        lab = subprocess.Popen(
+            [
+                venv / "bin" / "jupyter", "lab", "--no-browser", "--allow-root",
+                "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
+            ],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            for _ in range(180):  # the server starts within a minute or so
+                try:
+                    page.goto(f"{url}lab?reset&token={token}")
+                    break
+                except PlaywrightError:  # connection refused until it listens
+                    time.sleep(0.5)
+            tab = page.locator('.jp-SideBar [data-id="simlab-sidebar"]')
+            tab.wait_for(timeout=120_000)
+            tab.click()
+            page.wait_for_selector("#simlab-sidebar", state="visible", timeout=60_000)
+            health = page.evaluate(
+                "async ([u, t]) => (await fetch(u + 'simlab/api/health', "
+                "{headers: {Authorization: 'token ' + t}})).status",
+                [url, token],
+            )
+            browser.close()
+    finally:
+        lab.terminate()
+        lab.wait(30)
+    # the prebuilt extension from the wheel drew the sidebar, and its server
+    # extension answered
+    assert health == 200, log.read_text()[-3000:]

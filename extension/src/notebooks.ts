@@ -12,9 +12,10 @@ function cell(type: 'code' | 'markdown', source: string): any {
     : { cell_type: 'markdown', source, metadata: {} };
 }
 
+/** A notebook of ``cells``; nbformat 4.5 wants a unique id on every cell. */
 function notebook(cells: any[]): any {
   return {
-    cells,
+    cells: cells.map((body, index) => ({ id: `simlab-cell-${index}`, ...body })),
     metadata: {
       kernelspec: { name: 'python3', display_name: 'Python 3 (ipykernel)', language: 'python' }
     },

@@ -104,6 +104,7 @@ def run_model(rundir: RunDir, row: dict[str, Any] | None = None) -> dict[str, An
         times=status.get("times", {}),
         updated=status.get("updated"),
         reason=status.get("reason"),
+        diagnosis=status.get("diagnosis"),
         cluster=status.get("cluster"),
         segment=status.get("segment", 1),
         path=str(rundir.path),

@@ -140,6 +140,8 @@ def test_open_in_notebook_and_the_launcher_card(lab, page):
     notebook = json.loads((lab.root_dir / name).read_text())
     source = "".join(notebook["cells"][1]["source"])
     assert run["path"] in source
+    ids = [cell.get("id") for cell in notebook["cells"]]
+    assert None not in ids and len(set(ids)) == len(ids)  # nbformat 4.5 cell ids
     # and it runs: the status cell shows the run completed
     select = page.locator(".jp-Dialog button.jp-mod-accept", has_text="Select")
     try:
@@ -166,4 +168,5 @@ def test_open_in_notebook_and_the_launcher_card(lab, page):
     new_tab = page.locator(".lm-TabBar-tab", has_text="new-simulation")
     new_tab.wait_for(timeout=30_000)
     created = json.loads((lab.root_dir / "new-simulation.ipynb").read_text())
+    assert all(cell.get("id") for cell in created["cells"])
     assert "simlab.submit(form.config)" in "".join(created["cells"][-1]["source"])

@@ -257,6 +257,27 @@ async def test_results_and_run_detail(jp_fetch, manager):
     assert run["config"]["metadata"]["name"] == "res"
 
 
+async def test_a_failed_run_carries_its_diagnosis(jp_fetch, manager):
+    from simlab.engines.diagnosis import diagnose
+    from simlab.state.rundir import RunDir
+
+    path = fake_run(manager.root, "broke", state="failed")
+    found = diagnose(["mpirun has detected an attempt to run as root."], 1)
+    RunDir(path).update(
+        reason=found.reason("mpirun exited with status 1"),
+        diagnosis=found.to_dict(),
+    )
+    manager.catalog.reindex()
+    run = await _json(await jp_fetch(f"simlab/api/runs/{path.name}"))
+    assert run["diagnosis"]["cause"] == "mpi-root"
+    assert run["diagnosis"]["lines"] == [
+        "mpirun has detected an attempt to run as root."
+    ]
+    assert run["reason"].startswith("OpenMPI refuses to run as root")
+    (listed,) = (await _json(await jp_fetch("simlab/api/runs")))["runs"]
+    assert listed["diagnosis"] == run["diagnosis"]
+
+
 async def test_invalid_config_is_422_with_every_field_and_leaves_nothing(
     jp_fetch, manager
 ):
