@@ -97,7 +97,8 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
     extent : (left, right, bottom, top)
         the range in Mpc/h it covers
     render_seconds : float
-        how long the last map took, from the particles to the drawn figure
+        wall-clock seconds of the last redraw, from the particles to the drawn
+        figure (with the P(k) panel when the snapshot changed)
 
     Raises
     ------
