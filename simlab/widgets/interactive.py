@@ -220,7 +220,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         manager_class(canvas, 0)
         canvas.header_visible = False
         canvas.toolbar_visible = "visible"
-        canvas.toolbar_position = "left"
+        canvas.toolbar_position = "top"  # on the left it covers the tick labels
         return canvas
 
     def _map_figure(self) -> tuple[Figure, Any]:
@@ -230,7 +230,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         from simlab.theme import figure_rc
 
         with mpl.rc_context(figure_rc()):
-            fig = Figure(figsize=(5.6, 5.0), layout="constrained")
+            fig = Figure(figsize=(5.0, 4.4), layout="constrained")
             ax = fig.add_subplot()
             colours = mpl.colormaps["magma"]
             shown = ax.imshow(
@@ -399,6 +399,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
     def _draw_power(self, index: int, a: float) -> None:
         old = self.power_canvas
         self.power_figure = self._power_figure(index, a)
+        self.power_figure.set_size_inches(4.6, 4.8)  # beside the map at 1024 px
         self.power_canvas = self._canvas(self.power_figure)
         self.panels.children = (self.canvas, self.power_canvas)
         self._power_index = index
@@ -416,23 +417,23 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         return 2 * np.pi / width, np.pi / pixel
 
     def _mark_scales(self) -> None:
-        """Shade, on the P(k) panel, the scales the map shows (it moves with
-        every zoom)."""
+        """Mark on the P(k) panel, with two dotted lines, the wavenumbers the map
+        shows (2π/width and π/pixel); they move with every zoom."""
         if self.power_figure is None:
             return
-        if self._band is not None:
-            self._band.remove()
-        low, high = self.scales()
+        for line in self._band or ():
+            line.remove()
         ax = self.power_figure.axes[0]
-        shown = ax.get_xlim()  # the band does not widen the k range drawn
-        self._band = ax.axvspan(
-            low,
-            high,
-            color=ax.xaxis.label.get_color(),
-            alpha=0.08,
-            linewidth=0,
-            zorder=0,
-            label="scales in the map",
+        shown = ax.get_xlim()  # the marks do not widen the k range drawn
+        self._band = tuple(
+            ax.axvline(
+                k,
+                color=ax.xaxis.label.get_color(),
+                linestyle=":",
+                linewidth=1.0,
+                alpha=0.7,
+            )
+            for k in self.scales()
         )
         ax.set_xlim(shown)
         self.power_figure.canvas.draw_idle()

@@ -110,20 +110,41 @@ def test_launcher_in_jupyterlab(lab, browser):  # noqa: F811
         )
         submit.click()
 
-        # the monitor runs to 100 % and the viewer shows the projection
+        # the monitor runs to 100 % and the interactive viewer shows the projection
         page.locator(".widget-html", has_text="100% · step").first.wait_for(
             timeout=180_000
         )
         page.locator("span", has_text="completed").first.wait_for(timeout=60_000)
-        image = page.locator(".widget-image").first
-        image.wait_for(timeout=120_000)
+        figure = page.locator(".jupyter-matplotlib-figure").first
+        figure.wait_for(timeout=120_000)
+        info = page.locator(".widget-html", has_text="pixels of").first
+        info.wait_for(timeout=60_000)
+        whole = info.inner_text()
+        figure.scroll_into_view_if_needed()
+        _shot(page, "3-completed-and-viewer")
+
+        # a rectangle dragged with the toolbar's zoom redraws the map for it:
+        # its pixels (told in the line under the controls) get finer
+        page.locator(
+            ".jupyter-matplotlib-button[title^='Zoom to rectangle']"
+        ).first.click()
+        canvas = figure.locator("canvas").last  # the top canvas takes the mouse
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.3 * box["height"])
+        page.mouse.down()
+        page.mouse.move(
+            box["x"] + 0.45 * box["width"], box["y"] + 0.5 * box["height"], steps=5
+        )
+        page.mouse.up()
+        pixel = whole.split("pixels of")[1].split("·")[0].strip()
         page.wait_for_function(
-            "() => [...document.querySelectorAll('.widget-image')]"
-            ".some(i => i.naturalWidth >= 400)",
+            "pixel => [...document.querySelectorAll('.widget-html')].some(h =>"
+            " h.textContent.includes('pixels of') &&"
+            " !h.textContent.includes('pixels of ' + pixel))",
+            arg=pixel,
             timeout=60_000,
         )
-        image.scroll_into_view_if_needed()
-        _shot(page, "3-completed-and-viewer")
+        _shot(page, "4-viewer-zoomed")
     finally:
         _shot(page, "last")
         outputs = page.locator(".jp-OutputArea").all_inner_texts()
