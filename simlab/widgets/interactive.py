@@ -164,11 +164,15 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         self._drawn_limits: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
         self._quiet = False
         self._in_message = False
-        self._power_index: int | None = None
         self._band: Any = None
         self.figure, self.canvas = self._map_figure()
-        self.power_figure: Figure | None = None
-        self.power_canvas: Any = None
+        # both canvases exist before the panel is built, whose children then
+        # change only with the snapshot
+        self._power_index = self.snapshot.value
+        first = self._load(main.snapshots[self._power_index])[2]
+        self.power_figure, self.power_canvas = self._power_canvas(
+            self._power_index, float(first.get("Time", 1.0))
+        )
         controls = widgets.VBox(
             [
                 widgets.HBox([self.snapshot, self.snapshot_label]),
@@ -180,7 +184,8 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
             ]
         )
         self.panels = widgets.HBox(
-            [self.canvas], layout=widgets.Layout(flex_flow="row wrap")
+            [self.canvas, self.power_canvas],
+            layout=widgets.Layout(flex_flow="row wrap"),
         )
         super().__init__([controls, self.panels])
         self.snapshot.observe(self._snapshot_changed, names="value")
@@ -220,7 +225,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         manager_class(canvas, 0)
         canvas.header_visible = False
         canvas.toolbar_visible = "visible"
-        canvas.toolbar_position = "top"  # on the left it covers the tick labels
+        canvas.toolbar_position = "left"
         return canvas
 
     def _map_figure(self) -> tuple[Figure, Any]:
@@ -231,6 +236,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
 
         with mpl.rc_context(figure_rc()):
             fig = Figure(figsize=(5.0, 4.4), layout="constrained")
+            fig.get_layout_engine().set(w_pad=0.45)  # room for the toolbar
             ax = fig.add_subplot()
             colours = mpl.colormaps["magma"]
             shown = ax.imshow(
@@ -396,11 +402,15 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         ax.set_title(f"projected density, {lo:g} ≤ {axis} < {hi:g} Mpc/h")
         self._drawn_limits = (tuple(ax.get_xlim()), tuple(ax.get_ylim()))
 
+    def _power_canvas(self, index: int, a: float) -> tuple[Figure, Any]:
+        figure = self._power_figure(index, a)
+        figure.set_size_inches(4.6, 4.8)  # beside the map at 1024 px
+        figure.get_layout_engine().set(w_pad=0.45)  # room for the toolbar
+        return figure, self._canvas(figure)
+
     def _draw_power(self, index: int, a: float) -> None:
         old = self.power_canvas
-        self.power_figure = self._power_figure(index, a)
-        self.power_figure.set_size_inches(4.6, 4.8)  # beside the map at 1024 px
-        self.power_canvas = self._canvas(self.power_figure)
+        self.power_figure, self.power_canvas = self._power_canvas(index, a)
         self.panels.children = (self.canvas, self.power_canvas)
         self._power_index = index
         self._band = None
