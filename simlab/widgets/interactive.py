@@ -235,7 +235,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         from simlab.theme import figure_rc
 
         with mpl.rc_context(figure_rc()):
-            fig = Figure(figsize=(5.0, 4.4), layout="constrained")
+            fig = Figure(figsize=(4.6, 4.2), layout="constrained")
             fig.get_layout_engine().set(w_pad=0.45)  # room for the toolbar
             ax = fig.add_subplot()
             colours = mpl.colormaps["magma"]
@@ -399,12 +399,12 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
                 ax.set_ylim(*self.view[1])
         ax.set_xlabel(f"{horizontal} [Mpc/h]")
         ax.set_ylabel(f"{vertical} [Mpc/h]")
-        ax.set_title(f"projected density, {lo:g} ≤ {axis} < {hi:g} Mpc/h")
+        ax.set_title(f"slab {lo:g} ≤ {axis} < {hi:g} Mpc/h", fontsize="medium")
         self._drawn_limits = (tuple(ax.get_xlim()), tuple(ax.get_ylim()))
 
     def _power_canvas(self, index: int, a: float) -> tuple[Figure, Any]:
         figure = self._power_figure(index, a)
-        figure.set_size_inches(4.6, 4.8)  # beside the map at 1024 px
+        figure.set_size_inches(4.2, 4.6)  # beside the map
         figure.get_layout_engine().set(w_pad=0.45)  # room for the toolbar
         return figure, self._canvas(figure)
 

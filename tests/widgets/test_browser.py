@@ -122,9 +122,14 @@ def test_launcher_in_jupyterlab(lab, browser):  # noqa: F811
         figure.wait_for(timeout=60_000)
         info = page.locator(".widget-html", has_text="pixels of").first
         info.wait_for(timeout=60_000)
+        # the kernel has drawn the map and the P(k) figure (both canvases sized)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.jupyter-matplotlib-figure')]"
+            ".filter(f => f.getBoundingClientRect().height > 300).length >= 2",
+            timeout=60_000,
+        )
         figure.scroll_into_view_if_needed()
         _shot(page, "3-completed-and-viewer")
-
     finally:
         _shot(page, "last")
         outputs = page.locator(".jp-OutputArea").all_inner_texts()
