@@ -56,6 +56,7 @@ def projection_image(
     scheme: str = "cic",
     log: bool = True,
     smoothing: str | float | None = "adaptive",
+    density: np.ndarray | None = None,
 ) -> np.ndarray:
     """The projected density of a slab, as the image :func:`projection` draws.
 
@@ -90,6 +91,9 @@ def projection_image(
         adaptive kernels of SPH viewers (pynbody, yt); "spacing": σ = d/2 for
         every particle; a number: σ in Mpc/h; None: no smoothing (bare
         assignment, which leaves pixels finer than the spacing empty)
+    density : (N,) array, optional
+        1 + δ at every particle from :func:`local_density`, to reuse it between
+        maps of the same particles (adaptive smoothing only)
 
     Returns
     -------
@@ -124,7 +128,7 @@ def projection_image(
         )
     across = [a for a in range(3) if a != line_of_sight]
     flat = selected[:, across]
-    widths = _kernel_widths(positions, box_size, inside, smoothing)
+    widths = _kernel_widths(positions, box_size, inside, smoothing, density)
     if widths is None:
         mass = deposit(flat, box_size, n_pixels, scheme)
     else:
@@ -135,6 +139,172 @@ def projection_image(
         return image
     with np.errstate(divide="ignore"):
         return np.where(image > 0, np.log10(image), np.nan)
+
+
+def local_density(
+    positions: np.ndarray, box_size: float, at: np.ndarray | None = None
+) -> np.ndarray:
+    """1 + δ at each particle, on a CIC mesh of one cell per mean spacing.
+
+    This is the density the adaptive smoothing of :func:`projection_image` reads
+    (σ = d/2 (1 + δ)^(-1/3)); compute it once and pass it as ``density`` to draw
+    several maps of the same particles (an interactive viewer's zooms and slabs).
+
+    Parameters
+    ----------
+    positions : (N, 3) array
+        comoving positions in Mpc/h of every particle of the box
+    box_size : float
+        comoving box side in Mpc/h
+    at : (M, 3) array, optional
+        where to read it (default: at ``positions``)
+
+    Returns
+    -------
+    (N,) or (M,) float64, at least 1e-3 (a particle alone in a void still
+    reads a part of its own mass)
+    """
+    n_mesh = max(round(len(positions) ** (1 / 3)), 2)
+    mesh = deposit(positions, box_size, n_mesh, "cic")
+    mesh *= n_mesh**3 / len(positions)  # 1 + δ
+    where = positions if at is None else at
+    return np.maximum(interpolate(mesh, where, box_size, "cic"), 1e-3)
+
+
+def projection_map(
+    positions: np.ndarray | xr.Dataset,
+    box_size: float | None = None,
+    *,
+    axis: str = "z",
+    slab: tuple[float, float] | None = None,
+    xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
+    n_pixels: int = 256,
+    scheme: str = "cic",
+    log: bool = True,
+    smoothing: str | float | None = "adaptive",
+    density: np.ndarray | None = None,
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The projected density of a slab within a view, and the range it covers.
+
+    Without ``xlim``/``ylim`` this is :func:`projection_image` of the whole box.
+    With them, the map is recomputed from the particles in the view (and a margin
+    of three kernel widths, so the edges are not starved): ``n_pixels`` square
+    pixels along the longer side of the view, so zooming in shows detail finer
+    than the whole-box map's pixels, down to the smoothing length of the
+    particles. Pixels hold 1 + δ relative to the slab's mean, whatever the view,
+    so colours compare between zooms. A view is periodic: it may run past the box
+    edges.
+
+    Parameters
+    ----------
+    positions, box_size, axis, slab, n_pixels, scheme, log, smoothing
+        as for :func:`projection_image`
+    xlim, ylim : (float, float), optional
+        the view along the horizontal and vertical axes of the map (the first and
+        second axes other than ``axis``) in Mpc/h; default the whole box
+    density : (N,) array, optional
+        1 + δ at every particle from :func:`local_density`, to skip recomputing
+        it (adaptive smoothing only)
+
+    Returns
+    -------
+    image : (rows, columns) float64
+        as :func:`projection_image` returns it (``origin="lower"``)
+    extent : (left, right, bottom, top)
+        the range in Mpc/h the pixels cover, for ``imshow(extent=...)``: the view
+        rounded out to whole pixels
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(1).uniform(0.0, 10.0, size=(4000, 3))
+    >>> image, extent = projection_map(
+    ...     x, 100.0, xlim=(0.0, 10.0), ylim=(0.0, 5.0), n_pixels=20
+    ... )
+    >>> image.shape, extent
+    ((10, 20), (0.0, 10.0, 0.0, 5.0))
+    >>> bool(np.isfinite(image).all())  # particles cover the whole view
+    True
+    """
+    positions, box_size = particle_positions(positions, box_size)
+    if xlim is None and ylim is None:
+        image = projection_image(
+            positions,
+            box_size,
+            axis=axis,
+            slab=slab,
+            n_pixels=n_pixels,
+            scheme=scheme,
+            log=log,
+            smoothing=smoothing,
+            density=density,
+        )
+        half = 0.5 * box_size / n_pixels
+        return image, (-half, box_size - half) * 2
+    x0, x1 = _view_range(xlim, box_size, "xlim")
+    y0, y1 = _view_range(ylim, box_size, "ylim")
+    line_of_sight = _axis_index(axis)
+    lo, hi = _slab_range(slab, box_size)
+    depth = positions[:, line_of_sight]
+    inside = (depth >= lo) & (depth < hi)
+    count = int(np.count_nonzero(inside))
+    if count == 0:
+        raise ValueError(
+            f"slab={slab!r} along {axis} holds no particles; the box is "
+            f"[0, {box_size}) {_LENGTH_UNIT}"
+        )
+    across = [a for a in range(3) if a != line_of_sight]
+    flat = positions[inside][:, across]
+    widths = _kernel_widths(positions, box_size, inside, smoothing, density)
+    pixel = max(x1 - x0, y1 - y0) / n_pixels
+    columns = max(round((x1 - x0) / pixel), 1)
+    rows = max(round((y1 - y0) / pixel), 1)
+    reach = 0.0 if widths is None else 3.0 * float(widths.max())
+    pad = int(np.ceil(min(reach, pixel * max(columns, rows)) / pixel)) + 2
+    side = max(columns, rows) + 2 * pad
+    if side * pixel < box_size:
+        # a padded mesh around the view; kernels wider than the margin allows
+        # are narrowed so that none wraps across the mesh onto the other side
+        # mesh point pad + i is the centre of pixel i, x0 + (i + 1/2) pixel
+        origin = np.array([x0, y0]) + (0.5 - pad) * pixel
+        offset = np.mod(flat - origin, box_size)  # periodic images included
+        near = np.all(offset < side * pixel, axis=1)
+        flat, mesh_box = offset[near], side * pixel
+        if widths is not None:
+            widths = np.minimum(widths[near], pad * pixel / 3.0)
+        first = pad
+    else:  # the view spans (nearly) the box: a periodic map of the whole box
+        side = int(np.ceil(box_size / pixel))
+        pixel = box_size / side
+        columns, rows = min(columns, side), min(rows, side)
+        flat = np.mod(flat - np.array([x0, y0]) - 0.5 * pixel, box_size)
+        mesh_box, first = box_size, 0
+    if widths is None:
+        mass = deposit(flat, mesh_box, side, scheme)
+    else:
+        mass = _smoothed_deposit(flat, widths, mesh_box, side, scheme)
+    mass *= box_size**2 / (count * pixel**2)  # 1 + δ relative to the slab
+    image = mass[first : first + columns, first : first + rows].T
+    extent = (x0, x0 + columns * pixel, y0, y0 + rows * pixel)
+    if log:
+        with np.errstate(divide="ignore"):
+            image = np.where(image > 0, np.log10(image), np.nan)
+    return image, tuple(float(v) for v in extent)
+
+
+def _view_range(
+    limits: tuple[float, float] | None, box_size: float, name: str
+) -> tuple[float, float]:
+    """(low, high) of a view along one axis: the whole box by default."""
+    if limits is None:
+        return 0.0, box_size
+    low, high = (float(v) for v in limits)
+    if not low < high:
+        raise ValueError(
+            f"{name}={limits!r} must be (low, high) with low < high, in {_LENGTH_UNIT}"
+        )
+    return low, high
 
 
 def _themed(draw: Any) -> Any:
@@ -207,7 +377,7 @@ def projection(
     colours = colours.with_extremes(bad=colours(0.0))
     half_pixel = 0.5 * box_size / n_pixels
     extent = (-half_pixel, box_size - half_pixel) * 2
-    low, high = _colour_range(image, log, smoothed=smoothing is not None)
+    low, high = colour_range(image, log, smoothed=smoothing is not None)
     shown = ax.imshow(
         image, origin="lower", extent=extent, cmap=colours, vmin=low, vmax=high
     )
@@ -221,10 +391,10 @@ def projection(
     return fig
 
 
-def _colour_range(
+def colour_range(
     image: np.ndarray, log: bool, smoothed: bool
 ) -> tuple[float | None, float | None]:
-    """vmin, vmax of a map: see :func:`projection`."""
+    """vmin, vmax of a map (log or linear, smoothed or bare): see :func:`projection`."""
     finite = image[np.isfinite(image)]
     if finite.size == 0:
         return None, None
@@ -243,6 +413,7 @@ def _kernel_widths(
     box_size: float,
     inside: np.ndarray,
     smoothing: str | float | None,
+    density: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Gaussian σ in Mpc/h of each selected particle, None without smoothing."""
     if smoothing is None:
@@ -257,10 +428,10 @@ def _kernel_widths(
                 f"smoothing={smoothing!r} is not 'adaptive', 'spacing', a width in "
                 f"{_LENGTH_UNIT} or None"
             )
-        n_mesh = max(round(len(positions) ** (1 / 3)), 2)
-        density = deposit(positions, box_size, n_mesh, "cic")
-        density *= n_mesh**3 / len(positions)  # 1 + δ
-        contrast = interpolate(density, positions[inside], box_size, "cic")
+        if density is None:
+            contrast = local_density(positions, box_size, positions[inside])
+        else:
+            contrast = np.asarray(density)[inside]
         # a particle alone in a void still reads a part of its own mass
         contrast = np.maximum(contrast, 1e-3)
         return SMOOTHING_AT_MEAN_DENSITY * spacing * contrast ** (-1 / 3)

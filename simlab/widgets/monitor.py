@@ -353,12 +353,13 @@ class RunMonitor(widgets.VBox):
     # actions -----------------------------------------------------------------
 
     def open_snapshot(self, index: int) -> Any:
-        """Open snapshot ``index`` in the viewer (or the ``open_snapshot`` hook)."""
+        """Open snapshot ``index`` in the viewer (or the ``open_snapshot`` hook):
+        the interactive one, or the static one without ipympl."""
         if self._open_snapshot is not None:
             return self._open_snapshot(self.run, index)
-        from simlab.widgets.viewer import SnapshotViewer
+        from simlab.widgets.interactive import explore
 
-        viewer = SnapshotViewer(self.run, index=index)
+        viewer = explore(self.run, index=index)
         self.viewer_area.children = [viewer]
         return viewer
 

@@ -187,15 +187,16 @@ class RunTable(widgets.VBox):
         return monitor
 
     def open_viewer(self) -> Any:
-        """Show a SnapshotViewer for the selected run below the table."""
-        from simlab.widgets.viewer import SnapshotViewer
+        """Show the selected run's snapshots below the table (the interactive
+        viewer, or the static one without ipympl)."""
+        from simlab.widgets.interactive import explore
 
         run = self.selected
         if run is None:
             self.message.value = "select a run first"
             return None
         try:
-            viewer = SnapshotViewer(run)
+            viewer = explore(run)
         except ValueError as exc:
             self.message.value = html.escape(str(exc))
             return None

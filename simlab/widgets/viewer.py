@@ -99,7 +99,64 @@ def _snapshot_cosmology(attrs: dict[str, Any]) -> Cosmology | None:
     return Cosmology(preset=None, **values)
 
 
-class SnapshotViewer(widgets.VBox):
+class _PowerPanel:
+    """The P(k) panel of a viewer: each source's spectrum at an output, linear
+    theory for the first source's cosmology, ratios. A viewer using it has
+    ``sources`` and ``_load(path) -> (positions, box, attrs)``."""
+
+    sources: list[_Source]
+
+    def _load(self, path: Path) -> tuple[np.ndarray, float, dict]:
+        raise NotImplementedError
+
+    def _spectrum(self, source: _Source, index: int) -> xr.DataArray | None:
+        if not source.snapshots:
+            return None
+        index = min(index, len(source.snapshots) - 1)
+        if index not in source.spectra:
+            if source.run is not None:
+                spectrum = source.run.power_spectrum(index)
+            else:
+                from simlab.analysis.power import power_spectrum
+
+                positions, box, _ = self._load(source.snapshots[index])
+                n_side = round(len(positions) ** (1 / 3))
+                spectrum = power_spectrum(
+                    positions, box, min(2 * n_side, 256), interlace=True
+                )
+            source.spectra[index] = spectrum
+        return source.spectra[index]
+
+    def _power_figure(self, index: int, a: float) -> Figure:
+        from simlab import cosmology, plot
+
+        spectra = {}
+        for source in self.sources:
+            spectrum = self._spectrum(source, index)
+            if spectrum is not None:
+                spectra[
+                    source.label
+                    if source.label not in spectra
+                    else f"{source.label} ({len(spectra)})"
+                ] = spectrum
+        main = self.sources[0]
+        cosmo = (
+            main.run.config.cosmology
+            if main.run is not None
+            else _snapshot_cosmology(self._load(main.snapshots[index])[2])
+        )
+        linear = None
+        if cosmo is not None:
+            first = next(iter(spectra.values()))
+            k = first["k"].to_numpy()
+            if "n_particles" in first.attrs:  # the k range plot.power_spectrum draws
+                k = k[k <= plot.particle_nyquist(first) * (1 + 1e-9)]
+            linear = (k, cosmology.linear_power(k, cosmo, a))
+        reference = next(iter(spectra)) if len(spectra) > 1 else None
+        return plot.power_spectrum(spectra, linear=linear, reference=reference)
+
+
+class SnapshotViewer(_PowerPanel, widgets.VBox):
     """Projected density and P(k) of one or several runs' snapshots.
 
     Parameters
@@ -109,9 +166,14 @@ class SnapshotViewer(widgets.VBox):
         ratios to the first when there are several (else to linear theory)
     index : int
         snapshot shown first (counts like a list index)
+    notice : str
+        one line of text shown above the controls (why this static viewer was
+        opened instead of :class:`~simlab.widgets.interactive.InteractiveViewer`)
     """
 
-    def __init__(self, *sources: Run | str | Path, index: int = -1) -> None:
+    def __init__(
+        self, *sources: Run | str | Path, index: int = -1, notice: str = ""
+    ) -> None:
         if not sources:
             raise ValueError("SnapshotViewer needs at least one run or snapshot")
         self.sources = [_as_source(s) for s in sources]
@@ -182,8 +244,14 @@ class SnapshotViewer(widgets.VBox):
             self.cmap,
         ):
             control.observe(self._changed, names="value")
+        self.notice = widgets.HTML(
+            f"<span style='{styles.HELP}'>{html.escape(notice)}</span>"
+            if notice
+            else ""
+        )
         controls = widgets.VBox(
             [
+                self.notice,
                 widgets.HBox([self.snapshot, self.snapshot_label]),
                 widgets.HBox([widgets.HTML("axis"), self.axis]),
                 self.thickness,
@@ -260,49 +328,3 @@ class SnapshotViewer(widgets.VBox):
             f"<span style='{styles.HELP}'>{len(positions):,} particles, "
             f"box {box:g} Mpc/h · drawn in {1000 * self.render_seconds:.0f} ms</span>"
         )
-
-    def _spectrum(self, source: _Source, index: int) -> xr.DataArray | None:
-        if not source.snapshots:
-            return None
-        index = min(index, len(source.snapshots) - 1)
-        if index not in source.spectra:
-            if source.run is not None:
-                spectrum = source.run.power_spectrum(index)
-            else:
-                from simlab.analysis.power import power_spectrum
-
-                positions, box, _ = self._load(source.snapshots[index])
-                n_side = round(len(positions) ** (1 / 3))
-                spectrum = power_spectrum(
-                    positions, box, min(2 * n_side, 256), interlace=True
-                )
-            source.spectra[index] = spectrum
-        return source.spectra[index]
-
-    def _power_figure(self, index: int, a: float) -> Figure:
-        from simlab import cosmology, plot
-
-        spectra = {}
-        for source in self.sources:
-            spectrum = self._spectrum(source, index)
-            if spectrum is not None:
-                spectra[
-                    source.label
-                    if source.label not in spectra
-                    else f"{source.label} ({len(spectra)})"
-                ] = spectrum
-        main = self.sources[0]
-        cosmo = (
-            main.run.config.cosmology
-            if main.run is not None
-            else _snapshot_cosmology(self._load(main.snapshots[index])[2])
-        )
-        linear = None
-        if cosmo is not None:
-            first = next(iter(spectra.values()))
-            k = first["k"].to_numpy()
-            if "n_particles" in first.attrs:  # the k range plot.power_spectrum draws
-                k = k[k <= plot.particle_nyquist(first) * (1 + 1e-9)]
-            linear = (k, cosmology.linear_power(k, cosmo, a))
-        reference = next(iter(spectra)) if len(spectra) > 1 else None
-        return plot.power_spectrum(spectra, linear=linear, reference=reference)

@@ -392,3 +392,48 @@ def test_projection_of_a_real_gadget4_snapshot_has_no_empty_pixel():
     smooth = plot.projection(ds, slab=(0.0, 16.0), n_pixels=128)
     assert np.isnan(bare).mean() > 0.2  # 4 pixels per spacing: many empty
     assert colour_positions(smooth).min() > 0
+
+
+def test_projection_map_of_the_whole_box_is_projection_image() -> None:
+    x = np.random.default_rng(2).uniform(0.0, 64.0, size=(32**3, 3))
+    whole = plot.projection_image(x, 64.0, n_pixels=64, log=False)
+    image, extent = plot.projection_map(x, 64.0, n_pixels=64, log=False)
+    assert extent == (-0.5, 63.5, -0.5, 63.5)
+    np.testing.assert_array_equal(image, whole)
+    # the same view asked for by its limits goes through the periodic path
+    same, extent = plot.projection_map(
+        x, 64.0, xlim=(-0.5, 63.5), ylim=(-0.5, 63.5), n_pixels=64, log=False
+    )
+    assert extent == (-0.5, 63.5, -0.5, 63.5)
+    np.testing.assert_allclose(same, whole, atol=1e-9)
+
+
+def test_projection_map_of_a_view_is_recomputed_from_its_particles() -> None:
+    x = np.random.default_rng(2).uniform(0.0, 64.0, size=(32**3, 3))
+    density = plot.local_density(x, 64.0)
+    whole = plot.projection_image(x, 64.0, n_pixels=64, log=False)
+    # a quarter at the whole map's pixel size: the same pixels, from a padded mesh
+    quarter, extent = plot.projection_map(
+        x,
+        64.0,
+        xlim=(-0.5, 31.5),
+        ylim=(-0.5, 31.5),
+        n_pixels=32,
+        log=False,
+        density=density,
+    )
+    assert extent == (-0.5, 31.5, -0.5, 31.5)
+    np.testing.assert_allclose(quarter, whole[:32, :32], atol=1e-6)
+    # zoomed 8 times with as many pixels: 8 times finer, still 1 + δ of the slab
+    zoomed, extent = plot.projection_map(
+        x, 64.0, xlim=(8.0, 16.0), ylim=(8.0, 12.0), n_pixels=64, log=False
+    )
+    assert zoomed.shape == (32, 64) and extent == (8.0, 16.0, 8.0, 12.0)
+    assert 0.8 < zoomed.mean() < 1.2 and zoomed.min() > 0
+    # a view across the box edge sees the periodic images
+    across, _ = plot.projection_map(
+        x, 64.0, xlim=(-8.0, 8.0), ylim=(0.0, 16.0), n_pixels=32, log=False
+    )
+    assert across.min() > 0
+    with pytest.raises(ValueError, match="xlim"):
+        plot.projection_map(x, 64.0, xlim=(5.0, 1.0))

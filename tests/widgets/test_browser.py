@@ -110,19 +110,25 @@ def test_launcher_in_jupyterlab(lab, browser):  # noqa: F811
         )
         submit.click()
 
-        # the monitor runs to 100 % and the viewer shows the projection
+        # the monitor runs to 100 % and the interactive viewer shows the projection
         page.locator(".widget-html", has_text="100% · step").first.wait_for(
             timeout=180_000
         )
         page.locator("span", has_text="completed").first.wait_for(timeout=60_000)
-        image = page.locator(".widget-image").first
-        image.wait_for(timeout=120_000)
+        figure = page.locator(".jupyter-matplotlib-figure").first
+        # Lab 4 skips laying out output that is out of view: scroll to it first
+        figure.wait_for(state="attached", timeout=120_000)
+        figure.scroll_into_view_if_needed()
+        figure.wait_for(timeout=60_000)
+        info = page.locator(".widget-html", has_text="pixels of").first
+        info.wait_for(timeout=60_000)
+        # the kernel has drawn the map and the P(k) figure (both canvases sized)
         page.wait_for_function(
-            "() => [...document.querySelectorAll('.widget-image')]"
-            ".some(i => i.naturalWidth >= 400)",
+            "() => [...document.querySelectorAll('.jupyter-matplotlib-figure')]"
+            ".filter(f => f.getBoundingClientRect().height > 300).length >= 2",
             timeout=60_000,
         )
-        image.scroll_into_view_if_needed()
+        figure.scroll_into_view_if_needed()
         _shot(page, "3-completed-and-viewer")
     finally:
         _shot(page, "last")

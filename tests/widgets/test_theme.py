@@ -11,7 +11,14 @@ import pytest
 import simlab.widgets
 from simlab.dispatch.task import execute
 from simlab.service.submission import create
-from simlab.widgets import RunForm, RunMonitor, RunTable, SnapshotViewer, SweepBuilder
+from simlab.widgets import (
+    InteractiveViewer,
+    RunForm,
+    RunMonitor,
+    RunTable,
+    SnapshotViewer,
+    SweepBuilder,
+)
 from simlab.widgets import launcher as make_launcher
 
 #: A hex colour in CSS (not an HTML character reference such as &#9888;).
@@ -104,6 +111,7 @@ def test_every_widget_renders_only_theme_colours(runs):
         RunMonitor(done, autostart=False),
         failed_monitor,
         SnapshotViewer(done),
+        InteractiveViewer(done),
     ]
     for widget in shown:
         for text in _rendered(widget):

@@ -11,6 +11,7 @@ from PIL import Image
 from simlab.dispatch.task import execute
 from simlab.service.submission import create
 from simlab.testing import fake_gadget4_snapshot
+from simlab.widgets.interactive import InteractiveViewer
 from simlab.widgets.table import RunTable
 from simlab.widgets.viewer import SnapshotViewer, default_view
 
@@ -101,7 +102,7 @@ def test_run_table_filters_sorts_and_opens(run32):
     assert [r["name"] for r in table.rows] == ["other", "viewer32"]
     table.listing.value = run32.id
     viewer = table.open_viewer()
-    assert isinstance(viewer, SnapshotViewer) and table.area.children == (viewer,)
+    assert isinstance(viewer, InteractiveViewer) and table.area.children == (viewer,)
     monitor = table.open_monitor()
     assert monitor.state == "completed" and not monitor.updating
 
