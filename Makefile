@@ -19,7 +19,7 @@ demo: setup
 	$(VENV)/bin/simlab demo
 
 test: setup
-	$(PY) -m pytest; status=$$?; \
+	$(PY) -m pytest --durations=25; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest ran no tests: failing" >&2; fi; \
 	exit $$status
 
