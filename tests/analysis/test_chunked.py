@@ -33,6 +33,7 @@ def test_lazy_chunks_follow_the_snapshot_files(snapshot):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # a paused worker hangs the compute: fail fast instead
 def test_power_spectrum_chunk_by_chunk_on_two_workers_equals_in_memory(snapshot):
     from distributed import Client, LocalCluster, get_task_stream
 
@@ -41,7 +42,7 @@ def test_power_spectrum_chunk_by_chunk_on_two_workers_equals_in_memory(snapshot)
         None, 32, interlace=True,
     )  # fmt: skip
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, memory_limit="400MB",
+        n_workers=2, threads_per_worker=1, memory_limit="2GB",
         dashboard_address=None, processes=True,
     )  # fmt: skip
     lazy = xr.open_dataset(snapshot, engine="gadget4", group="PartType1", chunks={})
