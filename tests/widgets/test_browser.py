@@ -96,7 +96,8 @@ def test_launcher_in_jupyterlab(lab, browser):  # noqa: F811
         error = page.locator(".widget-html", has_text="⚠ Input should be less")
         error.first.wait_for(timeout=30_000)
         assert "allowed: a number in (0, 2]" in error.first.inner_text()
-        submit = page.locator("button", has_text="Submit")
+        # the widget's button, not the sidebar form's
+        submit = page.locator("button.jupyter-button", has_text="Submit")
         assert submit.is_disabled()
         _shot(page, "2-invalid-omega0")
 
