@@ -32,6 +32,7 @@ from simlab.widgets.viewer import (
     _as_source,
     _PowerPanel,
     default_view,
+    slab_sliders,
 )
 
 if TYPE_CHECKING:
@@ -131,24 +132,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         pixels, thickness = default_view(len(positions), box)
         self.box_size = box
         self.axis = widgets.ToggleButtons(options=["x", "y", "z"], value="z")
-        self.centre = widgets.FloatSlider(
-            value=box / 2,
-            min=0.0,
-            max=box,
-            step=box / 256,
-            description="centre [Mpc/h]",
-            continuous_update=False,
-            style=wide,
-        )
-        self.thickness = widgets.FloatSlider(
-            value=thickness,
-            min=box / 256,
-            max=box,
-            step=box / 256,
-            description="slab [Mpc/h]",
-            continuous_update=False,
-            style=wide,
-        )
+        self.centre, self.thickness = slab_sliders(box, thickness)
         self.resolution = widgets.Dropdown(
             options=list(MAP_PIXELS), value=pixels, description="pixels"
         )

@@ -198,24 +198,7 @@ class SnapshotViewer(_PowerPanel, widgets.VBox):
         self.axis = widgets.ToggleButtons(options=["x", "y", "z"], value="z")
         positions, box, _ = self._load(main.snapshots[self.snapshot.value])
         pixels, thickness = default_view(len(positions), box)
-        self.thickness = widgets.FloatSlider(
-            value=thickness,
-            min=box / 256,
-            max=box,
-            step=box / 256,
-            description="slab [Mpc/h]",
-            continuous_update=False,
-            style={"description_width": "110px"},
-        )
-        self.centre = widgets.FloatSlider(
-            value=box / 2,
-            min=0.0,
-            max=box,
-            step=box / 256,
-            description="centre [Mpc/h]",
-            continuous_update=False,
-            style={"description_width": "110px"},
-        )
+        self.centre, self.thickness = slab_sliders(box, thickness)
         self.resolution = widgets.Dropdown(
             options=list(PIXELS), value=pixels, description="pixels"
         )
@@ -328,3 +311,22 @@ class SnapshotViewer(_PowerPanel, widgets.VBox):
             f"<span style='{styles.HELP}'>{len(positions):,} particles, "
             f"box {box:g} Mpc/h · drawn in {1000 * self.render_seconds:.0f} ms</span>"
         )
+
+
+def slab_sliders(
+    box: float, thickness: float
+) -> tuple[widgets.FloatSlider, widgets.FloatSlider]:
+    """The slab's centre and thickness sliders (Mpc/h, box/256 steps) of a viewer."""
+    common = {
+        "max": box,
+        "step": box / 256,
+        "continuous_update": False,
+        "style": {"description_width": "110px"},
+    }
+    centre = widgets.FloatSlider(
+        value=box / 2, min=0.0, description="centre [Mpc/h]", **common
+    )
+    slab = widgets.FloatSlider(
+        value=thickness, min=box / 256, description="slab [Mpc/h]", **common
+    )
+    return centre, slab
