@@ -49,20 +49,6 @@ def band_means(pk: Any) -> np.ndarray:
     )
 
 
-def _fixture_cosmology(attrs: dict) -> Any:
-    from simlab.config import Cosmology
-
-    return Cosmology(
-        preset=None,
-        Omega0=attrs["Parameters/Omega0"],
-        OmegaLambda=attrs["Parameters/OmegaLambda"],
-        OmegaBaryon=attrs["Parameters/OmegaBaryon"],
-        h=attrs["Parameters/HubbleParam"],
-        sigma8=attrs["Parameters/Sigma8"],
-        n_s=attrs["Parameters/PrimordialIndex"],
-    )
-
-
 def _evolve(solver: Any, state: Any, boundaries: np.ndarray) -> tuple[Any, float]:
     started = time.perf_counter()
     for a in boundaries[1:]:
@@ -76,12 +62,12 @@ def same_ic_runs(cases: list[dict]) -> list[dict]:
 
     from simlab.analysis.power import power_spectrum
     from simlab.engines.pm_solver import PMSolver, state_from_particles, time_steps
-    from simlab.io.gadget4_files import read_particles
+    from simlab.io.gadget4_files import parameters_cosmology, read_particles
 
     with xr.open_dataset(ICS, engine="gadget4", group="PartType1") as ds:
         attrs = dict(ds.attrs)
     ics, final = read_particles(ICS), read_particles(Z0)
-    cosmo = _fixture_cosmology(attrs)
+    cosmo = parameters_cosmology(attrs)
     n, box = round(len(ics) ** (1 / 3)), ics.box_size
     reference = band_means(power_spectrum(final.positions, box, 2 * n, interlace=True))
     records = []

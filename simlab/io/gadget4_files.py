@@ -261,3 +261,19 @@ def read_particles(path: str | os.PathLike[str]) -> ParticleSet:
         box_size=box_size,
         a=a,
     )
+
+
+def parameters_cosmology(attrs: dict[str, Any]) -> Cosmology:
+    """The cosmology Gadget4 ran with, from a snapshot's ``Parameters/`` attributes
+    (as simlab's backend puts them in a Dataset's attrs)."""
+    from simlab.config import Cosmology
+
+    return Cosmology(
+        preset=None,
+        Omega0=attrs["Parameters/Omega0"],
+        OmegaLambda=attrs["Parameters/OmegaLambda"],
+        OmegaBaryon=attrs["Parameters/OmegaBaryon"],
+        h=attrs["Parameters/HubbleParam"],
+        sigma8=attrs["Parameters/Sigma8"],
+        n_s=attrs["Parameters/PrimordialIndex"],
+    )

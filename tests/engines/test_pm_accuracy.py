@@ -48,25 +48,12 @@ def evolve(solver: PMSolver, state: State, boundaries: np.ndarray) -> State:
     return state
 
 
-def fixture_cosmology(attrs: dict) -> Cosmology:
-    """The cosmology Gadget4 ran with, from a snapshot's Parameters attributes."""
-    return Cosmology(
-        preset=None,
-        Omega0=attrs["Parameters/Omega0"],
-        OmegaLambda=attrs["Parameters/OmegaLambda"],
-        OmegaBaryon=attrs["Parameters/OmegaBaryon"],
-        h=attrs["Parameters/HubbleParam"],
-        sigma8=attrs["Parameters/Sigma8"],
-        n_s=attrs["Parameters/PrimordialIndex"],
-    )
-
-
 @pytest.fixture(scope="module")
 def same_ic_spectra():
     """P(k) at z = 0 of Gadget4 and of the PM solver from the same ICs (defaults)."""
     import xarray as xr
 
-    from simlab.io.gadget4_files import read_particles
+    from simlab.io.gadget4_files import parameters_cosmology, read_particles
 
     ics_path, z0_path = data_path(ICS), data_path(Z0)
     with xr.open_dataset(ics_path, engine="gadget4", group="PartType1") as ds:
@@ -76,7 +63,7 @@ def same_ic_spectra():
     assert len(ics) == len(final) == 32**3
     assert ics.a == attrs["Parameters/TimeBegin"] == 0.02
     assert ics.box_size == final.box_size == attrs["Parameters/BoxSize"] == 64.0
-    cosmo = fixture_cosmology(attrs)
+    cosmo = parameters_cosmology(attrs)
     n = round(len(ics) ** (1 / 3))
     gravity = Gravity()  # the defaults under test
     n_mesh = RunConfig(box={"size": ics.box_size, "particles_per_side": n}).mesh
