@@ -362,7 +362,7 @@ def projection(
     import matplotlib as mpl
 
     positions, box_size = particle_positions(positions, box_size)
-    image = projection_image(
+    image, extent = projection_map(
         positions,
         box_size,
         axis=axis,
@@ -375,8 +375,6 @@ def projection(
     fig, ax = _figure_and_axes(ax)
     colours = mpl.colormaps[cmap]
     colours = colours.with_extremes(bad=colours(0.0))
-    half_pixel = 0.5 * box_size / n_pixels
-    extent = (-half_pixel, box_size - half_pixel) * 2
     low, high = colour_range(image, log, smoothed=smoothing is not None)
     shown = ax.imshow(
         image, origin="lower", extent=extent, cmap=colours, vmin=low, vmax=high
