@@ -100,6 +100,10 @@ def lab(tmp_path_factory):
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        # the kernels' own matplotlib font cache: one the machine's ~/.cache holds
+        # may lack matplotlib's bundled fonts, and every log axis then warns
+        # "findfont: Font family ['STIXGeneral'] not found" on stderr
+        "MPLCONFIGDIR": str(home / "matplotlib"),
         "JUPYTER_PATH": os.pathsep.join(
             p for p in (str(_extension_path(home)), os.environ.get("JUPYTER_PATH")) if p
         ),
