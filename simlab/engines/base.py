@@ -62,7 +62,12 @@ def options_schema(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
 #: Thread-count variables of OpenMP, OpenBLAS and MKL; dask's nanny sets them to
 #: 1 in every worker, so a code launched from a task inherits that unless its
 #: engine's ``environment(config)`` says otherwise.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
 
 
 def thread_environment(threads: int | None) -> dict[str, str | None]:

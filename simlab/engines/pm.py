@@ -331,7 +331,9 @@ def simulate(
         config.box.size,
         config.mesh,
         n_particles=config.box.particles_per_side,
+        threads=config.resources.cores,
     )
+    factors = solver.step_factors(boundaries)
     state, ids = _initial_state(config, rundir)
     first, outputs_done = 0, 0
     if resume:
@@ -361,7 +363,7 @@ def simulate(
         flush=True,
     )
     for step in range(first, n_steps):
-        state = solver.step(state, float(boundaries[step + 1]))
+        state = solver.step(state, float(boundaries[step + 1]), factors[step])
         elapsed = time.monotonic() - started
         print(
             f"pm: step {step + 1}/{n_steps} a={state.a:.6f} z={1 / state.a - 1:.4f} "

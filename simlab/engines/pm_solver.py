@@ -49,6 +49,8 @@ from simlab.analysis import _compiled
 from simlab.analysis.mesh import deposit, interpolate
 
 if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
     from simlab.config import Cosmology
     from simlab.particles import ParticleSet
 
@@ -119,7 +121,8 @@ class PMSolver:
     """Periodic PM gravity on an n_mesh³ grid for equal-mass particles.
 
     ``n_particles`` (per side) names the lattice of the initial conditions; by default
-    it is the cube root of the number of particles of the first force call.
+    it is the cube root of the number of particles of the first force call;
+    ``threads`` the FFT's worker threads (-1: every core).
     """
 
     def __init__(
@@ -128,8 +131,10 @@ class PMSolver:
         box_size: float,
         n_mesh: int,
         n_particles: int | None = None,
+        threads: int = -1,
     ) -> None:
         self.cosmo = cosmo
+        self.threads = threads
         self.box_size = box_size
         self.n_mesh = n_mesh
         self.n_particles = n_particles
@@ -164,7 +169,7 @@ class PMSolver:
         mesh = deposit(shifted, box, n, scheme="cic")
         mesh *= n**3 / len(x)
         mesh -= 1.0
-        delta_k = scipy.fft.rfftn(mesh, workers=-1)
+        delta_k = scipy.fft.rfftn(mesh, workers=self.threads)
         del mesh
         field_k = np.empty_like(delta_k)
         out = np.empty_like(x)
@@ -172,7 +177,7 @@ class PMSolver:
             self._field(delta_k, axis, weight, lattice, field_k)
             # the transform may overwrite field_k: it is refilled for the next axis
             component = scipy.fft.irfftn(
-                field_k, s=(n, n, n), workers=-1, overwrite_x=True
+                field_k, s=(n, n, n), workers=self.threads, overwrite_x=True
             )
             out[:, axis] = interpolate(component, shifted, box, scheme="cic")
             del component
@@ -240,31 +245,26 @@ class PMSolver:
         sample = x[:: max(len(x) // LATTICE_SAMPLE, 1)]
         wavenumber = 2 * np.pi * lattice.side / self.box_size
         cells_per_site = self.n_mesh // lattice.side
-        orders = np.empty(3)
-        for axis in range(3):
-            phase = sample[:, axis] * wavenumber
-            s = complex(np.cos(phase).mean(), np.sin(phase).mean())
-            orders[axis] = abs(s)
-            offset = np.angle(s) / (2 * np.pi) * cells_per_site  # lattice at j + offset
-            shift[axis] = (0.5 - offset) % 1.0
+        mean_phase = np.exp(1j * wavenumber * sample).mean(axis=0)
+        orders = np.abs(mean_phase)
+        offset = np.angle(mean_phase) / (2 * np.pi) * cells_per_site  # lattice at j + o
+        shift = (0.5 - offset) % 1.0
         floor = 3.0 / np.sqrt(len(sample))
         weight = (orders.mean() - floor) / (1.0 - floor)
         return float(np.clip(weight, 0.0, 1.0)), shift
 
-    def _drift_factor(self, ai: float, ac: float, af: float) -> float:
+    def _drift_factor(self, ai: ArrayLike, ac: ArrayLike, af: ArrayLike) -> np.ndarray:
         c = self.cosmo
         dd = cosmology.growth_factor(af, c) - cosmology.growth_factor(ai, c)
         gp = cosmology.growth_factor_derivative(ac, c)
-        return float(dd / (ac**3 * cosmology.E(ac, c) * gp))
+        return dd / (ac**3 * cosmology.E(ac, c) * gp)
 
-    def _g(self, a: float) -> float:
+    def _g(self, a: ArrayLike) -> np.ndarray:
         """G(a) = a³ E(a) D'(a), the momentum per unit displacement in linear theory."""
         c = self.cosmo
-        return float(
-            a**3 * cosmology.E(a, c) * cosmology.growth_factor_derivative(a, c)
-        )
+        return a**3 * cosmology.E(a, c) * cosmology.growth_factor_derivative(a, c)
 
-    def _kick_factor(self, ai: float, ac: float, af: float) -> float:
+    def _kick_factor(self, ai: ArrayLike, ac: ArrayLike, af: ArrayLike) -> np.ndarray:
         c = self.cosmo
         # dG/da = 1.5 Ω_m D / (a² E) from the linear growth equation
         g_prime = (
@@ -273,20 +273,42 @@ class PMSolver:
             * cosmology.growth_factor(ac, c)
             / (ac**2 * cosmology.E(ac, c))
         )
-        return float(
-            (self._g(af) - self._g(ai)) / (ac**2 * cosmology.E(ac, c) * g_prime)
+        return (self._g(af) - self._g(ai)) / (ac**2 * cosmology.E(ac, c) * g_prime)
+
+    def step_factors(self, boundaries: ArrayLike) -> np.ndarray:
+        """(kick, drift, kick) factors of each step between successive ``boundaries``.
+
+        Computed for all steps at once, before the first: the background and growth
+        tables then cost nothing per step, and a resumed run uses the same numbers.
+        """
+        a = np.asarray(boundaries, dtype=float)
+        ai, af = a[:-1], a[1:]
+        half = np.sqrt(ai * af)
+        return np.stack(
+            [
+                self._kick_factor(ai, ai, half),
+                self._drift_factor(ai, half, af),
+                self._kick_factor(half, af, af),
+            ],
+            axis=1,
         )
 
-    def step(self, state: State, a_next: float) -> State:
-        """One kick-drift-kick step from ``state.a`` to ``a_next``."""
-        a0 = state.a
-        a_half = float(np.sqrt(a0 * a_next))
+    def step(
+        self, state: State, a_next: float, factors: np.ndarray | None = None
+    ) -> State:
+        """One kick-drift-kick step from ``state.a`` to ``a_next``.
+
+        ``factors`` is this step's row of :meth:`step_factors` (computed if None).
+        """
+        if factors is None:
+            factors = self.step_factors([state.a, a_next])[0]
+        kick_first, drift, kick_second = (float(f) for f in factors)
         force = state.force if state.force is not None else self.force(state.x)
-        p = state.p + self._kick_factor(a0, a0, a_half) * force
-        x = state.x + self._drift_factor(a0, a_half, a_next) * p
+        p = state.p + kick_first * force
+        x = state.x + drift * p
         np.mod(x, self.box_size, out=x)
         force = self.force(x)
-        p += self._kick_factor(a_half, a_next, a_next) * force
+        p += kick_second * force
         return State(x=x, p=p, a=a_next, force=force)
 
 
