@@ -80,7 +80,7 @@ def test_scancel_mid_run_fails_the_run_with_reason(slurm_profile, tmp_path):
 
 
 def test_walltime_restart_chain_ends_bitwise_equal(slurm_profile, tmp_path):
-    config = _config("slurm-chain", steps=4000, n=16, walltime="00:00:20")
+    config = _config("slurm-chain", steps=5000, n=16, walltime="00:00:20")
     chained = simlab.submit(config, cluster=slurm_profile, root=tmp_path)
     straight = simlab.run(
         {**config, "metadata": {"name": "straight"}, "resources": {"cores": 1}},
