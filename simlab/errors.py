@@ -55,3 +55,7 @@ class RunError(SimlabError, RuntimeError):
 
 class SimlabWarning(UserWarning):
     """Warnings simlab issues; the test suite turns them into errors."""
+
+
+class DispatchError(SimlabError, RuntimeError):
+    """A run that cannot be handed to a cluster (the reason names the profile)."""

@@ -35,7 +35,7 @@ from simlab.dispatch.profiles import (
     is_batch,
 )
 from simlab.dispatch.task import execute
-from simlab.errors import SimlabError
+from simlab.errors import DispatchError
 from simlab.state.liveness import mark_lost
 from simlab.state.owners import process_ref
 from simlab.state.rundir import RunDir, TransitionError
@@ -57,10 +57,6 @@ WALLTIME_SAFETY = 0.7
 MAX_CLUSTERS = 8
 #: The run directory file that says how to start a run and on which cluster.
 LAUNCH_FILE = "launch.json"
-
-
-class DispatchError(SimlabError, RuntimeError):
-    """A run that cannot be handed to a cluster (the reason names the profile)."""
 
 
 def jobs_dir(root: Path) -> Path:

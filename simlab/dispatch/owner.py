@@ -27,9 +27,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from simlab.dispatch.dispatcher import Dispatcher
 from simlab.state import owners
 from simlab.state.catalog import Catalog
 from simlab.state.liveness import orphan_reason, reap, waits_for_owner
@@ -40,6 +39,9 @@ from simlab.state.rundir import (
     write_json_atomic,
 )
 from simlab.state.states import State
+
+if TYPE_CHECKING:  # the dispatcher (dask, dask-jobqueue) loads in the owner only
+    from simlab.dispatch.dispatcher import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ class Owner:
 
     def serve(self) -> None:
         """Adopt orphans, then handle requests until idle, stopped or signalled."""
+        from simlab.dispatch.dispatcher import Dispatcher
+
         self.dispatcher = Dispatcher()
         self._write_record()
         self._adopt()

@@ -22,8 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from simlab.dispatch.dispatcher import DispatchError
-from simlab.errors import ConfigError, EngineError, RunError, SimlabError
+from simlab.errors import (
+    ConfigError,
+    DispatchError,
+    EngineError,
+    RunError,
+    SimlabError,
+)
 from simlab.server import metrics
 from simlab.service import eta, submission
 from simlab.service.run import Run

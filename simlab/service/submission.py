@@ -19,8 +19,7 @@ from typing import Any
 from simlab import settings
 from simlab.config import RunConfig
 from simlab.dispatch import owner
-from simlab.dispatch.dispatcher import DispatchError
-from simlab.errors import RunError, SimlabError, SimlabWarning
+from simlab.errors import DispatchError, RunError, SimlabError, SimlabWarning
 from simlab.service.progress import progress
 from simlab.service.run import Run, find_run
 from simlab.service.validation import Plan, validate_run

@@ -217,7 +217,7 @@ def test_a_profile_at_its_cluster_cap_refuses_a_new_cluster_with_the_reason(
 ):
     import dask.config
 
-    from simlab.dispatch.dispatcher import DispatchError
+    from simlab.errors import DispatchError
     from tests.engines.test_concept import FIXTURE_RUN
 
     profile = {"kind": "local", "n_workers": 1, "max_clusters": 1}
