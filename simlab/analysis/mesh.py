@@ -28,6 +28,7 @@ chunk at a time (one particle at a time when compiled), never copied whole.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -86,9 +87,8 @@ def particle_positions(
     >>> positions.shape, box
     ((2, 3), 50.0)
     """
-    import xarray as xr
-
-    if isinstance(data, xr.Dataset):
+    xr = sys.modules.get("xarray")  # a Dataset exists only once xarray is loaded
+    if xr is not None and isinstance(data, xr.Dataset):
         if "Coordinates" not in data:
             raise ValueError(
                 "the Dataset has no 'Coordinates' variable; it has "

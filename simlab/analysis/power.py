@@ -19,7 +19,9 @@ Conventions (k in h/Mpc, P in (Mpc/h)³, box side L, n mesh points per side):
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.fft
@@ -32,6 +34,43 @@ if TYPE_CHECKING:
 
 #: Fourier modes handled per binning chunk (a few MB of temporaries).
 _CHUNK_MODES = 2**17
+
+
+@dataclass
+class SpectrumTable:
+    """P(k) as plain arrays and attributes: the DataArray's content without xarray.
+
+    The PM engine writes its spectra from this (importing xarray would cost each
+    run a second); everything else takes :meth:`to_dataarray`.
+    """
+
+    power: np.ndarray
+    coords: dict[str, tuple[np.ndarray, dict[str, str]]]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dataarray(self) -> xr.DataArray:
+        """The "power" DataArray along ``k`` with the table's coordinates."""
+        import xarray as xr
+
+        coords = {name: ("k", *column) for name, column in self.coords.items()}
+        return xr.DataArray(
+            self.power, dims=("k",), coords=coords, name="power", attrs=self.attrs
+        )
+
+    def write_netcdf(self, path: str | Path) -> None:
+        """Write the netCDF-4 file ``to_dataarray().to_netcdf`` would, with h5netcdf
+        alone (``xr.load_dataarray`` reads it back identical)."""
+        import h5netcdf
+
+        with h5netcdf.File(path, "w") as f:
+            f.dimensions = {"k": len(self.power)}
+            for name, (values, attrs) in self.coords.items():
+                f.create_variable(name, ("k",), data=values).attrs.update(attrs)
+            power = f.create_variable("power", ("k",), data=self.power)
+            power.attrs.update(self.attrs)
+            extra = [name for name in self.coords if name != "k"]
+            if extra:
+                power.attrs["coordinates"] = " ".join(extra)
 
 
 def power_spectrum(
@@ -104,6 +143,34 @@ def power_spectrum(
     >>> pk.attrs["shot_noise"]
     244.140625
     """
+    return power_spectrum_table(
+        positions,
+        box_size,
+        n_mesh,
+        scheme=scheme,
+        interlace=interlace,
+        subtract_shot_noise=subtract_shot_noise,
+        deconvolve=deconvolve,
+        k_bins=k_bins,
+        weights=weights,
+        chunked=chunked,
+    ).to_dataarray()
+
+
+def power_spectrum_table(
+    positions: np.ndarray | xr.Dataset,
+    box_size: float | None,
+    n_mesh: int,
+    *,
+    scheme: str = "cic",
+    interlace: bool = False,
+    subtract_shot_noise: bool = False,
+    deconvolve: bool = True,
+    k_bins: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    chunked: bool | None = None,
+) -> SpectrumTable:
+    """:func:`power_spectrum` as a :class:`SpectrumTable` (no xarray needed)."""
     positions, box_size = particle_positions(
         positions, box_size, keep_lazy=chunked is not False
     )
@@ -124,13 +191,13 @@ def power_spectrum(
         delta_k += shifted
         del shifted
         delta_k *= 0.5
-    spectrum = power_spectrum_from_mesh(
+    spectrum = _table_from_modes(
         delta_k, box_size, scheme=scheme if deconvolve else None, k_bins=k_bins
     )
     sum_w2 = len(positions) if weights is None else float(np.square(weights).sum())
     shot_noise = box_size**3 * sum_w2 / total**2
     if subtract_shot_noise:
-        spectrum -= shot_noise
+        spectrum.power -= shot_noise
     spectrum.attrs.update(
         scheme=scheme,
         interlaced=int(interlace),
@@ -179,8 +246,18 @@ def power_spectrum_from_mesh(
     >>> int(pk.n_modes[0]), float(pk[0] * pk.n_modes[0])  # ±k_f hold 128 each
     (18, 256.0)
     """
-    import xarray as xr
+    table = _table_from_modes(field, box_size, scheme=scheme, k_bins=k_bins)
+    return table.to_dataarray()
 
+
+def _table_from_modes(
+    field: np.ndarray,
+    box_size: float,
+    *,
+    scheme: str | None = None,
+    k_bins: np.ndarray | None = None,
+) -> SpectrumTable:
+    """:func:`power_spectrum_from_mesh` as a :class:`SpectrumTable`."""
     if not box_size > 0:
         raise ValueError(f"box_size must be a positive length in Mpc/h, got {box_size}")
     delta_k = _fourier_modes(np.asarray(field))
@@ -188,16 +265,15 @@ def power_spectrum_from_mesh(
     edges = _bin_edges(k_bins, n_mesh, box_size)
     k_mean, power, n_modes = _binned_power(delta_k, n_mesh, box_size, scheme, edges)
     keep = n_modes > 0
-    return xr.DataArray(
-        power[keep],
-        dims=("k",),
+    per_k = {"units": "h/Mpc"}
+    return SpectrumTable(
+        power=power[keep],
         coords={
-            "k": ("k", k_mean[keep], {"units": "h/Mpc"}),
-            "n_modes": ("k", n_modes[keep]),
-            "k_edges_low": ("k", edges[:-1][keep], {"units": "h/Mpc"}),
-            "k_edges_high": ("k", edges[1:][keep], {"units": "h/Mpc"}),
+            "k": (k_mean[keep], per_k),
+            "n_modes": (n_modes[keep], {}),
+            "k_edges_low": (edges[:-1][keep], per_k),
+            "k_edges_high": (edges[1:][keep], per_k),
         },
-        name="power",
         attrs={
             "long_name": "matter power spectrum",
             "units": "(Mpc/h)^3",

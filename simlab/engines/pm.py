@@ -236,7 +236,7 @@ def _save_checkpoint(rundir: Path, state: State, step: int, outputs_done: int) -
 def _write_output(
     config: RunConfig, rundir: Path, state: State, index: int, ids: np.ndarray
 ) -> None:
-    from simlab.analysis.power import power_spectrum
+    from simlab.analysis.power import power_spectrum_table
     from simlab.engines.pm_solver import velocity_from_momentum
     from simlab.io.gadget4_files import write_snapshot
     from simlab.particles import ParticleSet, particle_mass
@@ -260,12 +260,12 @@ def _write_output(
             config={"PMGRID": config.mesh, "SIMLAB_PM": ""},
         )
     if config.outputs.power_spectra:
-        spectrum = power_spectrum(
+        spectrum = power_spectrum_table(
             state.x, config.box.size, config.mesh, scheme="cic", interlace=True
         )
         spectrum.attrs.update(a=state.a, z=1.0 / state.a - 1.0)
         tmp = out / f".powerspec_{index:03d}.nc.tmp"
-        spectrum.to_netcdf(tmp, engine="h5netcdf")
+        spectrum.write_netcdf(tmp)
         os.replace(tmp, out / f"powerspec_{index:03d}.nc")
     print(f"pm: output {index} at a={state.a:.6f}", flush=True)
 

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from simlab.analysis.power import power_spectrum, power_spectrum_from_mesh
+from simlab.analysis.power import (
+    power_spectrum,
+    power_spectrum_from_mesh,
+    power_spectrum_table,
+)
 
 
 def full_fft_binned(
@@ -318,3 +322,19 @@ def test_result_metadata_and_netcdf_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "pk.nc"
     pk.to_netcdf(path, engine="h5netcdf")
     xr.testing.assert_identical(xr.load_dataarray(path, engine="h5netcdf"), pk)
+
+
+def test_the_table_file_reads_back_as_xarray_would_have_written_it(tmp_path) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.0, 50.0, size=(4096, 3))
+    table = power_spectrum_table(x, 50.0, 16, interlace=True, subtract_shot_noise=True)
+    table.attrs.update(a=0.5, z=1.0)
+    table.write_netcdf(tmp_path / "table.nc")
+    table.to_dataarray().to_netcdf(tmp_path / "xarray.nc", engine="h5netcdf")
+    written = xr.load_dataarray(tmp_path / "table.nc", engine="h5netcdf")
+    expected = xr.load_dataarray(tmp_path / "xarray.nc", engine="h5netcdf")
+    xr.testing.assert_identical(written, expected)
+    assert list(written.coords) == ["k", "n_modes", "k_edges_low", "k_edges_high"]
+    assert written.attrs["a"] == 0.5 and written.attrs["shot_noise_subtracted"] == 1
+    direct = power_spectrum(x, 50.0, 16, interlace=True, subtract_shot_noise=True)
+    np.testing.assert_array_equal(written.values, direct.values)
