@@ -31,7 +31,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from simlab.state import owners
 from simlab.state.catalog import Catalog
-from simlab.state.liveness import orphan_reason, reap, waits_for_owner
+from simlab.state.liveness import (
+    orphan_reason,
+    process_running,
+    reap,
+    waits_for_owner,
+)
 from simlab.state.rundir import (
     CorruptRunError,
     RunDir,
@@ -51,10 +56,15 @@ POLL = 0.1
 START_TIMEOUT = 60.0
 #: Seconds a stopping owner gives its running runs to end after cancelling them.
 STOP_GRACE = 15.0
-#: What the launcher process runs: start the owner in a session of its own, exit.
+#: The owner this process launched last, per run root (so it is launched once).
+_launched: dict[Path, int] = {}
+#: What the launcher process runs: start the owner in a session of its own, writing
+#: to the log ``argv[1]``, print its pid and exit.
 _LAUNCHER = (
     "import subprocess, sys; "
-    "subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, start_new_session=True)"
+    "log = open(sys.argv[1], 'ab'); "
+    "print(subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, "
+    "stderr=subprocess.STDOUT, start_new_session=True).pid)"
 )
 
 
@@ -65,28 +75,52 @@ def idle_timeout() -> float:
     return float(settings.get("dispatcher.idle-timeout"))
 
 
+def start(root: str | Path) -> None:
+    """Launch this host's owner of ``root`` unless one is up or starting; do not
+    wait. Submitting calls it before writing the run's ICs, so the owner's imports
+    overlap with that work."""
+    root = Path(root).resolve()
+    if owners.holds_lock(root) or _starting(root):
+        return
+    # a short-lived launcher starts the owner and exits, so the owner is nobody's
+    # child: no zombie is left behind if it dies, and it outlives us
+    done = subprocess.run(
+        [
+            sys.executable, "-c", _LAUNCHER, str(_log_path(root)),
+            sys.executable, "-m", "simlab.dispatch.owner", str(root),
+        ],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=True, timeout=60,
+    )  # fmt: skip
+    _launched[root] = int(done.stdout.split()[-1])
+
+
 def ensure(root: str | Path) -> None:
     """Start this host's owner of ``root`` unless one is up; wait until it is."""
     root = Path(root).resolve()
-    if owners.holds_lock(root):
-        return
-    log = owners.owners_dir(root) / f"{owners.record_path(root).stem}.log"
-    with open(log, "ab") as out:
-        # a short-lived launcher starts the owner and exits, so the owner is
-        # nobody's child: no zombie is left behind if it dies, and it outlives us
-        subprocess.run(
-            [
-                sys.executable, "-c", _LAUNCHER,
-                sys.executable, "-m", "simlab.dispatch.owner", str(root),
-            ],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=True, timeout=60,
-        )  # fmt: skip
+    start(root)
     deadline = time.monotonic() + START_TIMEOUT
+    relaunches = 2  # an owner launched earlier may have idled out meanwhile
     while not owners.holds_lock(root):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the dispatcher of {root} did not start; log: {log}")
+        if time.monotonic() > deadline or (not _starting(root) and not relaunches):
+            raise RuntimeError(
+                f"the dispatcher of {root} did not start; log: {_log_path(root)}"
+            )
+        if not _starting(root):
+            relaunches -= 1
+            start(root)
         time.sleep(0.05)
+
+
+def _starting(root: Path) -> bool:
+    """Whether the owner this process launched for ``root`` still runs."""
+    pid = _launched.get(root)
+    return pid is not None and process_running(pid)
+
+
+def _log_path(root: Path) -> Path:
+    """The owners' log of ``root`` on this host."""
+    return owners.owners_dir(root) / f"{owners.record_path(root).stem}.log"
 
 
 def stop(root: str | Path, timeout: float = 30.0) -> bool:

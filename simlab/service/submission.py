@@ -128,6 +128,7 @@ def submit(
         warnings.warn(note, SimlabWarning, stacklevel=2)
     root = _root(root)
     check_active_limit(root)
+    owner.start(root)  # its start-up overlaps with writing the run's ICs
     return hand_over(create_from_plan(plan, root))
 
 

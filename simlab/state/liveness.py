@@ -33,7 +33,7 @@ def heartbeat_timeout() -> float:
     return float(settings.get("heartbeat-timeout"))
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -53,7 +53,7 @@ def lost_reason(status: dict, timeout: float, now: float | None = None) -> str |
         return None
     now = time.time() if now is None else now
     pid, host = status.get("pid"), status.get("host")
-    if pid and host == socket.gethostname() and not _running(pid):
+    if pid and host == socket.gethostname() and not process_running(pid):
         return f"its worker process {pid} on {host} is gone"
     owner = status.get("owner")
     if (
