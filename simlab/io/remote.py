@@ -1,0 +1,141 @@
+"""HDF5 files behind fsspec URLs (s3://, gs://, memory://, file://) for simlab's
+readers: which paths are URLs, the files of a remote output, and h5py reading one
+lazily through a block cache.
+
+fsspec is imported only once a path has a URL scheme, so reading local files costs
+nothing more than before. Credentials never pass through here as files: they come
+from the environment, fsspec's own configuration or ``storage_options`` given at
+call time. Why fsspec + h5py and not kerchunk references: docs/object-storage.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+import h5py
+
+from simlab.errors import SnapshotError, StorageError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+#: ``scheme://`` or a chained ``scheme::`` (as fsspec and xarray recognise URLs)
+_SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)(://|::)")
+_PIECE = re.compile(r"^(?P<base>.+)\.(?P<index>\d+)\.hdf5$")
+#: Bytes per cached block: a few requests cover HDF5's metadata, while a slab read
+#: transfers little more than the rows it asks for.
+BLOCK_SIZE = 2**20
+#: Blocks kept per open file (BLOCK_SIZE * MAX_BLOCKS of memory at most).
+MAX_BLOCKS = 32
+INSTALL = "pip install 'simlab[remote]'"
+EXAMPLES = "s3://bucket/path, gs://bucket/path, memory://path, file:///path"
+
+
+def is_url(path: Any) -> bool:
+    """Whether ``path`` is a string with a URL scheme (``s3://``, ``memory://``)."""
+    return isinstance(path, str) and _SCHEME.match(path) is not None
+
+
+def filesystem(
+    url: str, storage_options: dict[str, Any] | None = None
+) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem of ``url`` and the path in it; StorageError names a
+    scheme fsspec does not know, or the package a known one needs."""
+    try:
+        import fsspec
+    except ImportError:
+        raise StorageError(f"reading {url!r} needs fsspec: {INSTALL}") from None
+    scheme = _SCHEME.match(url)
+    try:
+        return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except ImportError as exc:
+        raise StorageError(
+            f"{url!r}: the {scheme['scheme'] if scheme else ''}:// scheme needs a "
+            f"package that is not installed ({exc}); {INSTALL}"
+        ) from None
+    except ValueError as exc:
+        raise StorageError(
+            f"{url!r} is not a usable URL ({exc}); expected a local path or an "
+            f"fsspec URL such as {EXAMPLES}"
+        ) from None
+
+
+def open_hdf5(fs: AbstractFileSystem, path: str, mode: str = "r") -> h5py.File:
+    """``path`` on ``fs`` opened by h5py for reading, fetched in cached blocks.
+
+    The opener of a CachingFileManager: ``fs`` pickles by its options, so a
+    dataset opened from a URL travels to dask workers, which reopen the file.
+    """
+    if mode != "r":
+        raise StorageError(f"{path}: remote HDF5 files are read-only (mode {mode!r})")
+    handle = fs.open(
+        path,
+        "rb",
+        block_size=BLOCK_SIZE,
+        cache_type="blockcache",
+        cache_options={"maxblocks": MAX_BLOCKS},
+    )
+    try:
+        return _RemoteHDF5(handle)
+    except BaseException:
+        handle.close()
+        raise
+
+
+class _RemoteHDF5(h5py.File):
+    """An h5py.File on an fsspec file object that closes the object with it."""
+
+    def __init__(self, handle: Any) -> None:
+        super().__init__(handle, "r")
+        self._handle = handle
+
+    def close(self) -> None:
+        """Close the HDF5 file, then the fsspec file under it."""
+        try:
+            super().close()
+        finally:
+            self._handle.close()
+
+
+def output_paths(
+    fs: AbstractFileSystem, path: str, what: str, first_piece: str, count_key: str
+) -> list[str]:
+    """Every file of a Gadget4 output on ``fs``, as ``output_files`` finds them
+    locally: a single file, one piece ``<base>.<i>.hdf5``, or the folder with them."""
+    try:
+        kind = fs.info(path)["type"]
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"no such {what}: {fs.unstrip_protocol(path)}"
+        ) from None
+    if kind == "directory":
+        pattern = first_piece.removeprefix("*")
+        pieces = sorted(p for p in fs.ls(path, detail=False) if p.endswith(pattern))
+        if len(pieces) != 1:
+            raise SnapshotError(
+                f"{fs.unstrip_protocol(path)}: expected one '{first_piece}' file in "
+                f"a {what} directory, found {len(pieces)}"
+            )
+        path = pieces[0]
+    folder, name = os.path.split(path)
+    match = _PIECE.match(name)
+    if match is None:
+        return [path]
+    try:
+        with open_hdf5(fs, path) as f:
+            expected = int(f["Header"].attrs[count_key])
+    except (OSError, KeyError) as exc:
+        raise SnapshotError(
+            f"{name}: no readable Header/{count_key}; not a Gadget4 {what} ({exc})"
+        ) from exc
+    files = [f"{folder}/{match['base']}.{i}.hdf5" for i in range(expected)]
+    present = set(fs.ls(folder, detail=False))
+    found = [f for f in files if f in present]
+    if len(found) != expected:
+        raise SnapshotError(
+            f"{name}: Header/{count_key} is {expected} but "
+            f"{len(found)} files match {match['base']}.*.hdf5"
+        )
+    return files
