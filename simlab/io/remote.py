@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 _SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)(://|::)")
 _PIECE = re.compile(r"^(?P<base>.+)\.(?P<index>\d+)\.hdf5$")
 #: Bytes per cached block: a few requests cover HDF5's metadata, while a slab read
-#: transfers little more than the rows it asks for.
-BLOCK_SIZE = 2**20
+#: transfers little more than the rows it asks for (longer reads are one request).
+BLOCK_SIZE = 2**18
 #: Blocks kept per open file (BLOCK_SIZE * MAX_BLOCKS of memory at most).
 MAX_BLOCKS = 32
 INSTALL = "pip install 'simlab[remote]'"
@@ -70,11 +70,13 @@ def open_hdf5(fs: AbstractFileSystem, path: str, mode: str = "r") -> h5py.File:
     """
     if mode != "r":
         raise StorageError(f"{path}: remote HDF5 files are read-only (mode {mode!r})")
+    from simlab.io._block_cache import NAME
+
     handle = fs.open(
         path,
         "rb",
         block_size=BLOCK_SIZE,
-        cache_type="blockcache",
+        cache_type=NAME,
         cache_options={"maxblocks": MAX_BLOCKS},
     )
     try:
