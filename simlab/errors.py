@@ -29,7 +29,7 @@ class SnapshotError(SimlabError, ValueError):
 
 
 class StorageError(SimlabError, ValueError):
-    """An object-storage URL that cannot be used: names the value and what is allowed."""
+    """An object-storage URL that cannot be used: names it and what is allowed."""
 
 
 class EngineError(SimlabError, RuntimeError):
