@@ -115,7 +115,7 @@ class Gadget4Store:
         self.managers = [
             CachingFileManager(h5py.File, f, mode="r")
             if fs is None
-            else CachingFileManager(open_hdf5, fs, f)
+            else CachingFileManager(open_hdf5, fs, f, mode="r")
             for f in files
         ]
         self.attrs: dict[str, Any] = {}
