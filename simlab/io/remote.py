@@ -10,8 +10,11 @@ call time. Why fsspec + h5py and not kerchunk references: docs/object-storage.md
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import re
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import h5py
@@ -86,12 +89,29 @@ def open_hdf5(fs: AbstractFileSystem, path: str, mode: str = "r") -> h5py.File:
         raise
 
 
+#: Remote files still open, closed at exit by :func:`_close_all`.
+_OPEN: weakref.WeakSet[_RemoteHDF5] = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    """Close remote HDF5 files left open (xarray's file cache keeps them) before
+    the interpreter tears down the file objects under them: h5py would then read
+    through freed objects at exit and crash the process."""
+    for f in list(_OPEN):
+        with contextlib.suppress(Exception):
+            f.close()
+
+
 class _RemoteHDF5(h5py.File):
     """An h5py.File on an fsspec file object that closes the object with it."""
 
     def __init__(self, handle: Any) -> None:
         super().__init__(handle, "r")
         self._handle = handle
+        if not _OPEN:
+            atexit.unregister(_close_all)
+            atexit.register(_close_all)  # after fsspec's, so it runs before them
+        _OPEN.add(self)
 
     def close(self) -> None:
         """Close the HDF5 file, then the fsspec file under it."""

@@ -371,3 +371,20 @@ def test_local_snapshots_do_not_import_fsspec():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_process_may_exit_with_remote_files_open():
+    # xarray's file cache keeps files open until exit; h5py on a torn-down fsspec
+    # file object crashed the interpreter there (SIGSEGV) before simlab closed them
+    code = (
+        "import fsspec, simlab\n"
+        "fs = fsspec.filesystem('memory')\n"
+        f"fs.put({str(data_path(SINGLE))!r}, '/exit-test/snapshot_001.hdf5')\n"
+        "ds = simlab.open_snapshot('memory://exit-test/snapshot_001.hdf5')\n"
+        "print(float(ds.Coordinates.sum()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)
