@@ -109,8 +109,10 @@ class _RemoteHDF5(h5py.File):
         super().__init__(handle, "r")
         self._handle = handle
         if not _OPEN:
+            # (re)registered after fsspec's exit hooks (its event loop), which
+            # atexit runs last-in first-out: ours closes the files before them
             atexit.unregister(_close_all)
-            atexit.register(_close_all)  # after fsspec's, so it runs before them
+            atexit.register(_close_all)
         _OPEN.add(self)
 
     def close(self) -> None:
