@@ -57,7 +57,8 @@ def main(n_side: int = 256) -> None:
         size = path.stat().st_size
         nbytes = n_side**3 * 12
         print(f"{n_side}³ positions ({nbytes / 1e6:.0f} MB), file {size / 1e6:.0f} MB")
-        print(f"local: {local:.3f} s   S3 (moto): {remote:.3f} s   {remote / local:.1f}x")
+        ratio = remote / local
+        print(f"local: {local:.3f} s   S3 (moto): {remote:.3f} s   {ratio:.1f}x")
         print(f"S3 throughput: {nbytes / remote / 1e6:.0f} MB/s")
         fetched = []
         original = s3fs.core.S3File._fetch_range
