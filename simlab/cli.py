@@ -626,10 +626,12 @@ def publish_run(run_id: str, root: str | None, remove: bool, to: str | None) -> 
     from simlab.service.publish import publish, unpublish
 
     if to is not None:
-        if remove:
-            raise click.UsageError("--remove works on the group space only")
-        from simlab.service.publish_remote import publish_to
+        from simlab.service.publish_remote import publish_to, unpublish_from
 
+        if remove:
+            unpublish_from(run_id, to or None)
+            click.echo(f"unpublished: {run_id}")
+            return
         click.echo(f"published: {publish_to(run_id, to or None, root=root)}")
         return
     if remove:

@@ -26,7 +26,7 @@ from simlab.service.publish import (
     finished_run,
 )
 from simlab.service.run import Run
-from simlab.state.rundir import now
+from simlab.state.rundir import RUN_ID_RE, now
 
 
 def publish_url(url: str | None = None) -> str:
@@ -126,3 +126,37 @@ def _record(handle: Run, files: list[tuple[Path, str]]) -> dict[str, Any]:
         "name": status.get("name"),
         "files": {relative: path.stat().st_size for path, relative in files},
     }
+
+
+def unpublish_from(
+    run_id: str,
+    url: str | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> None:
+    """Remove a run the caller published at ``<url>/<run_id>/``: the record first,
+    so a removal cut short leaves no prefix that looks published.
+
+    Refuses a run the record names another owner of; what the store lets the
+    caller delete is still up to its own permissions.
+    """
+    if not RUN_ID_RE.match(run_id):
+        raise PublishError(
+            f"run id {run_id!r} is not valid: expected NAME-YYYYMMDDTHHMMSS-xxxxxx"
+        )
+    base = publish_url(url)
+    fs, prefix = filesystem(base, storage_options)
+    target = f"{prefix.rstrip('/')}/{run_id}"
+    where = fs.unstrip_protocol(target)
+    try:
+        record = json.loads(fs.cat_file(f"{target}/{RECORD}"))
+    except FileNotFoundError:
+        raise PublishError(f"run {run_id} is not published at {where}") from None
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    if record.get("owner") != user:
+        raise PublishError(
+            f"run {run_id} at {where} was published by {record.get('owner')}; "
+            "only they can remove it"
+        )
+    fs.rm_file(f"{target}/{RECORD}")
+    fs.rm(target, recursive=True)

@@ -295,6 +295,38 @@ def test_the_cli_publishes_to_the_configured_url(s3):
     assert _fs(s3).exists(f"{BUCKET}/configured/{run.id}/{RECORD}")
 
 
+def test_the_owner_removes_a_published_run_record_first(s3, monkeypatch):
+    run = finished_run()
+    url = f"s3://{BUCKET}/removal"
+    publish_to(run.id, url)
+    store, _ = filesystem(url)
+    removed = []
+    original = store.rm_file
+    monkeypatch.setattr(store, "rm_file", lambda p: removed.append(p) or original(p))
+    result = CliRunner().invoke(main, ["publish", run.id, "--remove", "--to", url])
+    assert result.exit_code == 0, result.output
+    assert removed[0].endswith(f"{run.id}/{RECORD}")
+    assert not _fs(s3).exists(f"{BUCKET}/removal/{run.id}")
+    result = CliRunner().invoke(main, ["publish", run.id, "--remove", "--to", url])
+    assert result.exit_code == 2
+    assert f"run {run.id} is not published at s3://" in result.output
+
+
+def test_another_owners_run_is_not_removed(s3):
+    run = finished_run()
+    url = f"s3://{BUCKET}/others"
+    publish_to(run.id, url)
+    record = f"{BUCKET}/others/{run.id}/{RECORD}"
+    fs = _fs(s3)
+    fs.pipe_file(
+        record, json.dumps({**json.loads(fs.cat_file(record)), "owner": "ann"})
+    )
+    result = CliRunner().invoke(main, ["publish", run.id, "--remove", "--to", url])
+    assert result.exit_code == 2
+    assert "was published by ann; only they can remove it" in result.output
+    assert _fs(s3).exists(record)
+
+
 @pytest.mark.parametrize(
     ("to", "message"),
     [
