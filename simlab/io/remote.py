@@ -50,13 +50,16 @@ def filesystem(
         import fsspec
     except ImportError:
         raise StorageError(f"reading {url!r} needs fsspec: {INSTALL}") from None
-    scheme = _SCHEME.match(url)
+    match = _SCHEME.match(url)
+    scheme = match["scheme"] if match else ""
     try:
         return fsspec.core.url_to_fs(url, **(storage_options or {}))
     except ImportError as exc:
+        # simlab[remote] brings s3fs; fsspec's message names any other package
+        hint = INSTALL if scheme in ("s3", "s3a") else "pip install the package named"
         raise StorageError(
-            f"{url!r}: the {scheme['scheme'] if scheme else ''}:// scheme needs a "
-            f"package that is not installed ({exc}); {INSTALL}"
+            f"{url!r}: the {scheme}:// scheme needs a package that is not "
+            f"installed ({exc}); {hint}"
         ) from None
     except ValueError as exc:
         raise StorageError(

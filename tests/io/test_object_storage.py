@@ -369,6 +369,12 @@ def test_an_unknown_scheme_names_the_value_and_what_is_allowed():
         xr.open_dataset("nosuch://b/x.hdf5", engine="gadget4")
 
 
+def test_a_scheme_whose_package_is_missing_says_what_to_install():
+    # ocifs (Oracle Cloud) is nothing simlab or its tests install
+    with pytest.raises(StorageError, match=r"oci:// scheme needs .*ocifs"):
+        simlab.open_snapshot("oci://bucket/snapshot_003.hdf5")
+
+
 def test_memory_urls_read_a_multi_file_snapshot_by_folder_or_piece():
     fsspec = _module("fsspec")
     fs = fsspec.filesystem("memory")
