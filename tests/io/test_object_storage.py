@@ -134,6 +134,9 @@ def test_a_remote_snapshot_reads_as_the_local_one(s3, relpath, tmp_path):
     assert lazy.Coordinates.chunks == local_lazy.Coordinates.chunks
     assert np.array_equal(lazy.ParticleIDs.values, here.ParticleIDs.values)
     there.close()
+    tree = xr.open_datatree(url, engine="gadget4", storage_options={"endpoint_url": s3})
+    assert np.array_equal(tree["PartType1"].Velocities.values, here.Velocities.values)
+    tree.close()
 
 
 def test_dask_worker_processes_read_the_remote_snapshot(s3):
