@@ -25,7 +25,7 @@ from xarray.core import indexing
 from simlab.errors import SnapshotError
 from simlab.io._backend import GroupedBackend, looks_like
 from simlab.io.gadget4_files import NTYPES, snapshot_files
-from simlab.io.remote import filesystem, is_url, open_hdf5, output_paths
+from simlab.io.remote import filesystem, hdf5_managers, is_url, output_paths
 from simlab.particles import (
     UNIT_LENGTH_IN_CM,
 )
@@ -112,12 +112,7 @@ class Gadget4Store:
         self.files = files
         #: file names for messages (``files`` are paths on ``fs`` when it is given)
         self.names = [Path(f).name for f in files]
-        self.managers = [
-            CachingFileManager(h5py.File, f, mode="r")
-            if fs is None
-            else CachingFileManager(open_hdf5, fs, f, mode="r")
-            for f in files
-        ]
+        self.managers = hdf5_managers(files, fs)
         self.attrs: dict[str, Any] = {}
         self.assumptions: list[str] = []
         self.counts = np.zeros((len(files), NTYPES), dtype=np.int64)

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fnmatch
 import os
 import re
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import h5py
+from xarray.backends import CachingFileManager
 
 from simlab.errors import SnapshotError, StorageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from fsspec import AbstractFileSystem
 
 #: ``scheme://`` or a chained ``scheme::`` (as fsspec and xarray recognise URLs)
@@ -66,6 +70,16 @@ def filesystem(
             f"{url!r} is not a usable URL ({exc}); expected a local path or an "
             f"fsspec URL such as {EXAMPLES}"
         ) from None
+
+
+def hdf5_managers(
+    files: list[Path] | list[str], fs: AbstractFileSystem | None
+) -> list[CachingFileManager]:
+    """One CachingFileManager per file of an output: local paths, or paths on ``fs``
+    (the managers pickle, so datasets travel to dask workers either way)."""
+    if fs is None:
+        return [CachingFileManager(h5py.File, f, mode="r") for f in files]
+    return [CachingFileManager(open_hdf5, fs, f, mode="r") for f in files]
 
 
 def open_hdf5(fs: AbstractFileSystem, path: str, mode: str = "r") -> h5py.File:
@@ -138,8 +152,11 @@ def output_paths(
             f"no such {what}: {fs.unstrip_protocol(path)}"
         ) from None
     if kind == "directory":
-        pattern = first_piece.removeprefix("*")
-        pieces = sorted(p for p in fs.ls(path, detail=False) if p.endswith(pattern))
+        pieces = sorted(
+            p
+            for p in fs.ls(path, detail=False)
+            if fnmatch.fnmatchcase(os.path.basename(p), first_piece)
+        )
         if len(pieces) != 1:
             raise SnapshotError(
                 f"{fs.unstrip_protocol(path)}: expected one '{first_piece}' file in "

@@ -28,6 +28,7 @@ from simlab.cli import main
 from simlab.config import RunConfig
 from simlab.errors import StorageError
 from simlab.io.gadget4_files import write_snapshot
+from simlab.io.groups import open_groups
 from simlab.io.remote import filesystem, is_url
 from simlab.particles import ParticleSet
 from simlab.service.publish import PUBLISHED_PARTS, RECORD, PublishError
@@ -137,6 +138,17 @@ def test_a_remote_snapshot_reads_as_the_local_one(s3, relpath, tmp_path):
     tree = xr.open_datatree(url, engine="gadget4", storage_options={"endpoint_url": s3})
     assert np.array_equal(tree["PartType1"].Velocities.values, here.Velocities.values)
     tree.close()
+
+
+def test_a_remote_group_catalogue_reads_as_the_local_one(s3):
+    local = data_path("gadget4-small/ngenic32/output/groups_003")
+    url = _upload(s3, local, "catalogue/groups_003")
+    for table in ("Group", "Subhalo"):
+        here, there = open_groups(local, table), open_groups(url, table)
+        assert set(there.data_vars) == set(here.data_vars)
+        for name in here.data_vars:
+            assert np.array_equal(there[name].values, here[name].values), name
+        there.close()
 
 
 @pytest.mark.slow
