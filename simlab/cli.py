@@ -610,10 +610,30 @@ def _list_published() -> None:
 @click.argument("run_id")
 @_root_option
 @click.option("--remove", is_flag=True, help="withdraw your published run instead")
-def publish_run(run_id: str, root: str | None, remove: bool) -> None:
-    """Publish a finished run read-only in the group space (simlab.group-root)."""
+@click.option(
+    "--to",
+    "to",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="URL",
+    help="copy to object storage at URL (s3://bucket/prefix, gs://…, file://…) "
+    "instead of the group space; --to alone uses simlab.publish-url",
+)
+def publish_run(run_id: str, root: str | None, remove: bool, to: str | None) -> None:
+    """Publish a finished run read-only in the group space (simlab.group-root),
+    or with --to on object storage (credentials from the environment)."""
     from simlab.service.publish import publish, unpublish
 
+    if to is not None:
+        from simlab.service.publish_remote import publish_to, unpublish_from
+
+        if remove:
+            unpublish_from(run_id, to or None)
+            click.echo(f"unpublished: {run_id}")
+            return
+        click.echo(f"published: {publish_to(run_id, to or None, root=root)}")
+        return
     if remove:
         unpublish(run_id)
         click.echo(f"unpublished: {run_id}")

@@ -28,6 +28,10 @@ class SnapshotError(SimlabError, ValueError):
     """A snapshot file that cannot be read: names the file and what was found."""
 
 
+class StorageError(SimlabError, ValueError):
+    """An object-storage URL that cannot be used: names it and what is allowed."""
+
+
 class EngineError(SimlabError, RuntimeError):
     """A simulation code that failed or cannot run the requested configuration."""
 

@@ -23,11 +23,20 @@ class GroupedBackend(BackendEntrypoint):
     open_dataset_parameters = ("filename_or_obj", "drop_variables", "group")
 
     def open_datatree(
-        self, filename_or_obj: Any, *, drop_variables: Iterable[str] | None = None
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: Iterable[str] | None = None,
+        **kwargs: Any,
     ) -> xr.DataTree:
-        """The file as a DataTree, one node per group; closing it closes the files."""
+        """The file as a DataTree, one node per group; closing it closes the files.
+
+        Other keywords (``storage_options`` of a URL) go to ``open_groups_as_dict``.
+        """
         return datatree_from_dict_with_io_cleanup(
-            self.open_groups_as_dict(filename_or_obj, drop_variables=drop_variables)
+            self.open_groups_as_dict(
+                filename_or_obj, drop_variables=drop_variables, **kwargs
+            )
         )
 
 

@@ -25,12 +25,15 @@ from xarray.core import indexing
 from simlab.errors import SnapshotError
 from simlab.io._backend import GroupedBackend, looks_like
 from simlab.io.gadget4_files import NTYPES, snapshot_files
+from simlab.io.remote import filesystem, hdf5_managers, is_url, output_paths
 from simlab.particles import (
     UNIT_LENGTH_IN_CM,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from fsspec import AbstractFileSystem
 
 
 logger = logging.getLogger(__name__)
@@ -103,9 +106,13 @@ def particle_chunks(
 class Gadget4Store:
     """Open files of one snapshot, with header, parameters and per-file counts."""
 
-    def __init__(self, files: list[Path]) -> None:
+    def __init__(
+        self, files: list[Path] | list[str], fs: AbstractFileSystem | None = None
+    ) -> None:
         self.files = files
-        self.managers = [CachingFileManager(h5py.File, f, mode="r") for f in files]
+        #: file names for messages (``files`` are paths on ``fs`` when it is given)
+        self.names = [Path(f).name for f in files]
+        self.managers = hdf5_managers(files, fs)
         self.attrs: dict[str, Any] = {}
         self.assumptions: list[str] = []
         self.counts = np.zeros((len(files), NTYPES), dtype=np.int64)
@@ -116,12 +123,24 @@ class Gadget4Store:
             self._scan(i, manager)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Gadget4Store:
-        """Find the snapshot's files and read their metadata (no particle data)."""
-        return cls(snapshot_files(path))
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        storage_options: dict[str, Any] | None = None,
+    ) -> Gadget4Store:
+        """Find the snapshot's files and read their metadata (no particle data).
+
+        ``path`` may be an fsspec URL (``s3://bucket/run/output/snapshot_003.hdf5``),
+        read in cached blocks; ``storage_options`` go to its filesystem.
+        """
+        if not is_url(path):
+            return cls(snapshot_files(path))
+        fs, root = filesystem(str(path), storage_options)
+        files = output_paths(fs, root, "snapshot", "*.0.hdf5", "NumFilesPerSnapshot")
+        return cls(files, fs)
 
     def _scan(self, index: int, manager: CachingFileManager) -> None:
-        name = self.files[index].name
+        name = self.names[index]
         try:
             with HDF5_LOCK:
                 f = manager.acquire()
@@ -167,7 +186,7 @@ class Gadget4Store:
             self.assumptions.append(
                 "no Parameters group: units assumed Mpc/h, 1e10 Msun/h, km/s"
             )
-            logger.info("%s: %s", self.files[0].name, self.assumptions[-1])
+            logger.info("%s: %s", self.names[0], self.assumptions[-1])
             unit = UNIT_LENGTH_IN_CM
         self.length_unit = _LENGTH_UNITS.get(float(unit), f"{float(unit):g} cm/h")
         if "Redshift" not in self.attrs:
@@ -178,7 +197,7 @@ class Gadget4Store:
         """One particle type as a Dataset of lazy variables."""
         if group not in self.fields:
             raise SnapshotError(
-                f"{self.files[0].name}: no particles of {group}; groups with "
+                f"{self.names[0]}: no particles of {group}; groups with "
                 f"particles: {', '.join(self.fields) or 'none'}"
             )
         ptype = int(group.removeprefix("PartType"))
@@ -345,6 +364,10 @@ class Gadget4BackendEntrypoint(GroupedBackend):
 
     description = "Gadget4 HDF5 N-body snapshots (simlab)"
     url = "https://github.com/simlab/simlab/blob/main/docs/architecture.md"
+    open_dataset_parameters = (
+        *GroupedBackend.open_dataset_parameters,
+        "storage_options",
+    )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """Cheap content check; never raises."""
@@ -356,9 +379,11 @@ class Gadget4BackendEntrypoint(GroupedBackend):
         *,
         drop_variables: Iterable[str] | None = None,
         group: str | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> xr.Dataset:
-        """One particle type (default ``PartType1``) as a lazy Dataset."""
-        store = Gadget4Store.open(filename_or_obj)
+        """One particle type (default ``PartType1``) as a lazy Dataset; a URL is
+        read through fsspec with ``storage_options``."""
+        store = Gadget4Store.open(filename_or_obj, storage_options)
         ds = store.group_dataset(
             (group or "PartType1").strip("/"), drop_variables or ()
         )
@@ -366,10 +391,14 @@ class Gadget4BackendEntrypoint(GroupedBackend):
         return ds
 
     def open_groups_as_dict(
-        self, filename_or_obj: Any, *, drop_variables: Iterable[str] | None = None
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: Iterable[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> dict[str, xr.Dataset]:
         """Root (attrs only) plus one Dataset per particle type present."""
-        store = Gadget4Store.open(filename_or_obj)
+        store = Gadget4Store.open(filename_or_obj, storage_options)
         groups = {"/": xr.Dataset(attrs=store.dataset_attrs())}
         for name in store.fields:
             groups[f"/{name}"] = store.group_dataset(name, drop_variables or ())

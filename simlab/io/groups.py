@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 import xarray as xr
-from xarray.backends import CachingFileManager
 from xarray.backends.locks import HDF5_LOCK
 from xarray.core import indexing
 
@@ -32,10 +31,16 @@ from simlab.io.gadget4 import (
     _decode,
 )
 from simlab.io.gadget4_files import output_files
+from simlab.io.remote import filesystem, hdf5_managers, is_url, output_paths
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from fsspec import AbstractFileSystem
+    from xarray.backends import CachingFileManager
+
+#: What a catalogue is called, the glob of its piece 0, the Header count of pieces.
+CATALOGUE_LAYOUT = ("group catalogue", "fof_subhalo_tab_*.0.hdf5", "NumFiles")
 #: Table → (Header count attribute per file, row dimension).
 TABLES = {
     "Group": ("Ngroups_ThisFile", "halo"),
@@ -71,15 +76,19 @@ def _is_catalogue_file(path: Path) -> bool:
 def catalogue_files(path: str | os.PathLike[str]) -> list[Path]:
     """Every file of the catalogue at ``path`` (a piece, a single file, or its
     ``groups_NNN`` directory), in file order."""
-    return output_files(path, "group catalogue", "fof_subhalo_tab_*.0.hdf5", "NumFiles")
+    return output_files(path, *CATALOGUE_LAYOUT)
 
 
 class GroupCatalogueStore:
     """Open files of one catalogue: header, per-file row counts, column layout."""
 
-    def __init__(self, files: list[Path]) -> None:
+    def __init__(
+        self, files: list[Path] | list[str], fs: AbstractFileSystem | None = None
+    ) -> None:
         self.files = files
-        self.managers = [CachingFileManager(h5py.File, f, mode="r") for f in files]
+        #: file names for messages (``files`` are paths on ``fs`` when it is given)
+        self.names = [Path(f).name for f in files]
+        self.managers = hdf5_managers(files, fs)
         self.counts = {table: np.zeros(len(files), np.int64) for table in TABLES}
         self.columns: dict[str, dict[str, tuple[tuple[int, ...], np.dtype]]] = {
             table: {} for table in TABLES
@@ -89,12 +98,22 @@ class GroupCatalogueStore:
             self._scan(i, manager)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> GroupCatalogueStore:
-        """Find the catalogue's files and read their metadata (no table data)."""
-        return cls(catalogue_files(path))
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        storage_options: dict[str, Any] | None = None,
+    ) -> GroupCatalogueStore:
+        """Find the catalogue's files and read their metadata (no table data);
+        ``path`` may be an fsspec URL, with ``storage_options`` for its filesystem.
+        """
+        if not is_url(path):
+            return cls(catalogue_files(path))
+        fs, root = filesystem(str(path), storage_options)
+        files = output_paths(fs, root, *CATALOGUE_LAYOUT)
+        return cls(files, fs)
 
     def _scan(self, index: int, manager: CachingFileManager) -> None:
-        name = self.files[index].name
+        name = self.names[index]
         try:
             with HDF5_LOCK:
                 f = manager.acquire()
@@ -127,7 +146,7 @@ class GroupCatalogueStore:
         """One table (``Group`` or ``Subhalo``) as a Dataset of lazy columns."""
         if table not in TABLES:
             raise SnapshotError(
-                f"{self.files[0].name}: no table {table!r}; tables: {', '.join(TABLES)}"
+                f"{self.names[0]}: no table {table!r}; tables: {', '.join(TABLES)}"
             )
         dim = TABLES[table][1]
         counts = self.counts[table]
@@ -168,6 +187,10 @@ class GroupCatalogueBackendEntrypoint(GroupedBackend):
 
     description = "Gadget4 FOF/Subfind group catalogues (simlab)"
     url = "https://github.com/simlab/simlab/blob/main/docs/codes/gadget4.md"
+    open_dataset_parameters = (
+        *GroupedBackend.open_dataset_parameters,
+        "storage_options",
+    )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """Cheap content check; never raises."""
@@ -179,18 +202,24 @@ class GroupCatalogueBackendEntrypoint(GroupedBackend):
         *,
         drop_variables: Iterable[str] | None = None,
         group: str | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> xr.Dataset:
-        """One table (default ``Group``) as a lazy Dataset."""
-        store = GroupCatalogueStore.open(filename_or_obj)
+        """One table (default ``Group``) as a lazy Dataset; a URL is read through
+        fsspec with ``storage_options``."""
+        store = GroupCatalogueStore.open(filename_or_obj, storage_options)
         ds = store.table((group or "Group").strip("/"), drop_variables or ())
         ds.set_close(store.close)
         return ds
 
     def open_groups_as_dict(
-        self, filename_or_obj: Any, *, drop_variables: Iterable[str] | None = None
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: Iterable[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> dict[str, xr.Dataset]:
         """Root (Header attrs) plus the ``Group`` and ``Subhalo`` tables."""
-        store = GroupCatalogueStore.open(filename_or_obj)
+        store = GroupCatalogueStore.open(filename_or_obj, storage_options)
         groups = {"/": xr.Dataset(attrs=store.attrs)}
         for table in TABLES:
             groups[f"/{table}"] = store.table(table, drop_variables or ())
@@ -198,9 +227,14 @@ class GroupCatalogueBackendEntrypoint(GroupedBackend):
         return groups
 
 
-def open_groups(path: str | os.PathLike[str], table: str = "Group") -> xr.Dataset:
-    """Open one table of a Gadget4 group catalogue (``Group`` or ``Subhalo``)."""
-    return xr.open_dataset(path, engine=GroupCatalogueBackendEntrypoint, group=table)
+def open_groups(
+    path: str | os.PathLike[str], table: str = "Group", **kwargs: Any
+) -> xr.Dataset:
+    """Open one table of a Gadget4 group catalogue (``Group`` or ``Subhalo``);
+    keywords (``storage_options``, ``chunks``) go to ``xr.open_dataset``."""
+    return xr.open_dataset(
+        path, engine=GroupCatalogueBackendEntrypoint, group=table, **kwargs
+    )
 
 
 def halo_particles(

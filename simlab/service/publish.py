@@ -114,13 +114,7 @@ def publish(
     published. Snapshot files are hard-linked when the group space is on the same
     filesystem as the run root, copied otherwise.
     """
-    handle = run if isinstance(run, Run) else find_run(run, root)
-    state = handle.state
-    if not state.is_final:
-        raise PublishError(
-            f"run {handle.id} is {state.value}; only a finished run (completed, "
-            "failed or cancelled) can be published"
-        )
+    handle = finished_run(run, root)
     space = group_space_checked(group_space)
     target = space / handle.id
     if target.exists():
@@ -158,6 +152,18 @@ def publish(
         shutil.rmtree(staged, ignore_errors=True)
         raise
     return target
+
+
+def finished_run(run: str | Run, root: str | Path | None = None) -> Run:
+    """The run (id or Run) if it has ended; PublishError naming its state if not."""
+    handle = run if isinstance(run, Run) else find_run(run, root)
+    state = handle.state
+    if not state.is_final:
+        raise PublishError(
+            f"run {handle.id} is {state.value}; only a finished run (completed, "
+            "failed or cancelled) can be published"
+        )
+    return handle
 
 
 def group_space_checked(path: str | Path | None = None) -> Path:
