@@ -49,7 +49,7 @@ def stop_dispatchers(under: Path, timeout: float = 30.0) -> None:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if "simlab.dispatch.owner" in cmd and cmd[-1].startswith(str(under)):
+        if "simlab.dispatch.owner" in cmd and Path(cmd[-1]).is_relative_to(under):
             found.append(proc)
     for proc in found:
         with contextlib.suppress(psutil.NoSuchProcess):
