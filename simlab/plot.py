@@ -28,7 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simlab.analysis.mesh import deposit, interpolate, particle_positions
+from simlab.analysis.mesh import deposit, is_lazy, particle_positions
+from simlab.analysis.projection import (
+    AXES,
+    LENGTH_UNIT,
+    axis_index,
+    kernel_widths,
+    projection_image,
+    selected_density,
+    slab_range,
+    smoothed_deposit,
+)
 from simlab.theme import figure_rc
 
 if TYPE_CHECKING:
@@ -37,138 +47,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from simlab.config import Cosmology
-
-_AXES = ("x", "y", "z")
-_LENGTH_UNIT = "Mpc/h"
-#: Kernel width at the mean density, in mean interparticle spacings.
-SMOOTHING_AT_MEAN_DENSITY = 0.5
-#: Kernel widths drawn per factor of 2 (each particle takes the nearest one).
-_WIDTHS_PER_OCTAVE = 4
-
-
-def projection_image(
-    positions: np.ndarray | xr.Dataset,
-    box_size: float | None = None,
-    *,
-    axis: str = "z",
-    slab: tuple[float, float] | None = None,
-    n_pixels: int = 256,
-    scheme: str = "cic",
-    log: bool = True,
-    smoothing: str | float | None = "adaptive",
-    density: np.ndarray | None = None,
-) -> np.ndarray:
-    """The projected density of a slab, as the image :func:`projection` draws.
-
-    Particles with ``slab[0] <= position[axis] < slab[1]`` are assigned to an
-    n_pixels² periodic grid of the two other axes (pixel i centred on i L / n, as
-    in :func:`simlab.analysis.mesh.deposit`), each spread over a Gaussian of width
-    σ (see ``smoothing``), and each pixel's mass is divided by the mean over the
-    pixels: 1 + δ, projected.
-
-    Parameters
-    ----------
-    positions : (N, 3) array or xarray.Dataset
-        comoving positions in Mpc/h of every particle of the box (the smoothing
-        needs the mean spacing (L³/N)^(1/3) and the density around the slab), or a
-        Gadget4 snapshot Dataset (``Coordinates`` variable, ``BoxSize`` attribute)
-    box_size : float, optional
-        comoving box side in Mpc/h (default: the Dataset's ``BoxSize``)
-    axis : {"x", "y", "z"}
-        line-of-sight axis the slab is projected along
-    slab : (float, float), optional
-        the slab's range along ``axis`` in Mpc/h (default: the whole box)
-    n_pixels : int
-        pixels per side
-    scheme : {"ngp", "cic", "tsc"}
-        mass-assignment kernel onto the pixels
-    log : bool
-        return log10(1 + δ), with NaN in empty pixels, instead of 1 + δ
-    smoothing : "adaptive", "spacing", float or None
-        Gaussian width σ of each particle's projected mass. "adaptive" (default):
-        half the local mean spacing, σ = d/2 (ρ̄/ρ)^(1/3), with ρ the density at
-        the particle on a CIC mesh of one cell per mean spacing d, like the
-        adaptive kernels of SPH viewers (pynbody, yt); "spacing": σ = d/2 for
-        every particle; a number: σ in Mpc/h; None: no smoothing (bare
-        assignment, which leaves pixels finer than the spacing empty)
-    density : (N,) array, optional
-        1 + δ at every particle from :func:`local_density`, to reuse it between
-        maps of the same particles (adaptive smoothing only)
-
-    Returns
-    -------
-    (n_pixels, n_pixels) float64
-        ``image[row, column]`` with columns along the first remaining axis
-        (horizontal) and rows along the second (vertical), as ``imshow`` with
-        ``origin="lower"`` shows it
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.array([[1.0, 2.0, 0.5], [1.0, 2.0, 9.5]])
-    >>> image = projection_image(
-    ...     x, 10.0, slab=(0.0, 5.0), n_pixels=10, log=False, smoothing=None
-    ... )
-    >>> float(image[2, 1]), float(image.mean())
-    (100.0, 1.0)
-    >>> smooth = projection_image(x, 10.0, slab=(0.0, 5.0), n_pixels=10, log=False)
-    >>> bool(smooth.min() > 0), round(float(smooth.mean()), 12)
-    (True, 1.0)
-    """
-    positions, box_size = particle_positions(positions, box_size)
-    line_of_sight = _axis_index(axis)
-    lo, hi = _slab_range(slab, box_size)
-    depth = positions[:, line_of_sight]
-    inside = (depth >= lo) & (depth < hi)
-    selected = positions[inside]
-    if len(selected) == 0:
-        raise ValueError(
-            f"slab={slab!r} along {axis} holds no particles; the box is "
-            f"[0, {box_size}) {_LENGTH_UNIT}"
-        )
-    across = [a for a in range(3) if a != line_of_sight]
-    flat = selected[:, across]
-    widths = _kernel_widths(positions, box_size, inside, smoothing, density)
-    if widths is None:
-        mass = deposit(flat, box_size, n_pixels, scheme)
-    else:
-        mass = _smoothed_deposit(flat, widths, box_size, n_pixels, scheme)
-    mass *= n_pixels**2 / len(selected)
-    image = mass.T
-    if not log:
-        return image
-    with np.errstate(divide="ignore"):
-        return np.where(image > 0, np.log10(image), np.nan)
-
-
-def local_density(
-    positions: np.ndarray, box_size: float, at: np.ndarray | None = None
-) -> np.ndarray:
-    """1 + δ at each particle, on a CIC mesh of one cell per mean spacing.
-
-    This is the density the adaptive smoothing of :func:`projection_image` reads
-    (σ = d/2 (1 + δ)^(-1/3)); compute it once and pass it as ``density`` to draw
-    several maps of the same particles (an interactive viewer's zooms and slabs).
-
-    Parameters
-    ----------
-    positions : (N, 3) array
-        comoving positions in Mpc/h of every particle of the box
-    box_size : float
-        comoving box side in Mpc/h
-    at : (M, 3) array, optional
-        where to read it (default: at ``positions``)
-
-    Returns
-    -------
-    (N,) or (M,) float64, at least 1e-3 (a particle alone in a void still
-    reads a part of its own mass)
-    """
-    n_mesh = max(round(len(positions) ** (1 / 3)), 2)
-    mesh = deposit(positions, box_size, n_mesh, "cic")
-    mesh *= n_mesh**3 / len(positions)  # 1 + δ
-    where = positions if at is None else at
-    return np.maximum(interpolate(mesh, where, box_size, "cic"), 1e-3)
 
 
 def projection_map(
@@ -184,6 +62,7 @@ def projection_map(
     log: bool = True,
     smoothing: str | float | None = "adaptive",
     density: np.ndarray | None = None,
+    chunked: bool | None = None,
 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """The projected density of a slab within a view, and the range it covers.
 
@@ -198,8 +77,8 @@ def projection_map(
 
     Parameters
     ----------
-    positions, box_size, axis, slab, n_pixels, scheme, log, smoothing
-        as for :func:`projection_image`
+    positions, box_size, axis, slab, n_pixels, scheme, log, smoothing, chunked
+        as for :func:`projection_image` (a view reads lazy positions into memory)
     xlim, ylim : (float, float), optional
         the view along the horizontal and vertical axes of the map (the first and
         second axes other than ``axis``) in Mpc/h; default the whole box
@@ -227,7 +106,7 @@ def projection_map(
     >>> bool(np.isfinite(image).all())  # particles cover the whole view
     True
     """
-    positions, box_size = particle_positions(positions, box_size)
+    positions, box_size = particle_positions(positions, box_size, keep_lazy=True)
     if xlim is None and ylim is None:
         image = projection_image(
             positions,
@@ -239,24 +118,33 @@ def projection_map(
             log=log,
             smoothing=smoothing,
             density=density,
+            chunked=chunked,
         )
         half = 0.5 * box_size / n_pixels
         return image, (-half, box_size - half) * 2
+    if is_lazy(positions):
+        positions, _ = particle_positions(positions.compute(), box_size)
     x0, x1 = _view_range(xlim, box_size, "xlim")
     y0, y1 = _view_range(ylim, box_size, "ylim")
-    line_of_sight = _axis_index(axis)
-    lo, hi = _slab_range(slab, box_size)
+    line_of_sight = axis_index(axis)
+    lo, hi = slab_range(slab, box_size)
     depth = positions[:, line_of_sight]
     inside = (depth >= lo) & (depth < hi)
     count = int(np.count_nonzero(inside))
     if count == 0:
         raise ValueError(
             f"slab={slab!r} along {axis} holds no particles; the box is "
-            f"[0, {box_size}) {_LENGTH_UNIT}"
+            f"[0, {box_size}) {LENGTH_UNIT}"
         )
     across = [a for a in range(3) if a != line_of_sight]
     flat = positions[inside][:, across]
-    widths = _kernel_widths(positions, box_size, inside, smoothing, density)
+    spacing = box_size / len(positions) ** (1 / 3)
+    widths = kernel_widths(
+        smoothing,
+        spacing,
+        count,
+        lambda: selected_density(positions, box_size, inside, density),
+    )
     pixel = max(x1 - x0, y1 - y0) / n_pixels
     columns = max(round((x1 - x0) / pixel), 1)
     rows = max(round((y1 - y0) / pixel), 1)
@@ -283,7 +171,7 @@ def projection_map(
     if widths is None:
         mass = deposit(flat, mesh_box, side, scheme)
     else:
-        mass = _smoothed_deposit(flat, widths, mesh_box, side, scheme)
+        mass = smoothed_deposit(flat, widths, mesh_box, side, scheme)
     mass *= box_size**2 / (count * pixel**2)  # 1 + δ relative to the slab
     image = mass[first : first + columns, first : first + rows].T
     extent = (x0, x0 + columns * pixel, y0, y0 + rows * pixel)
@@ -302,7 +190,7 @@ def _view_range(
     low, high = (float(v) for v in limits)
     if not low < high:
         raise ValueError(
-            f"{name}={limits!r} must be (low, high) with low < high, in {_LENGTH_UNIT}"
+            f"{name}={limits!r} must be (low, high) with low < high, in {LENGTH_UNIT}"
         )
     return low, high
 
@@ -336,10 +224,12 @@ def projection(
     smoothing: str | float | None = "adaptive",
     cmap: str = "magma",
     ax: Axes | None = None,
+    chunked: bool | None = None,
 ) -> Figure:
     """Draw the projected density of a slab with a colour bar.
 
-    Parameters are those of :func:`projection_image`, plus ``cmap`` (a matplotlib
+    Parameters are those of :func:`projection_image` (``chunked`` included), plus
+    ``cmap`` (a matplotlib
     colour map name) and ``ax`` (Axes to draw in; default a new Figure). The
     colour scale spans at least a factor 10 in 1 + δ and starts a little below the
     faintest pixel, so the lowest colour marks only empty pixels (which smoothing
@@ -361,7 +251,7 @@ def projection(
     """
     import matplotlib as mpl
 
-    positions, box_size = particle_positions(positions, box_size)
+    positions, box_size = particle_positions(positions, box_size, keep_lazy=True)
     image, extent = projection_map(
         positions,
         box_size,
@@ -371,6 +261,7 @@ def projection(
         scheme=scheme,
         log=log,
         smoothing=smoothing,
+        chunked=chunked,
     )
     fig, ax = _figure_and_axes(ax)
     colours = mpl.colormaps[cmap]
@@ -379,11 +270,11 @@ def projection(
     shown = ax.imshow(
         image, origin="lower", extent=extent, cmap=colours, vmin=low, vmax=high
     )
-    horizontal, vertical = (a for a in _AXES if a != axis)
-    ax.set_xlabel(f"{horizontal} [{_LENGTH_UNIT}]")
-    ax.set_ylabel(f"{vertical} [{_LENGTH_UNIT}]")
-    lo, hi = _slab_range(slab, box_size)
-    ax.set_title(f"projected density, {lo:g} ≤ {axis} < {hi:g} {_LENGTH_UNIT}")
+    horizontal, vertical = (a for a in AXES if a != axis)
+    ax.set_xlabel(f"{horizontal} [{LENGTH_UNIT}]")
+    ax.set_ylabel(f"{vertical} [{LENGTH_UNIT}]")
+    lo, hi = slab_range(slab, box_size)
+    ax.set_title(f"projected density, {lo:g} ≤ {axis} < {hi:g} {LENGTH_UNIT}")
     bar = fig.colorbar(shown, ax=ax)
     bar.set_label("log10(1 + δ)" if log else "1 + δ")
     return fig
@@ -404,78 +295,6 @@ def colour_range(
     middle = float(np.median(finite))
     low, high = min(low, middle - 0.5), max(high, middle + 0.5)
     return low - 0.02 * (high - low), high
-
-
-def _kernel_widths(
-    positions: np.ndarray,
-    box_size: float,
-    inside: np.ndarray,
-    smoothing: str | float | None,
-    density: np.ndarray | None = None,
-) -> np.ndarray | None:
-    """Gaussian σ in Mpc/h of each selected particle, None without smoothing."""
-    if smoothing is None:
-        return None
-    count = int(np.count_nonzero(inside))
-    spacing = box_size / len(positions) ** (1 / 3)
-    if isinstance(smoothing, str):
-        if smoothing == "spacing":
-            return np.full(count, SMOOTHING_AT_MEAN_DENSITY * spacing)
-        if smoothing != "adaptive":
-            raise ValueError(
-                f"smoothing={smoothing!r} is not 'adaptive', 'spacing', a width in "
-                f"{_LENGTH_UNIT} or None"
-            )
-        if density is None:
-            contrast = local_density(positions, box_size, positions[inside])
-        else:
-            contrast = np.asarray(density)[inside]
-        # a particle alone in a void still reads a part of its own mass
-        contrast = np.maximum(contrast, 1e-3)
-        return SMOOTHING_AT_MEAN_DENSITY * spacing * contrast ** (-1 / 3)
-    width = float(smoothing)
-    if not width >= 0:
-        raise ValueError(
-            f"smoothing must be a width >= 0 in {_LENGTH_UNIT}, got {width}"
-        )
-    return None if width == 0 else np.full(count, width)
-
-
-def _smoothed_deposit(
-    flat: np.ndarray,
-    widths: np.ndarray,
-    box_size: float,
-    n_pixels: int,
-    scheme: str,
-) -> np.ndarray:
-    """Σ over particles of a periodic 2D Gaussian of width σ_i, per pixel.
-
-    Widths are rounded to a ladder of ``_WIDTHS_PER_OCTAVE`` per factor 2; the
-    particles of one rung are assigned together and convolved with the rung's
-    Gaussian sampled on the pixels (a non-negative kernel, so no pixel rings
-    below zero), through Fourier space; the sum of the rungs' transforms is
-    inverted once.
-    """
-    pixel = box_size / n_pixels
-    rung = np.round(
-        _WIDTHS_PER_OCTAVE * np.log2(np.maximum(widths, 0.1 * pixel) / pixel)
-    ).astype(np.int64)
-    offsets = np.fft.fftfreq(n_pixels, d=1.0 / n_pixels)  # periodic pixel offsets
-    total = np.zeros((n_pixels, n_pixels // 2 + 1), dtype=np.complex128)
-    for level in np.unique(rung):
-        members = rung == level
-        sigma = 2.0 ** (level / _WIDTHS_PER_OCTAVE)  # in pixels
-        kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-        kernel /= kernel.sum()
-        transfer = np.fft.fft(kernel).real  # even kernel: real transfer
-        mesh = deposit(flat[members], box_size, n_pixels, scheme)
-        total += np.fft.rfft2(mesh) * (
-            transfer[:, None] * transfer[None, : n_pixels // 2 + 1]
-        )
-    image = np.fft.irfft2(total, s=(n_pixels, n_pixels))
-    # rounding leaves ~1e-16 of the total where the kernels have underflowed
-    image[image < 1e-12 * len(flat)] = 0.0
-    return image
 
 
 @_themed
@@ -609,9 +428,9 @@ def power_spectrum(
         noise is not None for _, _, noise in drawn.values()
     )
     main.set_ylabel(
-        f"P(k) − shot noise [({_LENGTH_UNIT})³]"
+        f"P(k) − shot noise [({LENGTH_UNIT})³]"
         if subtracted
-        else f"P(k) [({_LENGTH_UNIT})³]"
+        else f"P(k) [({LENGTH_UNIT})³]"
     )
     main.set_title("matter power spectrum")
     main.legend(fontsize="small")
@@ -839,23 +658,6 @@ def _linear_curves(
             )
         return None, {label: _curve(curve) for label, curve in linear.items()}
     return (None if linear is None else _curve(linear)), {}
-
-
-def _axis_index(axis: str) -> int:
-    if axis not in _AXES:
-        raise ValueError(f"axis={axis!r} is not one of {_AXES}")
-    return _AXES.index(axis)
-
-
-def _slab_range(
-    slab: tuple[float, float] | None, box_size: float
-) -> tuple[float, float]:
-    if slab is None:
-        return 0.0, box_size
-    lo, hi = (float(v) for v in slab)
-    if not lo < hi:
-        raise ValueError(f"slab={slab!r} must be (low, high) with low < high, in Mpc/h")
-    return lo, hi
 
 
 def _figure_and_axes(ax: Axes | None) -> tuple[Figure, Axes]:

@@ -36,8 +36,10 @@ def deposit_chunked(
     scheme: str = "cic",
     weights: da.Array | np.ndarray | None = None,
     shift: float = 0.0,
+    dtype: type = np.float32,
 ) -> np.ndarray:
-    """The float32 mass mesh of dask-backed (N, 3) ``positions``, chunk by chunk."""
+    """The mass mesh (float32 by default) of dask-backed (N, 3) ``positions``,
+    chunk by chunk."""
     import dask
     import dask.array as da
 
@@ -49,16 +51,25 @@ def deposit_chunked(
         weights = da.asarray(weights).rechunk((positions.chunks[0],))
         weight_blocks = list(weights.to_delayed().ravel())
     meshes = [
-        dask.delayed(_block_mesh)(block, box_size, n_mesh, scheme, w, shift)
+        dask.delayed(_block_mesh)(block, box_size, n_mesh, scheme, w, shift, dtype)
         for block, w in zip(blocks, weight_blocks, strict=True)
     ]
-    while len(meshes) > 1:  # a tree: log2(chunks) rounds, two meshes per task
-        pairs = [meshes[i : i + 2] for i in range(0, len(meshes), 2)]
-        meshes = [
+    (mesh,) = dask.compute(tree_sum(meshes))
+    return mesh
+
+
+def tree_sum(parts: list[Any]) -> Any:
+    """The delayed sum of delayed ``parts`` (arrays, or tuples of them summed item
+    by item) in a tree: log2(len) rounds of two parts per task, so no task holds
+    more than two."""
+    import dask
+
+    while len(parts) > 1:
+        pairs = [parts[i : i + 2] for i in range(0, len(parts), 2)]
+        parts = [
             dask.delayed(_sum)(*pair) if len(pair) == 2 else pair[0] for pair in pairs
         ]
-    (mesh,) = dask.compute(meshes[0])
-    return mesh
+    return parts[0]
 
 
 def _block_mesh(
@@ -68,15 +79,19 @@ def _block_mesh(
     scheme: str,
     weights: np.ndarray | None,
     shift: float,
+    dtype: type,
 ) -> np.ndarray:
-    """One chunk's particles on their own float32 mesh."""
-    mesh = np.zeros((n_mesh,) * 3, dtype=np.float32)
+    """One chunk's particles on their own mesh."""
+    mesh = np.zeros((n_mesh,) * 3, dtype=dtype)
     if len(block):
         deposit(block, box_size, n_mesh, scheme, weights, out=mesh, shift=shift)
     return mesh
 
 
-def _sum(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """``first + second`` in ``first``'s memory (each mesh is used by one task)."""
+def _sum(first: Any, second: Any) -> Any:
+    """``first + second`` in ``first``'s memory (each part is used by one task);
+    tuples item by item."""
+    if isinstance(first, tuple):
+        return tuple(_sum(a, b) for a, b in zip(first, second, strict=True))
     first += second
     return first

@@ -185,7 +185,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         for the snapshot shown (a 256³ snapshot holds 270 MB of them)."""
         if self._cache is not None and self._cache[0] == path:
             return self._cache[1]
-        from simlab import plot
+        from simlab.analysis.projection import local_density
         from simlab.io.snapshots import open_snapshot
 
         self._cache = None  # free the previous snapshot before reading the next
@@ -193,7 +193,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
             positions = np.asarray(ds["Coordinates"].values)
             box = float(ds.attrs["BoxSize"])
             attrs = dict(ds.attrs)
-        density = plot.local_density(positions, box).astype(np.float32)
+        density = local_density(positions, box).astype(np.float32)
         self._cache = (path, (positions, box, attrs, density))
         return self._cache[1]
 

@@ -12,6 +12,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from simlab import plot
+from simlab.analysis.projection import local_density
 
 BOX = 100.0
 
@@ -410,7 +411,7 @@ def test_projection_map_of_the_whole_box_is_projection_image() -> None:
 
 def test_projection_map_of_a_view_is_recomputed_from_its_particles() -> None:
     x = np.random.default_rng(2).uniform(0.0, 64.0, size=(32**3, 3))
-    density = plot.local_density(x, 64.0)
+    density = local_density(x, 64.0)
     whole = plot.projection_image(x, 64.0, n_pixels=64, log=False)
     # a quarter at the whole map's pixel size: the same pixels, from a padded mesh
     quarter, extent = plot.projection_map(
