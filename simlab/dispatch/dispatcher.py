@@ -249,17 +249,35 @@ class Dispatcher:
         launch = launch_record(rundir)
         config = rundir.config()
         res = config.resources
-        name, profile = launch["cluster"], dict(launch["profile"])
         shape = Shape(res.nodes, res.cores, res.walltime, res.memory)
-        key = cluster_key(name, profile, config.code.engine, shape)
+        root = Path(rundir.path).resolve().parent
+        name, profile = launch["cluster"], dict(launch["profile"])
         with self._lock:
-            record = self._clusters.get(key)
-            if record is None:
-                self._make_room(name, profile)
-                record = self._start(key, name, profile, config.code.engine, rundir)
-                self._clusters[key] = record
+            record = self._cluster(name, profile, config.code.engine, shape, root)
             record.tasks += 1
             return record.client
+
+    def warm(self, name: str, profile: dict[str, Any], code: str, root: Path) -> None:
+        """Start the local cluster runs of ``code`` on profile ``name`` will use,
+        unless it is up: the owner does it while the submitting process writes the
+        run's ICs. Only local clusters are warmed: a batch job or a cloud cluster
+        would cost an allocation while it waits."""
+        if profile.get("kind", "local") != "local":
+            return
+        with self._lock:
+            self._cluster(name, profile, code, Shape(), root)
+
+    def _cluster(
+        self, name: str, profile: dict[str, Any], code: str, shape: Shape, root: Path
+    ) -> ClusterRecord:
+        """The cluster of runs of this kind, started if new (caller holds the lock)."""
+        key = cluster_key(name, profile, code, shape)
+        record = self._clusters.get(key)
+        if record is None:
+            self._make_room(name, profile)
+            record = self._start(key, name, profile, code, root)
+            self._clusters[key] = record
+        return record
 
     def _start(
         self,
@@ -267,7 +285,7 @@ class Dispatcher:
         name: str,
         profile: dict[str, Any],
         code: str,
-        rundir: RunDir,
+        root: Path,
     ) -> ClusterRecord:
         from distributed import Client
 
@@ -277,7 +295,6 @@ class Dispatcher:
             # a scheduler someone else runs: its workers must offer run=1
             client = Client(profile["address"], set_as_default=False)
             return ClusterRecord(cid, name, kind, code, key[3], client)
-        root = Path(rundir.path).resolve().parent
         cluster = start_cluster(profile, code, key[3], root)
         client = Client(cluster, set_as_default=False)
         return ClusterRecord(cid, name, kind, code, key[3], client, cluster)

@@ -58,6 +58,7 @@ START_TIMEOUT = 60.0
 STOP_GRACE = 15.0
 #: The owner this process launched last, per run root (so it is launched once).
 _launched: dict[Path, int] = {}
+_launching = threading.Lock()
 #: What the launcher process runs: start the owner in a session of its own, writing
 #: to the log ``argv[1]``, print its pid and exit.
 _LAUNCHER = (
@@ -80,8 +81,13 @@ def start(root: str | Path) -> None:
     wait. Submitting calls it before writing the run's ICs, so the owner's imports
     overlap with that work."""
     root = Path(root).resolve()
-    if owners.holds_lock(root) or _starting(root):
-        return
+    with _launching:  # threads of one process (a server's handlers) launch one
+        if not owners.holds_lock(root) and not _starting(root):
+            _launched[root] = _launch(root)
+
+
+def _launch(root: Path) -> int:
+    """Start the owner of ``root`` and return its pid."""
     # a short-lived launcher starts the owner and exits, so the owner is nobody's
     # child: no zombie is left behind if it dies, and it outlives us
     done = subprocess.run(
@@ -92,7 +98,7 @@ def start(root: str | Path) -> None:
         stdin=subprocess.DEVNULL, capture_output=True, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=True, timeout=60,
     )  # fmt: skip
-    _launched[root] = int(done.stdout.split()[-1])
+    return int(done.stdout.split()[-1])
 
 
 def ensure(root: str | Path) -> None:
@@ -261,6 +267,9 @@ class Owner:
             if path.parent != self.root or not (path / "status.json").is_file():
                 return f"{path} is not a run directory of {self.root}"
             return self._dispatch(RunDir(path), resume=bool(request.get("resume")))
+        if op == "warm":
+            threading.Thread(target=self._warm, args=(request,), daemon=True).start()
+            return None
         if op == "scale":
             try:
                 self.dispatcher.scale(str(request["cluster"]), int(request["workers"]))
@@ -268,6 +277,19 @@ class Owner:
                 return str(exc)
             return None
         return f"unknown request {op!r}"
+
+    def _warm(self, request: dict[str, Any]) -> None:
+        """Start the cluster a run about to be dispatched will use (best effort: the
+        dispatch itself says what went wrong, if anything)."""
+        try:
+            self.dispatcher.warm(
+                str(request["cluster"]),
+                dict(request["profile"]),
+                str(request["code"]),
+                self.root,
+            )
+        except Exception as exc:  # a thread's boundary: logged, never raised
+            logger.warning("could not warm a cluster for %s: %s", request, exc)
 
     def _dispatch(
         self, rundir: RunDir, *, resume: bool = False, adopt: bool = False

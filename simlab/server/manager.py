@@ -253,6 +253,7 @@ class SimlabManager:
             submission.check_active_limit(self.root)
         except SimlabError as exc:
             raise Conflict(str(exc)) from exc
+        submission.warm_up(plan, self.root)
         try:
             run = submission.create_from_plan(plan, self.root)
         except EngineError as exc:

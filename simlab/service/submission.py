@@ -69,6 +69,16 @@ def create(
     return create_from_plan(validate_run(config, cluster=cluster), _root(root))
 
 
+def warm_up(plan: Plan, root: Path) -> None:
+    """Have the root's owner start, and its local cluster for the plan's code, while
+    the caller writes the run directory (the ICs take a second or more); a batch
+    profile's job is only asked for when the run is handed over."""
+    owner.start(root)
+    if plan.profile.get("kind", "local") == "local":
+        warm = {"op": "warm", "cluster": plan.cluster, "profile": plan.profile}
+        owners.post(root, {**warm, "code": plan.config.code.engine}, answer=False)
+
+
 def hand_over(run: Run, *, resume: bool = False, wait: float = QUEUE_WAIT) -> Run:
     """Post ``run`` to its root's dispatcher (started if needed); wait until it has
     been queued. DispatchError with the reason when the dispatcher could not take
@@ -128,7 +138,7 @@ def submit(
         warnings.warn(note, SimlabWarning, stacklevel=2)
     root = _root(root)
     check_active_limit(root)
-    owner.start(root)  # its start-up overlaps with writing the run's ICs
+    warm_up(plan, root)
     return hand_over(create_from_plan(plan, root))
 
 

@@ -56,10 +56,13 @@ def inbox(root: str | Path, host: str | None = None) -> Path:
     return path
 
 
-def post(root: str | Path, request: dict[str, Any]) -> str:
-    """Drop a request for this host's owner (handled in order); return its id."""
+def post(root: str | Path, request: dict[str, Any], answer: bool = True) -> str:
+    """Drop a request for this host's owner (handled in order); return its id.
+
+    With ``answer`` the owner replies under that id (:func:`await_reply`)."""
     request_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-    write_json_atomic(inbox(root) / f"{request_id}.json", {**request, "id": request_id})
+    body = {**request, "id": request_id} if answer else request
+    write_json_atomic(inbox(root) / f"{request_id}.json", body)
     return request_id
 
 

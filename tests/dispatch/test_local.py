@@ -238,3 +238,22 @@ def test_a_profile_at_its_cluster_cap_refuses_a_new_cluster_with_the_reason(
         assert wait_for(lambda: dispatcher.pending() == 0)
         dispatcher.submit(other.dir)
         assert [c.id for c in dispatcher.clusters()] == ["capped.concept"]
+
+
+def test_warm_starts_the_local_cluster_the_run_then_uses_and_never_a_batch_job(
+    tmp_path,
+):
+    from simlab.settings import cluster_profile
+
+    local = cluster_profile("local")
+    run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
+    with Dispatcher() as dispatcher:
+        dispatcher.warm("local", local, "pm", tmp_path)
+        (warmed,) = dispatcher.clusters()
+        assert warmed.id == "local.pm" and warmed.tasks == 0
+        dispatcher.warm("slurm", {"kind": "slurm", "queue": "q"}, "pm", tmp_path)
+        dispatcher.warm("kube", {"kind": "dask_kubernetes.KubeCluster"}, "pm", tmp_path)
+        assert dispatcher.clusters() == [warmed]  # batch and cloud kinds: nothing
+        assert dispatcher.submit(run.dir).result(timeout=60) == "completed"
+        assert dispatcher.clusters() == [warmed]
+        assert run.status["worker"] in warmed.client.scheduler_info()["workers"]
