@@ -4,6 +4,11 @@ all at once."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -16,6 +21,26 @@ from simlab.io.gadget4 import particle_chunks
 from simlab.testing import fake_gadget4_snapshot
 
 NPART, NFILES = 40_000, 4
+
+
+@contextlib.contextmanager
+def _two_workers(snapshot: Path) -> Iterator[tuple[xr.Dataset, Any]]:
+    """The snapshot opened lazily, with a LocalCluster of two 2 GB workers as the
+    default client, and the stream of the tasks they ran."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, memory_limit="2GB",
+        dashboard_address=None, processes=True,
+    )  # fmt: skip
+    lazy = xr.open_dataset(snapshot, engine="gadget4", group="PartType1", chunks={})
+    with (
+        cluster,
+        Client(cluster) as client,
+        lazy as ds,
+        get_task_stream(client) as stream,
+    ):
+        yield ds, stream
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +63,11 @@ def test_lazy_chunks_follow_the_snapshot_files(snapshot):
 @pytest.mark.slow
 @pytest.mark.timeout(180)  # a paused worker hangs the compute: fail fast instead
 def test_power_spectrum_chunk_by_chunk_on_two_workers_equals_in_memory(snapshot):
-    from distributed import Client, LocalCluster, get_task_stream
-
     in_memory = power_spectrum(
         xr.open_dataset(snapshot, engine="gadget4", group="PartType1"),
         None, 32, interlace=True,
     )  # fmt: skip
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, memory_limit="2GB",
-        dashboard_address=None, processes=True,
-    )  # fmt: skip
-    lazy = xr.open_dataset(snapshot, engine="gadget4", group="PartType1", chunks={})
-    with (
-        cluster,
-        Client(cluster) as client,
-        lazy as ds,
-        get_task_stream(client) as stream,
-    ):
+    with _two_workers(snapshot) as (ds, stream):
         chunked = power_spectrum(ds, None, 32, interlace=True, chunked=True)
     # key_split drops the leading underscore of _block_mesh
     deposits = [t for t in stream.data if key_split(t["key"]) == "block_mesh"]
@@ -91,23 +104,11 @@ def test_auto_reads_what_fits_and_false_always_reads(snapshot, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_projection_chunk_by_chunk_on_two_workers_equals_in_memory(snapshot):
-    from distributed import Client, LocalCluster, get_task_stream
-
     slab = {"axis": "y", "slab": (8.0, 40.0), "n_pixels": 48, "log": False}
     smoothings = ("adaptive", "spacing", 1.5, None)
     with xr.open_dataset(snapshot, engine="gadget4", group="PartType1") as ds:
         in_memory = [projection_image(ds, smoothing=s, **slab) for s in smoothings]
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, memory_limit="2GB",
-        dashboard_address=None, processes=True,
-    )  # fmt: skip
-    lazy = xr.open_dataset(snapshot, engine="gadget4", group="PartType1", chunks={})
-    with (
-        cluster,
-        Client(cluster) as client,
-        lazy as ds,
-        get_task_stream(client) as stream,
-    ):
+    with _two_workers(snapshot) as (ds, stream):
         chunked = [
             projection_image(ds, smoothing=s, chunked=True, **slab) for s in smoothings
         ]
