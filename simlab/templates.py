@@ -40,24 +40,34 @@ def execute_notebook(
     parameters: dict[str, Any] | None = None,
     *,
     cwd: str | Path | None = None,
+    spare_kernel: bool = False,
 ) -> Path:
     """Execute template ``name`` with papermill into ``output``; return its path.
 
     The notebook runs with ``cwd`` (default: its folder) as working directory, so
-    relative paths in it land beside the executed copy.
+    relative paths in it land beside the executed copy. With ``spare_kernel`` it
+    runs on the kernel this process started ahead (:mod:`simlab.spare_kernel`),
+    and the next one starts meanwhile.
     """
     import papermill
 
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
+    cwd = str(cwd or output.parent)
+    engine: dict[str, Any] = {}
+    if spare_kernel:
+        from simlab import spare_kernel as spare
+
+        engine = spare.engine_options(cwd)
     papermill.execute_notebook(
         str(template_path(str(name))),
         str(output),
         parameters=parameters or {},
-        cwd=str(cwd or output.parent),
+        cwd=cwd,
         progress_bar=False,
         kernel_name="python3",
         kernel_manager_class="simlab.templates.IPCKernelManager",
+        **engine,
     )
     return output
 

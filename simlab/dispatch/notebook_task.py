@@ -60,7 +60,9 @@ def execute_notebook_run(path: str, template: str, parameters: dict[str, Any]) -
     started = now()
     notebook: dict[str, Any] = {"path": str(output), "template": template}
     try:
-        execute_notebook(template, output, parameters, cwd=rundir.path)
+        execute_notebook(
+            template, output, parameters, cwd=rundir.path, spare_kernel=True
+        )
     except PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
         notebook.update(state=NOTEBOOK_FAILED, error=error)

@@ -1,0 +1,173 @@
+"""A kernel started ahead of the next notebook a process executes (sweep points).
+
+A sweep point's notebook would otherwise pay for a kernel's start and for the
+imports of its first cells before its work begins. The process that executes
+notebooks one after another (a dask worker of the sweep's cluster) keeps one spare:
+taking it starts the next one in a background thread, with simlab's modules
+already imported, while the current notebook runs. papermill runs the notebook on
+the spare through :class:`SpareKernelEngine` (engine ``simlab-spare``), and its
+executed notebook stays the record: only the notebook's cells run in the user's
+namespace; the imports and the change of working directory run silently and leave
+no names and no execution count. Each notebook gets a fresh kernel, shut down after
+it; a spare left at exit is shut down then (and a kernel whose parent died exits
+on its own, as ipykernel polls its parent).
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import logging
+import tempfile
+import threading
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Modules a spare imports before it is handed a notebook: what the templates'
+#: first cells import (simlab's cosmology needs scipy, P(k) files need xarray).
+WARM_IMPORTS = ("simlab", "simlab.cosmology", "simlab.dispatch.task", "xarray")
+#: Seconds a spare may take to start and import before it is given up.
+START_TIMEOUT = 60.0
+#: The papermill engine name of :class:`SpareKernelEngine`.
+ENGINE = "simlab-spare"
+
+_lock = threading.Lock()
+_next: concurrent.futures.Future | None = None
+_starter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spare-kernel")
+
+
+def engine_options(cwd: str) -> dict[str, Any]:
+    """papermill options that run the next notebook on the spare kernel, in ``cwd``
+    (none when no spare is ready); a new spare starts either way."""
+    manager = take(cwd)
+    if manager is None:
+        return {}
+    _engine()
+    return {"engine_name": ENGINE, "km": manager}
+
+
+def take(cwd: str) -> Any | None:
+    """The spare kernel's manager, its working directory set to ``cwd``, or None
+    when none was started yet (the first notebook of the process) or it failed;
+    a new spare starts either way."""
+    global _next
+    with _lock:
+        ready, _next = _next, _starter.submit(_start)
+    if ready is None:
+        return None
+    manager = None
+    try:
+        manager = ready.result(timeout=START_TIMEOUT)
+        chdir = f"import os as _simlab_os\n_simlab_os.chdir({cwd!r})\ndel _simlab_os"
+        _run_silently(manager, chdir)
+    except Exception as exc:  # a spare that failed: the notebook starts its own
+        logger.warning("spare kernel not used: %s", exc)
+        if manager is not None:
+            shutdown(manager)
+        return None
+    return manager
+
+
+def shutdown(manager: Any) -> None:
+    """End a spare kernel nobody will use."""
+    from jupyter_client.utils import run_sync
+
+    try:
+        run_sync(manager.shutdown_kernel)(now=True)
+    except Exception as exc:  # already gone
+        logger.debug("spare kernel shutdown: %s", exc)
+
+
+def _engine() -> type:
+    """:class:`SpareKernelEngine`, built and registered with papermill on first use
+    (papermill is heavy to import)."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.utils import merge_kwargs, remove_args
+
+    class SpareKernelEngine(NBClientEngine):
+        """papermill's nbclient engine on the kernel given as ``km``, which the
+        client then owns as one it started: shut down, channels closed, after the
+        notebook (nbclient leaves a kernel it was given running)."""
+
+        @classmethod
+        def execute_managed_notebook(
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: Any = None,
+            stderr_file: Any = None,
+            start_timeout: int = 60,
+            execution_timeout: int | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            kwargs = remove_args(["input_path"], **kwargs)
+            options = merge_kwargs(
+                remove_args(["timeout", "startup_timeout"], **kwargs),
+                timeout=execution_timeout or kwargs.get("timeout"),
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logger,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+            )
+            client = PapermillNotebookClient(nb_man, **options)
+            client.owns_km = True
+            return client.execute()
+
+    papermill_engines.register(ENGINE, SpareKernelEngine)
+    return SpareKernelEngine
+
+
+def _start() -> Any:
+    """Start a kernel on Unix sockets in a neutral folder and import
+    :data:`WARM_IMPORTS` in it."""
+    from jupyter_client.utils import run_sync
+
+    from simlab.templates import _ipc_kernel_manager
+
+    manager = _ipc_kernel_manager()(kernel_name="python3")
+    run_sync(manager.start_kernel)(cwd=tempfile.gettempdir())
+    names = ", ".join(repr(m) for m in WARM_IMPORTS)
+    _run_silently(
+        manager,
+        f"import importlib as _simlab_il\n"
+        f"for _simlab_m in ({names},):\n    _simlab_il.import_module(_simlab_m)\n"
+        "del _simlab_il, _simlab_m",
+    )
+    return manager
+
+
+def _run_silently(manager: Any, code: str) -> None:
+    """Run ``code`` in the kernel without a trace in its history or outputs;
+    RuntimeError if it raised."""
+    client = manager.blocking_client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=START_TIMEOUT)
+        reply = client.execute_interactive(
+            code, silent=True, store_history=False, timeout=START_TIMEOUT
+        )
+    finally:
+        client.stop_channels()
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"spare kernel: {reply['content'].get('evalue', reply)}")
+
+
+@atexit.register
+def close() -> None:
+    """Shut down the spare nobody took, once it has started (at exit, the process
+    is ending); the next :func:`take` starts afresh."""
+    global _next
+    with _lock:
+        pending, _next = _next, None
+    if pending is None:
+        return
+    try:
+        manager = pending.result(timeout=START_TIMEOUT)
+    except Exception:  # it never started: nothing to end
+        return
+    shutdown(manager)

@@ -1,0 +1,66 @@
+"""Notebooks of one process after its first run on a kernel started ahead of them,
+in their own folder, with simlab imported, and leave no trace of it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import nbformat
+import pytest
+
+from simlab import spare_kernel
+from simlab.templates import execute_notebook
+from tests.helpers import alive, wait_for
+
+PROBE = [
+    "import os, sys\nprint(os.getcwd())",
+    "print(os.getpid())",
+    "print(sorted(k for k in globals() if k.startswith('_simlab')))",
+    "print('xarray' in sys.modules)",
+]
+
+
+def _probe(tmp_path) -> str:
+    """A notebook that prints its folder, kernel pid, simlab names and imports."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in PROBE]
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(notebook, path)
+    return str(path)
+
+
+def _run(template: str, folder) -> tuple[list[str], list[int]]:
+    """Execute the probe in ``folder``: its printed lines and execution counts."""
+    folder.mkdir()
+    output = execute_notebook(
+        template, folder / "out.ipynb", cwd=folder, spare_kernel=True
+    )
+    cells = json.loads(output.read_text())["cells"]
+    lines = ["".join(c["outputs"][0]["text"]).strip() for c in cells]
+    return lines, [c["execution_count"] for c in cells]
+
+
+@pytest.fixture
+def spare():
+    """The process's spare kernel, shut down after the test."""
+    yield spare_kernel
+    spare_kernel.close()
+
+
+def test_later_notebooks_run_on_the_spare_kernel_in_their_own_folder(tmp_path, spare):
+    template = _probe(tmp_path)
+    first, counts = _run(template, tmp_path / "a")
+    assert first[0] == str(tmp_path / "a") and counts == [1, 2, 3, 4]
+    # the next kernel started while the first notebook ran
+    assert wait_for(lambda: spare._next is not None and spare._next.done(), 60)
+    second, counts = _run(template, tmp_path / "b")
+    # the spare: simlab's imports done ahead, then moved to the notebook's folder,
+    # with nothing left in the namespace and no execution counted
+    assert second[0] == str(tmp_path / "b")
+    assert second[2] == "[]" and second[3] == "True"
+    assert counts == [1, 2, 3, 4]
+    # a fresh kernel per notebook, each shut down after it
+    pids = [int(first[1]), int(second[1])]
+    assert pids[0] != pids[1] and pids[1] != os.getpid()
+    assert wait_for(lambda: not any(alive(p) for p in pids), 30)
