@@ -65,6 +65,8 @@ RUN_ARGS = (
     "gravity.steps=30",
     "--quiet",
 )
+TOTAL = "command → prompt (total)"
+STEPS = "steps (engine stepping)"
 STEP_LINE = re.compile(r"^pm: step (\d+)/(\d+) .* elapsed=(\S+)s$")
 FINISHED_LINE = re.compile(r"^pm: finished in (\S+)s$")
 
@@ -308,11 +310,11 @@ def phases(started: float, ended: float, rundir: Path) -> dict[str, float]:
         "queued → running": times["running"] - times["queued"],
         "running → engine start (process, imports)": engine_start - times["running"],
         "engine start → first step (imports, compile, ICs)": before_steps,
-        "steps (engine stepping)": elapsed[-1] - before_steps,
+        STEPS: elapsed[-1] - before_steps,
         "last step → completed (outputs, exit)": times["completed"]
         - (engine_start + elapsed[-1]),
         "completed → prompt": ended - times["completed"],
-        "command → prompt (total)": ended - started,
+        TOTAL: ended - started,
     }
 
 
@@ -342,8 +344,12 @@ def simlab_run(root: Path) -> dict[str, float]:
 
 
 def _phase_rows(label: str, runs: list[dict[str, float]], load: list) -> list[dict]:
-    """One row per phase over ``runs``; the stepping time is the floor."""
+    """One row per phase over ``runs``; the stepping time is the floor.
+
+    The total's row also has each run's total over its own stepping time.
+    """
     operation = f"simlab run phases ({label})"
+    ratios = [round(r[TOTAL] / r[STEPS], 3) for r in runs]
     return [
         record(
             phase,
@@ -354,7 +360,8 @@ def _phase_rows(label: str, runs: list[dict[str, float]], load: list) -> list[di
             None,
             repeat=len(runs),
             load=load,
-            floor=phase.startswith("steps"),
+            floor=phase == STEPS,
+            **({"total_over_steps": ratios} if phase == TOTAL else {}),
         )
         for phase in runs[0]
     ]
@@ -430,14 +437,14 @@ def targets(records: list[dict]) -> list[dict]:
             )
     for label in ("cold: starts the dispatcher", "warm: dispatcher up"):
         operation = f"simlab run phases ({label})"
-        total = _find(records, "command → prompt (total)", operation)
-        steps = _find(records, "steps (engine stepping)", operation)
-        if total and steps:
+        total = _find(records, TOTAL, operation)
+        if total:
+            ratios = total["extra"]["total_over_steps"]
             out.append(
                 _target(
                     f"simlab run 64^3/30 steps ({label.split(':')[0]}): "
-                    "command → prompt ÷ stepping ≤ 1.3",
-                    total["median_s"] / steps["median_s"],
+                    "command → prompt ÷ stepping (median of runs) ≤ 1.3",
+                    statistics.median(ratios),
                     1.3,
                 )
             )
