@@ -304,7 +304,7 @@ def phases(started: float, ended: float, rundir: Path) -> dict[str, float]:
     before_steps = elapsed[0] - step
     engine_start = times["completed"] - finished
     return {
-        "command → run directory": times["created"] - started,
+        "command → run directory (CLI, validation, ICs)": times["created"] - started,
         "run directory → queued (dispatcher, cluster)": times["queued"]
         - times["created"],
         "queued → running": times["running"] - times["queued"],
