@@ -179,9 +179,10 @@ def _cold_warm(
     for _ in range(repeats):
         # a fresh NUMBA_CACHE_DIR per child when one is asked for
         child_env = dict(env or {})
-        if child_env.get("NUMBA_CACHE_DIR") == "fresh":
-            child_env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="simlab-numba-")
-        runs.append(_child(*code, child_env))
+        with tempfile.TemporaryDirectory(prefix="simlab-numba-") as empty:
+            if child_env.get("NUMBA_CACHE_DIR") == "fresh":
+                child_env["NUMBA_CACHE_DIR"] = empty
+            runs.append(_child(*code, child_env))
         if "error" in runs[-1]:
             return [missing(tool, op, size, runs[-1]["error"]) for op in operations]
     cold = [r["cold"] for r in runs]
