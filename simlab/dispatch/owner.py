@@ -175,6 +175,9 @@ class Owner:
         timeout = idle_timeout()
         next_beat = 0.0
         while not self._stopping.is_set():
+            if not self._lock_in_place():
+                logger.warning("%s was removed or replaced: exiting", self.root)
+                break
             self._handle_inbox()
             now = time.monotonic()
             if now >= next_beat:
@@ -186,6 +189,17 @@ class Owner:
                 logger.info("no run for %.0f s: exiting", timeout)
                 break
             self._stopping.wait(POLL)
+
+    def _lock_in_place(self) -> bool:
+        """Whether the lock file held is still the root's (a root deleted and made
+        again must not be served by the owner of the old one)."""
+        assert self._lock_file is not None
+        held = os.fstat(self._lock_file.fileno())
+        try:  # the path itself: lock_path() would make the folders again
+            now = os.stat(self._lock_file.name)
+        except FileNotFoundError:
+            return False
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
     def request_stop(self, *_: Any) -> None:
         """End the serve loop (SIGTERM, SIGINT or a ``stop`` request)."""

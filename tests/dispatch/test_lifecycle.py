@@ -113,3 +113,22 @@ def test_bad_run_ids_are_refused_by_name(tmp_path):
         assert "is not valid" in result.stderr
     missing = simlab("status", "nope-1", root=tmp_path, timeout=60)
     assert missing.returncode == 2 and "no run 'nope-1'" in missing.stderr
+
+
+def test_an_owner_whose_root_is_removed_exits_and_a_new_root_gets_its_own(tmp_path):
+    import shutil
+
+    from simlab.dispatch import owner
+    from simlab.state import owners
+
+    root = tmp_path / "runs"
+    owner.ensure(root)
+    assert wait_for(lambda: owners.read_record(root), 30)
+    first = owners.read_record(root)["pid"]
+    shutil.rmtree(root)
+    root.mkdir()  # the same path again: the old owner must not serve it
+    assert wait_for(lambda: not alive(first), 30)
+    owner.ensure(root)
+    assert wait_for(lambda: owners.read_record(root), 30)
+    assert owners.read_record(root)["pid"] != first
+    assert owner.stop(root)
