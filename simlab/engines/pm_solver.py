@@ -159,29 +159,67 @@ class PMSolver:
         self._lattice: _Lattice | None = None
         self._lattice_for: int | None = None
 
-    def force(self, x: np.ndarray) -> np.ndarray:
-        """Acceleration F = -∇φ at each particle, (N, 3)."""
-        n, box = self.n_mesh, self.box_size
+    def force(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Acceleration F = -∇φ at each particle, (N, 3), into ``out`` if given.
+
+        Once the lattice has melted (w = 0) the 4-point gradient is a real-space
+        stencil: one inverse FFT of the potential and a stencil read at each particle
+        replace the three inverse FFTs of the force components (equal up to
+        rounding). While w > 0 the lattice gradient is not a finite stencil, so the
+        components are made in Fourier space.
+        """
         lattice = self._lattice_kernel(len(x))
         weight, shift = self._lattice_state(x, lattice)
         self.lattice_weight = weight
-        shifted = x + shift * (box / n)
-        mesh = deposit(shifted, box, n, scheme="cic")
-        mesh *= n**3 / len(x)
-        mesh -= 1.0
-        delta_k = scipy.fft.rfftn(mesh, workers=self.threads)
-        del mesh
+        if out is None:
+            out = np.empty((len(x), 3))
+        delta_k = self.density_modes(x, shift)
+        scale = self.n_mesh**3 / len(x)  # δ = scale × mesh - 1; G(0) = 0 drops the 1
+        if weight == 0.0 and _compiled.available():
+            psi = self.potential(delta_k, scale)
+            _compiled.gradient_at(psi, x, self.box_size, shift, out)
+            return out
+        self._fourier_force(x, shift, delta_k, scale, weight, lattice, out)
+        return out
+
+    def density_mesh(self, x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """CIC particle counts on the mesh, the particles moved by ``shift`` cells."""
+        return deposit(x, self.box_size, self.n_mesh, scheme="cic", shift=shift)
+
+    def density_modes(self, x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """The Fourier modes of the particle counts (``rfftn`` layout)."""
+        mesh = self.density_mesh(x, shift)
+        return scipy.fft.rfftn(mesh, workers=self.threads, overwrite_x=True)
+
+    def potential(self, delta_k: np.ndarray, scale: float) -> np.ndarray:
+        """ψ = -φ on the mesh from the count modes (overwritten) times ``scale``."""
+        _compiled.potential_modes(delta_k, self._green, scale)
+        n = self.n_mesh
+        return scipy.fft.irfftn(
+            delta_k, s=(n, n, n), workers=self.threads, overwrite_x=True
+        )
+
+    def _fourier_force(
+        self,
+        x: np.ndarray,
+        shift: np.ndarray,
+        delta_k: np.ndarray,
+        scale: float,
+        weight: float,
+        lattice: _Lattice | None,
+        out: np.ndarray,
+    ) -> None:
+        """The force made one component at a time in Fourier space, into ``out``."""
+        n, box = self.n_mesh, self.box_size
         field_k = np.empty_like(delta_k)
-        out = np.empty_like(x)
         for axis in range(3):
-            self._field(delta_k, axis, weight, lattice, field_k)
+            self._field(delta_k, axis, weight, lattice, scale, field_k)
             # the transform may overwrite field_k: it is refilled for the next axis
             component = scipy.fft.irfftn(
                 field_k, s=(n, n, n), workers=self.threads, overwrite_x=True
             )
-            out[:, axis] = interpolate(component, shifted, box, scheme="cic")
+            out[:, axis] = interpolate(component, x, box, scheme="cic", shift=shift)
             del component
-        return out
 
     def _field(
         self,
@@ -189,9 +227,10 @@ class PMSolver:
         axis: int,
         weight: float,
         lattice: _Lattice | None,
+        scale: float,
         out: np.ndarray,
     ) -> None:
-        """Fourier modes of force component ``axis`` into ``out``."""
+        """Modes of force component ``axis`` of ``scale`` × the counts, into ``out``."""
         lattice_green = lattice.green if weight > 0.0 else None
         lattice_gradient = lattice.gradient[axis] if weight > 0.0 else None
         if _compiled.available():
@@ -204,6 +243,7 @@ class PMSolver:
                 lattice_green,
                 lattice_gradient,
                 out=out,
+                scale=scale,
             )
             return
         shape = [1, 1, 1]
@@ -211,6 +251,7 @@ class PMSolver:
         factor = self._green * ((1.0 - weight) * self._gradient[axis]).reshape(shape)
         if weight > 0.0:
             factor += lattice_green * (weight * lattice_gradient).reshape(shape)
+        factor *= scale
         np.multiply(delta_k, 1j * factor, out=out)
 
     def _lattice_kernel(self, n_particles: int) -> _Lattice | None:
@@ -296,20 +337,52 @@ class PMSolver:
     def step(
         self, state: State, a_next: float, factors: np.ndarray | None = None
     ) -> State:
-        """One kick-drift-kick step from ``state.a`` to ``a_next``.
+        """One kick-drift-kick step from ``state.a`` to ``a_next``, as a new State.
 
         ``factors`` is this step's row of :meth:`step_factors` (computed if None).
+        ``state`` is left as it was; :meth:`advance` does the same step in place.
+        """
+        force = None if state.force is None else state.force.copy()
+        new = State(x=state.x.copy(), p=state.p.copy(), a=state.a, force=force)
+        self.advance(new, a_next, factors)
+        return new
+
+    def advance(
+        self, state: State, a_next: float, factors: np.ndarray | None = None
+    ) -> None:
+        """The step of :meth:`step` done in place: no copies of the N × 3 arrays.
+
+        ``state.x``, ``state.p`` and ``state.force`` are overwritten (the force
+        array is reused for the new force) and ``state.a`` becomes ``a_next``.
         """
         if factors is None:
             factors = self.step_factors([state.a, a_next])[0]
         kick_first, drift, kick_second = (float(f) for f in factors)
-        force = state.force if state.force is not None else self.force(state.x)
-        p = state.p + kick_first * force
-        x = state.x + drift * p
+        x, p = state.x, state.p
+        force = state.force if state.force is not None else self.force(x)
+        self._kick_drift(x, p, force, kick_first, drift)
+        state.force = self.force(x, out=force)
+        self._kick(p, force, kick_second)
+        state.a = a_next
+
+    def _kick_drift(
+        self, x: np.ndarray, p: np.ndarray, force: np.ndarray, kick: float, drift: float
+    ) -> None:
+        """p += kick F, then x += drift p wrapped into the box, in place."""
+        if _compiled.available():
+            _compiled.kick_drift(x, p, force, kick, drift, self.box_size)
+            return
+        self._kick(p, force, kick)
+        x += drift * p
         np.mod(x, self.box_size, out=x)
-        force = self.force(x)
-        p += kick_second * force
-        return State(x=x, p=p, a=a_next, force=force)
+
+    @staticmethod
+    def _kick(p: np.ndarray, force: np.ndarray, kick: float) -> None:
+        """p += kick F in place."""
+        if _compiled.available():
+            _compiled.kick(p, force, kick)
+            return
+        p += kick * force
 
 
 def _lattice_kernel(n_mesh: int, side: int, box_size: float, omega0: float) -> _Lattice:
