@@ -227,9 +227,7 @@ def interpolate(
             f"{mesh.shape} for positions {positions.shape}"
         )
     if positions.shape[1] == 3 and _compiled.available():
-        return _compiled.interpolate3(
-            np.ascontiguousarray(mesh), positions, box_size, order, shift
-        )
+        return _compiled.interpolate3(mesh, positions, box_size, order, shift)
     flat = np.ascontiguousarray(mesh).reshape(-1)
     values = np.empty(len(positions))
     kernel = _Kernel(n_mesh, order, positions.shape[1], box_size)

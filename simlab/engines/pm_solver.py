@@ -60,6 +60,8 @@ SPACINGS = ("loga", "a", "mixed")
 MIXED_TRANSITION = 0.1
 #: Particles (at most) the lattice order is measured on.
 LATTICE_SAMPLE = 2**16
+#: Mesh points per block of planes the z transforms go through (in place).
+PLANE_BLOCK = 2**17
 
 
 def time_steps(
@@ -158,6 +160,7 @@ class PMSolver:
         self._gradient = [grad(k_full), grad(k_full), grad(k_half)]
         self._lattice: _Lattice | None = None
         self._lattice_for: int | None = None
+        self._modes: np.ndarray | None = None
 
     def force(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Acceleration F = -∇φ at each particle, (N, 3), into ``out`` if given.
@@ -182,22 +185,26 @@ class PMSolver:
         self._fourier_force(x, shift, delta_k, scale, weight, lattice, out)
         return out
 
-    def density_mesh(self, x: np.ndarray, shift: np.ndarray) -> np.ndarray:
-        """CIC particle counts on the mesh, the particles moved by ``shift`` cells."""
-        return deposit(x, self.box_size, self.n_mesh, scheme="cic", shift=shift)
-
     def density_modes(self, x: np.ndarray, shift: np.ndarray) -> np.ndarray:
-        """The Fourier modes of the particle counts (``rfftn`` layout)."""
-        mesh = self.density_mesh(x, shift)
-        return scipy.fft.rfftn(mesh, workers=self.threads, overwrite_x=True)
+        """The Fourier modes of the CIC particle counts, in the solver's buffer.
+
+        The particles, moved by ``shift`` cells, are deposited into the real rows of
+        the complex array (FFTW's padded in-place layout) and transformed there, so
+        the mesh and its modes never take memory at the same time; the buffer is
+        kept from call to call (no fresh pages to fault in every step).
+        """
+        if self._modes is None:
+            n = self.n_mesh
+            self._modes = np.empty((n, n, n // 2 + 1), dtype=np.complex128)
+        mesh = real_view(self._modes)
+        deposit(x, self.box_size, self.n_mesh, scheme="cic", out=mesh, shift=shift)
+        self._modes = forward_in_place(self._modes, self.threads)
+        return self._modes
 
     def potential(self, delta_k: np.ndarray, scale: float) -> np.ndarray:
-        """ψ = -φ on the mesh from the count modes (overwritten) times ``scale``."""
+        """ψ = -φ on the mesh, a real view of ``delta_k`` (counts × ``scale``)."""
         _compiled.potential_modes(delta_k, self._green, scale)
-        n = self.n_mesh
-        return scipy.fft.irfftn(
-            delta_k, s=(n, n, n), workers=self.threads, overwrite_x=True
-        )
+        return inverse_in_place(delta_k, self.threads)
 
     def _fourier_force(
         self,
@@ -210,16 +217,14 @@ class PMSolver:
         out: np.ndarray,
     ) -> None:
         """The force made one component at a time in Fourier space, into ``out``."""
-        n, box = self.n_mesh, self.box_size
         field_k = np.empty_like(delta_k)
         for axis in range(3):
             self._field(delta_k, axis, weight, lattice, scale, field_k)
-            # the transform may overwrite field_k: it is refilled for the next axis
-            component = scipy.fft.irfftn(
-                field_k, s=(n, n, n), workers=self.threads, overwrite_x=True
+            # transformed in place: field_k is refilled for the next axis
+            component = inverse_in_place(field_k, self.threads)
+            out[:, axis] = interpolate(
+                component, x, self.box_size, scheme="cic", shift=shift
             )
-            out[:, axis] = interpolate(component, x, box, scheme="cic", shift=shift)
-            del component
 
     def _field(
         self,
@@ -383,6 +388,42 @@ class PMSolver:
             _compiled.kick(p, force, kick)
             return
         p += kick * force
+
+
+def real_view(modes: np.ndarray) -> np.ndarray:
+    """The (n, n, n) real mesh held in the rows of an (n, n, n // 2 + 1) array."""
+    n = modes.shape[0]
+    return modes.view(np.float64)[:, :, :n]
+
+
+def forward_in_place(modes: np.ndarray, workers: int) -> np.ndarray:
+    """``rfftn`` of the real mesh in ``modes``' rows, written over it.
+
+    The z transform goes block of planes by block of planes (a block is read
+    whole before its modes are written back), then the x-y transform in place
+    (scipy returns the same memory; the returned array is the one to use).
+    """
+    n = modes.shape[0]
+    mesh = real_view(modes)
+    planes = max(PLANE_BLOCK // (n * n), 1)
+    for start in range(0, n, planes):
+        stop = min(start + planes, n)
+        modes[start:stop] = scipy.fft.rfft(mesh[start:stop], axis=-1, workers=workers)
+    return scipy.fft.fftn(modes, axes=(0, 1), overwrite_x=True, workers=workers)
+
+
+def inverse_in_place(modes: np.ndarray, workers: int) -> np.ndarray:
+    """``irfftn`` of ``modes`` written over them: the real view of the result."""
+    n = modes.shape[0]
+    modes = scipy.fft.ifftn(modes, axes=(0, 1), overwrite_x=True, workers=workers)
+    mesh = real_view(modes)
+    planes = max(PLANE_BLOCK // (n * n), 1)
+    for start in range(0, n, planes):
+        stop = min(start + planes, n)
+        mesh[start:stop] = scipy.fft.irfft(
+            modes[start:stop], n=n, axis=-1, workers=workers
+        )
+    return mesh
 
 
 def _lattice_kernel(n_mesh: int, side: int, box_size: float, omega0: float) -> _Lattice:
