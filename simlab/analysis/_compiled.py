@@ -62,7 +62,7 @@ def _axis_stencil(u: float, n: int, order: int) -> tuple[int, float, float, floa
 def _deposit3(
     positions: np.ndarray,
     scale: float,
-    shift: float,
+    shifts: np.ndarray,
     order: int,
     weights: np.ndarray,
     use_weights: bool,
@@ -83,7 +83,7 @@ def _deposit3(
         lo = owner * n // owners
         hi = (owner + 1) * n // owners
         for i in range(positions.shape[0]):
-            ux = positions[i, 0] * scale + shift
+            ux = positions[i, 0] * scale + shifts[0]
             if not np.isfinite(ux):
                 bad[owner] += 1
                 continue
@@ -94,8 +94,8 @@ def _deposit3(
                 mine = mine or (lo <= plane < hi)
             if not mine:
                 continue
-            uy = positions[i, 1] * scale + shift
-            uz = positions[i, 2] * scale + shift
+            uy = positions[i, 1] * scale + shifts[1]
+            uz = positions[i, 2] * scale + shifts[2]
             if not (np.isfinite(uy) and np.isfinite(uz)):
                 bad[owner] += 1
                 continue
@@ -152,7 +152,7 @@ def _cic_axis(u: float, n: int) -> tuple[int, int, float, bool]:
 def _cic3(
     positions: np.ndarray,
     scale: float,
-    shift: float,
+    shifts: np.ndarray,
     weights: np.ndarray,
     use_weights: bool,
     out: np.ndarray,
@@ -165,7 +165,7 @@ def _cic3(
         lo = owner * n // owners
         hi = (owner + 1) * n // owners
         for i in range(positions.shape[0]):
-            ix, jx, dx, ok = _cic_axis(positions[i, 0] * scale + shift, n)
+            ix, jx, dx, ok = _cic_axis(positions[i, 0] * scale + shifts[0], n)
             if not ok:
                 bad[owner] += 1
                 continue
@@ -173,8 +173,8 @@ def _cic3(
             own_j = lo <= jx < hi
             if not (own_i or own_j):
                 continue
-            iy, jy, dy, ok_y = _cic_axis(positions[i, 1] * scale + shift, n)
-            iz, jz, dz, ok_z = _cic_axis(positions[i, 2] * scale + shift, n)
+            iy, jy, dy, ok_y = _cic_axis(positions[i, 1] * scale + shifts[1], n)
+            iz, jz, dz, ok_z = _cic_axis(positions[i, 2] * scale + shifts[2], n)
             if not (ok_y and ok_z):
                 bad[owner] += 1
                 continue
@@ -202,15 +202,20 @@ def _cic3(
 
 
 def _interpolate3(
-    mesh: np.ndarray, positions: np.ndarray, scale: float, order: int, out: np.ndarray
+    mesh: np.ndarray,
+    positions: np.ndarray,
+    scale: float,
+    shifts: np.ndarray,
+    order: int,
+    out: np.ndarray,
 ) -> int:
     """The field at each particle, the transpose of ``_deposit3``; non-finite count."""
     n = mesh.shape[0]
     bad = 0
     for i in numba.prange(positions.shape[0]):
-        ux = positions[i, 0] * scale
-        uy = positions[i, 1] * scale
-        uz = positions[i, 2] * scale
+        ux = positions[i, 0] * scale + shifts[0]
+        uy = positions[i, 1] * scale + shifts[1]
+        uz = positions[i, 2] * scale + shifts[2]
         if not (np.isfinite(ux) and np.isfinite(uy) and np.isfinite(uz)):
             bad += 1
             out[i] = np.nan
@@ -248,26 +253,139 @@ def _gradient_field(
     ty: np.ndarray,
     tz: np.ndarray,
     weight: float,
+    scale: float,
     out: np.ndarray,
 ) -> None:
-    """out = i δ_k [(1 - w) g G + w t G_lattice] in one pass, g = gx gy gz.
+    """out = i s δ_k [(1 - w) g G + w t G_lattice] in one pass, g = gx gy gz.
 
     One of the per-axis factors is the gradient, the other two are ones. The lattice
     term is skipped when ``weight`` is 0 (its arrays may then be dummies).
     """
     nx, ny, nz = delta_k.shape
     lattice = weight > 0.0
-    conventional = 1.0 - weight
+    conventional = (1.0 - weight) * scale
     for i in numba.prange(nx):
         for j in range(ny):
             gxy = conventional * gx[i] * gy[j]
-            txy = weight * tx[i] * ty[j] if lattice else 0.0
+            txy = weight * scale * tx[i] * ty[j] if lattice else 0.0
             for k in range(nz):
                 factor = gxy * gz[k] * green[i, j, k]
                 if lattice:
                     factor += txy * tz[k] * lattice_green[i, j, k]
                 value = delta_k[i, j, k]
                 out[i, j, k] = complex(-factor * value.imag, factor * value.real)
+
+
+def _potential_modes(delta_k: np.ndarray, green: np.ndarray, scale: float) -> None:
+    """δ_k *= s G in place: the modes of the potential, with no second array."""
+    nx, ny, nz = delta_k.shape
+    for i in numba.prange(nx):
+        for j in range(ny):
+            for k in range(nz):
+                delta_k[i, j, k] *= scale * green[i, j, k]
+
+
+def _wrapped_line(low: int, n: int) -> tuple[int, int, int, int, int, int]:
+    """Indices low - 2 … low + 3 taken periodically into [0, n)."""
+    return (
+        (low - 2) % n,
+        (low - 1) % n,
+        low,
+        (low + 1) % n,
+        (low + 2) % n,
+        (low + 3) % n,
+    )
+
+
+def _cic_gradient(
+    psi: np.ndarray,
+    positions: np.ndarray,
+    scale: float,
+    shifts: np.ndarray,
+    inverse_12h: float,
+    out: np.ndarray,
+) -> int:
+    """CIC-read 4-point gradient of ``psi`` at each particle into ``out``; bad count.
+
+    The gradient along an axis at mesh point j is
+    [8 (ψ_{j+1} - ψ_{j-1}) - (ψ_{j+2} - ψ_{j-2})] / (12 h), the real-space form of
+    the Fourier factor i (8 sin kh - sin 2kh) / (6 h); the CIC weights are those
+    of :func:`_cic3`, so this equals interpolating three gradient meshes.
+    """
+    n = psi.shape[0]
+    bad = 0
+    for i in numba.prange(positions.shape[0]):
+        ix, _, dx, ok_x = _cic_axis(positions[i, 0] * scale + shifts[0], n)
+        iy, _, dy, ok_y = _cic_axis(positions[i, 1] * scale + shifts[1], n)
+        iz, _, dz, ok_z = _cic_axis(positions[i, 2] * scale + shifts[2], n)
+        if not (ok_x and ok_y and ok_z):
+            bad += 1
+            for c in range(3):
+                out[i, c] = np.nan
+            continue
+        lx = _wrapped_line(ix, n)
+        ly = _wrapped_line(iy, n)
+        lz = _wrapped_line(iz, n)
+        wx = (1.0 - dx, dx)
+        wy = (1.0 - dy, dy)
+        wz = (1.0 - dz, dz)
+        gx = gy = gz = 0.0
+        for a in range(2):
+            for b in range(2):
+                # x-derivative on the line (·, ly[2 + a], lz[2 + b]), and so on
+                y, z = ly[2 + a], lz[2 + b]
+                low = 8.0 * (psi[lx[3], y, z] - psi[lx[1], y, z]) - (
+                    psi[lx[4], y, z] - psi[lx[0], y, z]
+                )
+                high = 8.0 * (psi[lx[4], y, z] - psi[lx[2], y, z]) - (
+                    psi[lx[5], y, z] - psi[lx[1], y, z]
+                )
+                gx += wy[a] * wz[b] * (wx[0] * low + wx[1] * high)
+                x, z = lx[2 + a], lz[2 + b]
+                low = 8.0 * (psi[x, ly[3], z] - psi[x, ly[1], z]) - (
+                    psi[x, ly[4], z] - psi[x, ly[0], z]
+                )
+                high = 8.0 * (psi[x, ly[4], z] - psi[x, ly[2], z]) - (
+                    psi[x, ly[5], z] - psi[x, ly[1], z]
+                )
+                gy += wx[a] * wz[b] * (wy[0] * low + wy[1] * high)
+                x, y = lx[2 + a], ly[2 + b]
+                low = 8.0 * (psi[x, y, lz[3]] - psi[x, y, lz[1]]) - (
+                    psi[x, y, lz[4]] - psi[x, y, lz[0]]
+                )
+                high = 8.0 * (psi[x, y, lz[4]] - psi[x, y, lz[2]]) - (
+                    psi[x, y, lz[5]] - psi[x, y, lz[1]]
+                )
+                gz += wx[a] * wy[b] * (wz[0] * low + wz[1] * high)
+        out[i, 0] = gx * inverse_12h
+        out[i, 1] = gy * inverse_12h
+        out[i, 2] = gz * inverse_12h
+    return bad
+
+
+def _kick(p: np.ndarray, force: np.ndarray, factor: float) -> None:
+    """p += factor F in place, one pass, no temporary."""
+    for i in numba.prange(p.shape[0]):
+        for c in range(3):
+            p[i, c] += factor * force[i, c]
+
+
+def _kick_drift(
+    x: np.ndarray,
+    p: np.ndarray,
+    force: np.ndarray,
+    kick: float,
+    drift: float,
+    box_size: float,
+) -> None:
+    """p += kick F, then x += drift p wrapped into [0, L), in place in one pass."""
+    for i in numba.prange(x.shape[0]):
+        for c in range(3):
+            p[i, c] += kick * force[i, c]
+            value = x[i, c] + drift * p[i, c]
+            if not (value >= 0.0 and value < box_size):
+                value = value % box_size
+            x[i, c] = value
 
 
 def _compile(function: Callable, parallel: bool = False) -> Callable:
@@ -280,10 +398,20 @@ if numba is not None:
     _axis_stencil = _compile(_axis_stencil)
     _wrap_index = _compile(_wrap_index)
     _cic_axis = _compile(_cic_axis)
+    _wrapped_line = _compile(_wrapped_line)
     _cic3 = _compile(_cic3, parallel=True)
     _deposit3 = _compile(_deposit3, parallel=True)
     _interpolate3 = _compile(_interpolate3, parallel=True)
     _gradient_field = _compile(_gradient_field, parallel=True)
+    _potential_modes = _compile(_potential_modes, parallel=True)
+    _cic_gradient = _compile(_cic_gradient, parallel=True)
+    _kick = _compile(_kick, parallel=True)
+    _kick_drift = _compile(_kick_drift, parallel=True)
+
+
+def axis_shifts(shift: float | np.ndarray) -> np.ndarray:
+    """A shift in cells, one for all axes or one per axis, as 3 contiguous floats."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(shift, float), (3,)))
 
 
 def deposit3(
@@ -291,7 +419,7 @@ def deposit3(
     box_size: float,
     order: int,
     weights: np.ndarray | None,
-    shift: float,
+    shift: float | np.ndarray,
     out: np.ndarray,
 ) -> None:
     """Add the particles to the zeroed cubic ``out`` (see ``mesh.deposit``)."""
@@ -299,24 +427,33 @@ def deposit3(
     w = weights if use_weights else np.empty(0)
     n = out.shape[0]
     owners = max(min(numba.get_num_threads(), n), 1)
-    scale, shift = n / box_size, float(shift)
+    scale, shifts = n / box_size, axis_shifts(shift)
     if order == 2:
-        bad = _cic3(positions, scale, shift, w, use_weights, out, owners)
+        bad = _cic3(positions, scale, shifts, w, use_weights, out, owners)
     else:
-        bad = _deposit3(positions, scale, shift, order, w, use_weights, out, owners)
-    if bad:
-        raise ValueError(f"positions contain NaN or infinite values ({bad} particles)")
+        bad = _deposit3(positions, scale, shifts, order, w, use_weights, out, owners)
+    _check_finite(bad)
 
 
 def interpolate3(
-    mesh: np.ndarray, positions: np.ndarray, box_size: float, order: int
+    mesh: np.ndarray,
+    positions: np.ndarray,
+    box_size: float,
+    order: int,
+    shift: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """The cubic ``mesh`` read at each position (see ``mesh.interpolate``)."""
     out = np.empty(len(positions))
-    bad = _interpolate3(mesh, positions, mesh.shape[0] / box_size, order, out)
+    scale = mesh.shape[0] / box_size
+    bad = _interpolate3(mesh, positions, scale, axis_shifts(shift), order, out)
+    _check_finite(bad)
+    return out
+
+
+def _check_finite(bad: int) -> None:
+    """Raise if ``bad`` particles had NaN or infinite positions."""
     if bad:
         raise ValueError(f"positions contain NaN or infinite values ({bad} particles)")
-    return out
 
 
 def gradient_field(
@@ -328,12 +465,13 @@ def gradient_field(
     lattice_green: np.ndarray | None = None,
     lattice_gradient: np.ndarray | None = None,
     out: np.ndarray | None = None,
+    scale: float = 1.0,
 ) -> np.ndarray:
     """The Fourier modes of one force component of the PM solver.
 
-    i δ_k [(1 - w) g(k_axis) G + w t(k_axis) G_lattice]: ``delta_k`` is complex128
+    i s δ_k [(1 - w) g(k_axis) G + w t(k_axis) G_lattice]: ``delta_k`` is complex128
     in ``rfftn`` layout, ``green`` and ``lattice_green`` float64 of its shape, the
-    gradients g and t real factors along ``axis``.
+    gradients g and t real factors along ``axis``, s the scale of the density.
     """
     if out is None:
         out = np.empty_like(delta_k)
@@ -347,5 +485,46 @@ def gradient_field(
         t[axis] = np.ascontiguousarray(lattice_gradient, dtype=np.float64)
     else:
         lattice_green, t = np.zeros((1, 1, 1)), ones
-    _gradient_field(delta_k, green, *g, lattice_green, *t, float(weight), out)
+    _gradient_field(
+        delta_k, green, *g, lattice_green, *t, float(weight), float(scale), out
+    )
     return out
+
+
+def potential_modes(delta_k: np.ndarray, green: np.ndarray, scale: float) -> None:
+    """Turn the density modes into the potential's, s G δ_k, in place."""
+    _potential_modes(delta_k, green, float(scale))
+
+
+def gradient_at(
+    psi: np.ndarray,
+    positions: np.ndarray,
+    box_size: float,
+    shift: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """The 4-point gradient of the cubic mesh ``psi``, CIC-read at each position.
+
+    ``out`` (N, 3) float64 receives it; ``shift`` moves the particles by that many
+    cells per axis first, as in :func:`deposit3`.
+    """
+    scale = psi.shape[0] / box_size
+    shifts = axis_shifts(shift)
+    _check_finite(_cic_gradient(psi, positions, scale, shifts, scale / 12.0, out))
+
+
+def kick(p: np.ndarray, force: np.ndarray, factor: float) -> None:
+    """p += factor F in place (both (N, 3) float64, C-contiguous)."""
+    _kick(p, force, float(factor))
+
+
+def kick_drift(
+    x: np.ndarray,
+    p: np.ndarray,
+    force: np.ndarray,
+    kick: float,
+    drift: float,
+    box_size: float,
+) -> None:
+    """p += kick F; x += drift p, wrapped into [0, L); in place, in one pass."""
+    _kick_drift(x, p, force, float(kick), float(drift), float(box_size))

@@ -117,7 +117,7 @@ def deposit(
     scheme: str = "cic",
     weights: np.ndarray | None = None,
     out: np.ndarray | None = None,
-    shift: float = 0.0,
+    shift: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """Assign particles to a periodic mesh and return the mass per mesh point.
 
@@ -137,9 +137,10 @@ def deposit(
         mesh to fill; it is zeroed first. float32 halves the memory at ~1e-7
         relative rounding per point. It may be a strided view, such as the real
         rows of an in-place FFT buffer.
-    shift : float
-        move every particle by ``shift`` cells (+shift h along each axis) before the
-        assignment, e.g. 0.5 for the second mesh of interlacing
+    shift : float or (D,) array
+        move every particle by ``shift`` cells (+shift h along each axis, or one
+        shift per axis) before the assignment, e.g. 0.5 for the second mesh of
+        interlacing
 
     Returns
     -------
@@ -177,7 +178,11 @@ def deposit(
 
 
 def interpolate(
-    mesh: np.ndarray, positions: np.ndarray, box_size: float, scheme: str = "cic"
+    mesh: np.ndarray,
+    positions: np.ndarray,
+    box_size: float,
+    scheme: str = "cic",
+    shift: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """Read a periodic field at particle positions with a mass-assignment kernel.
 
@@ -195,6 +200,8 @@ def interpolate(
         comoving box side L in Mpc/h
     scheme : {"ngp", "cic", "tsc"}
         kernel
+    shift : float or (D,) array
+        move every particle by this many cells first, as in :func:`deposit`
 
     Returns
     -------
@@ -220,15 +227,13 @@ def interpolate(
             f"{mesh.shape} for positions {positions.shape}"
         )
     if positions.shape[1] == 3 and _compiled.available():
-        return _compiled.interpolate3(
-            np.ascontiguousarray(mesh), positions, box_size, order
-        )
+        return _compiled.interpolate3(mesh, positions, box_size, order, shift)
     flat = np.ascontiguousarray(mesh).reshape(-1)
     values = np.empty(len(positions))
     kernel = _Kernel(n_mesh, order, positions.shape[1], box_size)
     gathered = np.empty(kernel.chunk * kernel.size, dtype=flat.dtype)
     for start, stop in kernel.chunks(len(positions)):
-        index, weight = kernel(positions[start:stop])
+        index, weight = kernel(positions[start:stop], shift)
         weight *= np.take(flat, index, out=gathered[: index.size], mode="clip")
         weight.reshape(kernel.size, -1).sum(axis=0, out=values[start:stop])
     return values
@@ -372,7 +377,7 @@ class _Kernel:
     def __call__(
         self,
         positions: np.ndarray,
-        shift: float = 0.0,
+        shift: float | np.ndarray = 0.0,
         weights: np.ndarray | None = None,
         dtype: type = np.float64,
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -410,12 +415,14 @@ class _Kernel:
             buffer = self._buffers[name] = np.empty(capacity, dtype)
         return buffer[:size].reshape(shape)
 
-    def _cell_units(self, positions: np.ndarray, shift: float) -> np.ndarray:
+    def _cell_units(
+        self, positions: np.ndarray, shift: float | np.ndarray
+    ) -> np.ndarray:
         """Float64 positions in cells, (D, C), wrapped into [0, n] (n by rounding)."""
         cells = self._buffer("cells", positions.shape[::-1], np.float64)
         np.multiply(positions.T, self._scale, out=cells, dtype=np.float64)
-        if shift:
-            cells += shift
+        if np.any(shift):
+            cells += np.broadcast_to(shift, (len(cells),))[:, None]
         if cells.size and not (cells.min() >= 0 and cells.max() < self.n_mesh):
             np.mod(cells, self.n_mesh, out=cells)
             if not np.isfinite(cells).all():

@@ -363,7 +363,7 @@ def simulate(
         flush=True,
     )
     for step in range(first, n_steps):
-        state = solver.step(state, float(boundaries[step + 1]), factors[step])
+        solver.advance(state, float(boundaries[step + 1]), factors[step])
         elapsed = time.monotonic() - started
         print(
             f"pm: step {step + 1}/{n_steps} a={state.a:.6f} z={1 / state.a - 1:.4f} "

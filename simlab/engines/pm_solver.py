@@ -60,6 +60,8 @@ SPACINGS = ("loga", "a", "mixed")
 MIXED_TRANSITION = 0.1
 #: Particles (at most) the lattice order is measured on.
 LATTICE_SAMPLE = 2**16
+#: Mesh points per block of planes the z transforms go through (in place).
+PLANE_BLOCK = 2**17
 
 
 def time_steps(
@@ -158,30 +160,71 @@ class PMSolver:
         self._gradient = [grad(k_full), grad(k_full), grad(k_half)]
         self._lattice: _Lattice | None = None
         self._lattice_for: int | None = None
+        self._modes: np.ndarray | None = None
 
-    def force(self, x: np.ndarray) -> np.ndarray:
-        """Acceleration F = -∇φ at each particle, (N, 3)."""
-        n, box = self.n_mesh, self.box_size
+    def force(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Acceleration F = -∇φ at each particle, (N, 3), into ``out`` if given.
+
+        Once the lattice has melted (w = 0) the 4-point gradient is a real-space
+        stencil: one inverse FFT of the potential and a stencil read at each particle
+        replace the three inverse FFTs of the force components (equal up to
+        rounding). While w > 0 the lattice gradient is not a finite stencil, so the
+        components are made in Fourier space.
+        """
         lattice = self._lattice_kernel(len(x))
         weight, shift = self._lattice_state(x, lattice)
         self.lattice_weight = weight
-        shifted = x + shift * (box / n)
-        mesh = deposit(shifted, box, n, scheme="cic")
-        mesh *= n**3 / len(x)
-        mesh -= 1.0
-        delta_k = scipy.fft.rfftn(mesh, workers=self.threads)
-        del mesh
-        field_k = np.empty_like(delta_k)
-        out = np.empty_like(x)
-        for axis in range(3):
-            self._field(delta_k, axis, weight, lattice, field_k)
-            # the transform may overwrite field_k: it is refilled for the next axis
-            component = scipy.fft.irfftn(
-                field_k, s=(n, n, n), workers=self.threads, overwrite_x=True
-            )
-            out[:, axis] = interpolate(component, shifted, box, scheme="cic")
-            del component
+        if out is None:
+            out = np.empty((len(x), 3))
+        delta_k = self.density_modes(x, shift)
+        scale = self.n_mesh**3 / len(x)  # δ = scale × mesh - 1; G(0) = 0 drops the 1
+        if weight == 0.0 and _compiled.available():
+            psi = self.potential(delta_k, scale)
+            _compiled.gradient_at(psi, x, self.box_size, shift, out)
+            return out
+        self._fourier_force(x, shift, delta_k, scale, weight, lattice, out)
         return out
+
+    def density_modes(self, x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """The Fourier modes of the CIC particle counts, in the solver's buffer.
+
+        The particles, moved by ``shift`` cells, are deposited into the real rows of
+        the complex array (FFTW's padded in-place layout) and transformed there, so
+        the mesh and its modes never take memory at the same time; the buffer is
+        kept from call to call (no fresh pages to fault in every step).
+        """
+        if self._modes is None:
+            n = self.n_mesh
+            self._modes = np.empty((n, n, n // 2 + 1), dtype=np.complex128)
+        mesh = real_view(self._modes)
+        deposit(x, self.box_size, self.n_mesh, scheme="cic", out=mesh, shift=shift)
+        self._modes = forward_in_place(self._modes, self.threads)
+        return self._modes
+
+    def potential(self, delta_k: np.ndarray, scale: float) -> np.ndarray:
+        """ψ = -φ on the mesh, a real view of ``delta_k`` (counts × ``scale``)."""
+        _compiled.potential_modes(delta_k, self._green, scale)
+        return inverse_in_place(delta_k, self.threads)
+
+    def _fourier_force(
+        self,
+        x: np.ndarray,
+        shift: np.ndarray,
+        delta_k: np.ndarray,
+        scale: float,
+        weight: float,
+        lattice: _Lattice | None,
+        out: np.ndarray,
+    ) -> None:
+        """The force made one component at a time in Fourier space, into ``out``."""
+        field_k = np.empty_like(delta_k)
+        for axis in range(3):
+            self._field(delta_k, axis, weight, lattice, scale, field_k)
+            # transformed in place: field_k is refilled for the next axis
+            component = inverse_in_place(field_k, self.threads)
+            out[:, axis] = interpolate(
+                component, x, self.box_size, scheme="cic", shift=shift
+            )
 
     def _field(
         self,
@@ -189,9 +232,10 @@ class PMSolver:
         axis: int,
         weight: float,
         lattice: _Lattice | None,
+        scale: float,
         out: np.ndarray,
     ) -> None:
-        """Fourier modes of force component ``axis`` into ``out``."""
+        """Modes of force component ``axis`` of ``scale`` × the counts, into ``out``."""
         lattice_green = lattice.green if weight > 0.0 else None
         lattice_gradient = lattice.gradient[axis] if weight > 0.0 else None
         if _compiled.available():
@@ -204,6 +248,7 @@ class PMSolver:
                 lattice_green,
                 lattice_gradient,
                 out=out,
+                scale=scale,
             )
             return
         shape = [1, 1, 1]
@@ -211,6 +256,7 @@ class PMSolver:
         factor = self._green * ((1.0 - weight) * self._gradient[axis]).reshape(shape)
         if weight > 0.0:
             factor += lattice_green * (weight * lattice_gradient).reshape(shape)
+        factor *= scale
         np.multiply(delta_k, 1j * factor, out=out)
 
     def _lattice_kernel(self, n_particles: int) -> _Lattice | None:
@@ -296,20 +342,88 @@ class PMSolver:
     def step(
         self, state: State, a_next: float, factors: np.ndarray | None = None
     ) -> State:
-        """One kick-drift-kick step from ``state.a`` to ``a_next``.
+        """One kick-drift-kick step from ``state.a`` to ``a_next``, as a new State.
 
         ``factors`` is this step's row of :meth:`step_factors` (computed if None).
+        ``state`` is left as it was; :meth:`advance` does the same step in place.
+        """
+        force = None if state.force is None else state.force.copy()
+        new = State(x=state.x.copy(), p=state.p.copy(), a=state.a, force=force)
+        self.advance(new, a_next, factors)
+        return new
+
+    def advance(
+        self, state: State, a_next: float, factors: np.ndarray | None = None
+    ) -> None:
+        """The step of :meth:`step` done in place: no copies of the N × 3 arrays.
+
+        ``state.x``, ``state.p`` and ``state.force`` are overwritten (the force
+        array is reused for the new force) and ``state.a`` becomes ``a_next``.
         """
         if factors is None:
             factors = self.step_factors([state.a, a_next])[0]
         kick_first, drift, kick_second = (float(f) for f in factors)
-        force = state.force if state.force is not None else self.force(state.x)
-        p = state.p + kick_first * force
-        x = state.x + drift * p
+        x, p = state.x, state.p
+        force = state.force if state.force is not None else self.force(x)
+        self._kick_drift(x, p, force, kick_first, drift)
+        state.force = self.force(x, out=force)
+        self._kick(p, force, kick_second)
+        state.a = a_next
+
+    def _kick_drift(
+        self, x: np.ndarray, p: np.ndarray, force: np.ndarray, kick: float, drift: float
+    ) -> None:
+        """p += kick F, then x += drift p wrapped into the box, in place."""
+        if _compiled.available():
+            _compiled.kick_drift(x, p, force, kick, drift, self.box_size)
+            return
+        self._kick(p, force, kick)
+        x += drift * p
         np.mod(x, self.box_size, out=x)
-        force = self.force(x)
-        p += kick_second * force
-        return State(x=x, p=p, a=a_next, force=force)
+
+    @staticmethod
+    def _kick(p: np.ndarray, force: np.ndarray, kick: float) -> None:
+        """p += kick F in place."""
+        if _compiled.available():
+            _compiled.kick(p, force, kick)
+            return
+        p += kick * force
+
+
+def real_view(modes: np.ndarray) -> np.ndarray:
+    """The (n, n, n) real mesh held in the rows of an (n, n, n // 2 + 1) array."""
+    n = modes.shape[0]
+    return modes.view(np.float64)[:, :, :n]
+
+
+def forward_in_place(modes: np.ndarray, workers: int) -> np.ndarray:
+    """``rfftn`` of the real mesh in ``modes``' rows, written over it.
+
+    The z transform goes block of planes by block of planes (a block is read
+    whole before its modes are written back), then the x-y transform in place
+    (scipy returns the same memory; the returned array is the one to use).
+    """
+    n = modes.shape[0]
+    mesh = real_view(modes)
+    planes = max(PLANE_BLOCK // (n * n), 1)
+    for start in range(0, n, planes):
+        stop = min(start + planes, n)
+        modes[start:stop] = scipy.fft.rfft(mesh[start:stop], axis=-1, workers=workers)
+    return scipy.fft.fftn(modes, axes=(0, 1), overwrite_x=True, workers=workers)
+
+
+def inverse_in_place(modes: np.ndarray, workers: int) -> np.ndarray:
+    """``irfftn`` of ``modes`` written over them: the real view of the result."""
+    n = modes.shape[0]
+    modes = scipy.fft.ifftn(modes, axes=(0, 1), overwrite_x=True, workers=workers)
+    mesh = real_view(modes)
+    planes = max(PLANE_BLOCK // (n * n), 1)
+    for start in range(0, n, planes):
+        stop = min(start + planes, n)
+        mesh[start:stop] = scipy.fft.irfft(
+            modes[start:stop], n=n, axis=-1, workers=workers
+        )
+    return mesh
 
 
 def _lattice_kernel(n_mesh: int, side: int, box_size: float, omega0: float) -> _Lattice:

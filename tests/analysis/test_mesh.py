@@ -162,6 +162,24 @@ def test_shift_moves_particles_by_cells() -> None:
     )
 
 
+@pytest.mark.parametrize("scheme", ["cic", "tsc"])
+def test_a_shift_per_axis_moves_each_axis_by_its_cells(scheme: str) -> None:
+    x = random_positions(200, seed=6)
+    shift = np.array([0.5, 0.25, 0.9])
+    moved = x + shift * (BOX / 8)
+    np.testing.assert_allclose(
+        deposit(x, BOX, 8, scheme, shift=shift),
+        deposit(moved, BOX, 8, scheme),
+        atol=1e-12,
+    )
+    field = random_positions(512, seed=7)[:, 0].reshape(8, 8, 8)
+    np.testing.assert_allclose(
+        interpolate(field, x, BOX, scheme, shift=shift),
+        interpolate(field, moved, BOX, scheme),
+        atol=1e-12,
+    )
+
+
 def test_out_is_zeroed_filled_and_returned_in_its_dtype() -> None:
     x = random_positions(1000, seed=6)
     out = np.full((8, 8, 8), 7.0, dtype=np.float32)
