@@ -83,7 +83,7 @@ def _final_power(rundir: Path, n_mesh: int) -> Any:
 
 def run(quick: bool = False) -> list[dict]:
     """The PM run, its 1-core time, and its P(k) against a converged reference."""
-    from simlab.state.rundir import RunDir
+    from simlab.service.submission import create  # validated, ICs written
 
     particles, box, mesh, steps = (32, 64.0, 64, 20) if quick else (64, 128.0, 128, 30)
     ref_mesh, ref_steps = 2 * mesh, 3 * steps // 2
@@ -91,7 +91,7 @@ def run(quick: bool = False) -> list[dict]:
     records = []
     with tempfile.TemporaryDirectory(prefix="simlab-bench-pm-") as tmp:
         root = Path(tmp)
-        main = RunDir.create(root, _config(particles, box, mesh, steps)).path
+        main = create(_config(particles, box, mesh, steps), root=root).path
         result = _run(main)
         total = result.pop("wall_s")
         peak = round(result.pop("peak_rss_mb"), 1)
@@ -118,7 +118,7 @@ def run(quick: bool = False) -> list[dict]:
             )
         )
         if not quick and hasattr(os, "sched_setaffinity"):
-            one = RunDir.create(root, _config(particles, box, mesh, steps)).path
+            one = create(_config(particles, box, mesh, steps), root=root).path
             single = _run(one, cpus={min(os.sched_getaffinity(0))})
             records.append(
                 record(
@@ -131,7 +131,7 @@ def run(quick: bool = False) -> list[dict]:
                     speedup_2_cores=round(single["wall_s"] / total, 2),
                 )
             )
-        reference = RunDir.create(root, _config(particles, box, ref_mesh, ref_steps))
+        reference = create(_config(particles, box, ref_mesh, ref_steps), root=root)
         ref = _run(reference.path)
         pk = _final_power(main, mesh)
         pk_ref = _final_power(reference.path, mesh)
