@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import functools
 import logging
 import tempfile
 import threading
@@ -79,6 +80,7 @@ def shutdown(manager: Any) -> None:
         logger.debug("spare kernel shutdown: %s", exc)
 
 
+@functools.cache
 def _engine() -> type:
     """:class:`SpareKernelEngine`, built and registered with papermill on first use
     (papermill is heavy to import)."""
