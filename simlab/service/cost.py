@@ -47,14 +47,15 @@ class EngineCosts:
 
 
 #: Coefficients per engine. pm: fitted to tracemalloc peaks of fresh engine
-#: processes, 16³-96³ particles on meshes n and 2n: x, p and the force in float64
-#: before and after a step plus ids (≈135 B/particle), the density mesh, its
-#: its half-complex FFT and one force component in place (≈36 B/cell), and
-#: ≈42 MB allocated once (growth tables, FFT plans); 0.25 s per step at 64³
-#: particles on a 128³ mesh.
+#: processes, 16³-96³ particles on meshes n and 2n, with numba (138 B/particle,
+#: 20 B/cell, 61 MB fixed) and without (105 B/particle, 32 B/cell, 36 MB): x, p
+#: and the force in float64, ids and the snapshot written, the complex buffer the
+#: density is deposited and transformed in, the potential; the fit in between is
+#: within 10% of every measured peak; 0.25 s per step at 64³ particles on a 128³
+#: mesh.
 #: gadget4 and concept: typical tree-PM figures from their manuals (rough).
 ENGINE_COSTS: dict[str, EngineCosts] = {
-    "pm": EngineCosts(135.0, 36.0, 42e6, 3.0, 1.1e-7, parallel=False),
+    "pm": EngineCosts(125.0, 25.0, 36e6, 3.0, 1.1e-7, parallel=False),
     "gadget4": EngineCosts(200.0, 24.0, 50e6, 5.0, 2e-6, parallel=True),
     "concept": EngineCosts(250.0, 24.0, 200e6, 20.0, 2e-6, parallel=True),
 }
@@ -123,8 +124,8 @@ def work_units(config: RunConfig) -> float:
 
 
 #: Python objects numba allocates when the PM engine's compiled kernels load
-#: (tracemalloc, 32³ and 64³ runs with and without ``SIMLAB_NO_NUMBA``).
-NUMBA_BYTES = 55e6
+#: (tracemalloc: the fixed part with numba less that without ``SIMLAB_NO_NUMBA``).
+NUMBA_BYTES = 24e6
 
 
 def memory_bytes(config: RunConfig) -> int:

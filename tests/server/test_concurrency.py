@@ -21,14 +21,14 @@ TINY = {
 }
 
 
-async def test_twenty_concurrent_submits_share_one_cluster(jp_fetch, manager):
+async def test_ten_concurrent_submits_share_one_cluster(jp_fetch, manager):
     async def submit(i: int) -> dict:
         body = json.dumps({**TINY, "metadata": {"name": f"c{i:02d}"}})
         response = await jp_fetch("simlab/api/runs", method="POST", body=body)
         assert response.code == 201
         return json.loads(response.body)
 
-    models = await asyncio.gather(*(submit(i) for i in range(20)))
+    models = await asyncio.gather(*(submit(i) for i in range(10)))
     clusters = json.loads((await jp_fetch("simlab/api/clusters")).body)["clusters"]
     assert [c["id"] for c in clusters] == ["local.pm"]
     (cluster,) = clusters
