@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -69,7 +70,11 @@ async def test_health_ready_and_codes(jp_fetch, manager):
 
 async def test_a_broken_catalogue_is_rebuilt_not_a_500(jp_fetch, manager):
     fake_run(manager.root, "kept")
-    manager.catalog.path.write_bytes(b"this is not a SQLite database" * 100)
+    # A new file in its place: a background refresh still holding the old one
+    # checkpoints into that one, never back over the garbage.
+    garbage = manager.catalog.path.with_name("garbage")
+    garbage.write_bytes(b"this is not a SQLite database" * 100)
+    os.replace(garbage, manager.catalog.path)
     for suffix in ("-wal", "-shm"):
         manager.catalog.path.with_name(manager.catalog.path.name + suffix).unlink(
             missing_ok=True
