@@ -32,12 +32,11 @@ from simlab.analysis.mesh import deposit, is_lazy, particle_positions
 from simlab.analysis.projection import (
     AXES,
     LENGTH_UNIT,
-    axis_index,
-    kernel_widths,
+    log_image,
     projection_image,
-    selected_density,
-    slab_range,
+    select_slab,
     smoothed_deposit,
+    value_range,
 )
 from simlab.theme import figure_rc
 
@@ -124,27 +123,13 @@ def projection_map(
         return image, (-half, box_size - half) * 2
     if is_lazy(positions):
         positions, _ = particle_positions(positions.compute(), box_size)
-    x0, x1 = _view_range(xlim, box_size, "xlim")
-    y0, y1 = _view_range(ylim, box_size, "ylim")
-    line_of_sight = axis_index(axis)
-    lo, hi = slab_range(slab, box_size)
-    depth = positions[:, line_of_sight]
-    inside = (depth >= lo) & (depth < hi)
-    count = int(np.count_nonzero(inside))
-    if count == 0:
-        raise ValueError(
-            f"slab={slab!r} along {axis} holds no particles; the box is "
-            f"[0, {box_size}) {LENGTH_UNIT}"
-        )
-    across = [a for a in range(3) if a != line_of_sight]
-    flat = positions[inside][:, across]
-    spacing = box_size / len(positions) ** (1 / 3)
-    widths = kernel_widths(
-        smoothing,
-        spacing,
-        count,
-        lambda: selected_density(positions, box_size, inside, density),
-    )
+    x0, x1 = value_range(xlim, box_size, "xlim")
+    y0, y1 = value_range(ylim, box_size, "ylim")
+    flat, widths = select_slab(
+        positions, box_size, axis=axis, slab=slab, smoothing=smoothing,
+        density=density,
+    )  # fmt: skip
+    count = len(flat)
     pixel = max(x1 - x0, y1 - y0) / n_pixels
     columns = max(round((x1 - x0) / pixel), 1)
     rows = max(round((y1 - y0) / pixel), 1)
@@ -175,24 +160,7 @@ def projection_map(
     mass *= box_size**2 / (count * pixel**2)  # 1 + δ relative to the slab
     image = mass[first : first + columns, first : first + rows].T
     extent = (x0, x0 + columns * pixel, y0, y0 + rows * pixel)
-    if log:
-        with np.errstate(divide="ignore"):
-            image = np.where(image > 0, np.log10(image), np.nan)
-    return image, tuple(float(v) for v in extent)
-
-
-def _view_range(
-    limits: tuple[float, float] | None, box_size: float, name: str
-) -> tuple[float, float]:
-    """(low, high) of a view along one axis: the whole box by default."""
-    if limits is None:
-        return 0.0, box_size
-    low, high = (float(v) for v in limits)
-    if not low < high:
-        raise ValueError(
-            f"{name}={limits!r} must be (low, high) with low < high, in {LENGTH_UNIT}"
-        )
-    return low, high
+    return log_image(image) if log else image, tuple(float(v) for v in extent)
 
 
 def _themed(draw: Any) -> Any:
@@ -273,7 +241,7 @@ def projection(
     horizontal, vertical = (a for a in AXES if a != axis)
     ax.set_xlabel(f"{horizontal} [{LENGTH_UNIT}]")
     ax.set_ylabel(f"{vertical} [{LENGTH_UNIT}]")
-    lo, hi = slab_range(slab, box_size)
+    lo, hi = value_range(slab, box_size, "slab")
     ax.set_title(f"projected density, {lo:g} ≤ {axis} < {hi:g} {LENGTH_UNIT}")
     bar = fig.colorbar(shown, ax=ax)
     bar.set_label("log10(1 + δ)" if log else "1 + δ")

@@ -114,69 +114,92 @@ def projection_image(
     in_memory = chunked is None and fits_in_memory(positions)
     if is_lazy(positions) and (density is not None or in_memory):
         positions, _ = particle_positions(positions.compute(), box_size)
-    line_of_sight = axis_index(axis)
-    lo, hi = slab_range(slab, box_size)
     if is_lazy(positions):
+        line_of_sight = axis_index(axis)
         total, count = _project_chunks(
-            positions, box_size, line_of_sight, (lo, hi), n_pixels, scheme, smoothing
-        )
-    else:
-        depth = positions[:, line_of_sight]
-        inside = (depth >= lo) & (depth < hi)
-        count = int(np.count_nonzero(inside))
-        spacing = box_size / len(positions) ** (1 / 3)
-        total = _slab_sum(
-            positions[inside],
-            line_of_sight,
+            positions,
             box_size,
+            line_of_sight,
+            value_range(slab, box_size, "slab"),
             n_pixels,
             scheme,
-            kernel_widths(
-                smoothing,
-                spacing,
-                count,
-                lambda: selected_density(positions, box_size, inside, density),
-            ),
+            smoothing,
         )
-    if count == 0:
-        raise ValueError(
-            f"slab={slab!r} along {axis} holds no particles; the box is "
-            f"[0, {box_size}) {LENGTH_UNIT}"
-        )
+        if count == 0:
+            raise _empty_slab(slab, axis, box_size)
+    else:
+        flat, widths = select_slab(
+            positions, box_size, axis=axis, slab=slab, smoothing=smoothing,
+            density=density,
+        )  # fmt: skip
+        total, count = _slab_sum(flat, box_size, n_pixels, scheme, widths), len(flat)
     mass = _slab_mass(total, n_pixels, count)
     mass *= n_pixels**2 / count
     image = mass.T
-    if not log:
-        return image
+    return log_image(image) if log else image
+
+
+def select_slab(
+    positions: np.ndarray,
+    box_size: float,
+    *,
+    axis: str,
+    slab: tuple[float, float] | None,
+    smoothing: str | float | None,
+    density: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The slab's particles in the coordinates of the two other axes, and their
+    kernel widths (None without smoothing); a ValueError naming the slab when it
+    holds no particle. What every map of in-memory positions starts from."""
+    line_of_sight = axis_index(axis)
+    lo, hi = value_range(slab, box_size, "slab")
+    depth = positions[:, line_of_sight]
+    inside = (depth >= lo) & (depth < hi)
+    count = int(np.count_nonzero(inside))
+    if count == 0:
+        raise _empty_slab(slab, axis, box_size)
+    spacing = box_size / len(positions) ** (1 / 3)
+
+    def contrast() -> np.ndarray:
+        if density is None:
+            return local_density(positions, box_size, positions[inside])
+        return np.asarray(density)[inside]
+
+    widths = kernel_widths(smoothing, spacing, count, contrast)
+    return positions[inside][:, _across(line_of_sight)], widths
+
+
+def log_image(image: np.ndarray) -> np.ndarray:
+    """log10 of a map's 1 + δ, NaN in its empty pixels."""
     with np.errstate(divide="ignore"):
         return np.where(image > 0, np.log10(image), np.nan)
 
 
-def selected_density(
-    positions: np.ndarray,
-    box_size: float,
-    inside: np.ndarray,
-    density: np.ndarray | None,
-) -> np.ndarray:
-    """1 + δ at the selected particles: given, or read off their own mesh."""
-    if density is None:
-        return local_density(positions, box_size, positions[inside])
-    return np.asarray(density)[inside]
+def _empty_slab(
+    slab: tuple[float, float] | None, axis: str, box_size: float
+) -> ValueError:
+    return ValueError(
+        f"slab={slab!r} along {axis} holds no particles; the box is "
+        f"[0, {box_size}) {LENGTH_UNIT}"
+    )
+
+
+def _across(line_of_sight: int) -> list[int]:
+    """The two axes of the map: those other than the line of sight, in order."""
+    return [a for a in range(3) if a != line_of_sight]
 
 
 def _slab_sum(
-    selected: np.ndarray,
-    line_of_sight: int,
+    flat: np.ndarray,
     box_size: float,
     n_pixels: int,
     scheme: str,
     widths: np.ndarray | None,
 ) -> np.ndarray:
-    """What the slab particles ``selected`` add to the map: their mass on the
-    pixels without smoothing, else the Fourier modes of their smoothed mass (sums
-    of either over chunks of particles are those of all of them)."""
-    across = [a for a in range(3) if a != line_of_sight]
-    flat = selected[:, across]
+    """What the slab particles (``flat``: their map coordinates) add to the map:
+    their mass on the pixels without smoothing, else the Fourier modes of their
+    smoothed mass (sums of either over chunks of particles are those of all of
+    them)."""
     if widths is None:
         return deposit(flat, box_size, n_pixels, scheme)
     return smoothed_modes(flat, widths, box_size, n_pixels, scheme)
@@ -244,10 +267,8 @@ def _chunk_sum(
         return np.maximum(interpolate(density_mesh, selected, box_size, "cic"), 1e-3)
 
     widths = kernel_widths(smoothing, spacing, len(selected), contrast)
-    return (
-        _slab_sum(selected, line_of_sight, box_size, n_pixels, scheme, widths),
-        len(selected),
-    )
+    flat = selected[:, _across(line_of_sight)]
+    return _slab_sum(flat, box_size, n_pixels, scheme, widths), len(selected)
 
 
 def local_density(
@@ -376,13 +397,16 @@ def axis_index(axis: str) -> int:
     return AXES.index(axis)
 
 
-def slab_range(
-    slab: tuple[float, float] | None, box_size: float
+def value_range(
+    limits: tuple[float, float] | None, box_size: float, name: str
 ) -> tuple[float, float]:
-    """(low, high) of a slab along the line of sight: the whole box by default."""
-    if slab is None:
+    """(low, high) of a slab or a view along one axis: the whole box by default;
+    a ValueError naming ``name`` unless low < high."""
+    if limits is None:
         return 0.0, box_size
-    lo, hi = (float(v) for v in slab)
-    if not lo < hi:
-        raise ValueError(f"slab={slab!r} must be (low, high) with low < high, in Mpc/h")
-    return lo, hi
+    low, high = (float(v) for v in limits)
+    if not low < high:
+        raise ValueError(
+            f"{name}={limits!r} must be (low, high) with low < high, in {LENGTH_UNIT}"
+        )
+    return low, high
