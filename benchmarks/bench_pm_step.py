@@ -99,7 +99,7 @@ def _parts(side: int) -> dict[str, float]:
             lambda: forward_in_place(buffer, solver.threads), prepare=counts
         ),
         "potential modes": _best(
-            lambda: _compiled.potential_modes(buffer, solver._green, scale),
+            lambda: _compiled.potential_modes(buffer, solver._green.factors(), scale),
             prepare=lambda: np.copyto(buffer, delta_k),
         ),
         "inverse FFT": _best(

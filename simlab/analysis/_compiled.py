@@ -242,13 +242,28 @@ def _interpolate3(
     return bad
 
 
+def _green_at(
+    green: tuple[
+        float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+    ],
+    i: int,
+    j: int,
+    k: int,
+) -> float:
+    """c / (p_x p_y p_z (s_x + s_y + s_z)) at mode (i, j, k), 0 where the
+    denominator is not positive: a Green's function from its per-axis factors."""
+    c, px, py, pz, sx, sy, sz = green
+    denominator = px[i] * py[j] * pz[k] * (sx[i] + sy[j] + sz[k])
+    return c / denominator if denominator > 0.0 else 0.0
+
+
 def _gradient_field(
     delta_k: np.ndarray,
-    green: np.ndarray,
+    green: tuple,
     gx: np.ndarray,
     gy: np.ndarray,
     gz: np.ndarray,
-    lattice_green: np.ndarray,
+    lattice_green: tuple,
     tx: np.ndarray,
     ty: np.ndarray,
     tz: np.ndarray,
@@ -258,8 +273,9 @@ def _gradient_field(
 ) -> None:
     """out = i s δ_k [(1 - w) g G + w t G_lattice] in one pass, g = gx gy gz.
 
-    One of the per-axis factors is the gradient, the other two are ones. The lattice
-    term is skipped when ``weight`` is 0 (its arrays may then be dummies).
+    One of the per-axis factors is the gradient, the other two are ones. The Green's
+    functions are made from their per-axis factors mode by mode (:func:`_green_at`).
+    The lattice term is skipped when ``weight`` is 0 (its factors may be dummies).
     """
     nx, ny, nz = delta_k.shape
     lattice = weight > 0.0
@@ -269,20 +285,20 @@ def _gradient_field(
             gxy = conventional * gx[i] * gy[j]
             txy = weight * scale * tx[i] * ty[j] if lattice else 0.0
             for k in range(nz):
-                factor = gxy * gz[k] * green[i, j, k]
+                factor = gxy * gz[k] * _green_at(green, i, j, k)
                 if lattice:
-                    factor += txy * tz[k] * lattice_green[i, j, k]
+                    factor += txy * tz[k] * _green_at(lattice_green, i, j, k)
                 value = delta_k[i, j, k]
                 out[i, j, k] = complex(-factor * value.imag, factor * value.real)
 
 
-def _potential_modes(delta_k: np.ndarray, green: np.ndarray, scale: float) -> None:
+def _potential_modes(delta_k: np.ndarray, green: tuple, scale: float) -> None:
     """δ_k *= s G in place: the modes of the potential, with no second array."""
     nx, ny, nz = delta_k.shape
     for i in numba.prange(nx):
         for j in range(ny):
             for k in range(nz):
-                delta_k[i, j, k] *= scale * green[i, j, k]
+                delta_k[i, j, k] *= scale * _green_at(green, i, j, k)
 
 
 def _wrapped_line(low: int, n: int) -> tuple[int, int, int, int, int, int]:
@@ -402,6 +418,7 @@ if numba is not None:
     _cic3 = _compile(_cic3, parallel=True)
     _deposit3 = _compile(_deposit3, parallel=True)
     _interpolate3 = _compile(_interpolate3, parallel=True)
+    _green_at = _compile(_green_at)
     _gradient_field = _compile(_gradient_field, parallel=True)
     _potential_modes = _compile(_potential_modes, parallel=True)
     _cic_gradient = _compile(_cic_gradient, parallel=True)
@@ -456,13 +473,21 @@ def _check_finite(bad: int) -> None:
         raise ValueError(f"positions contain NaN or infinite values ({bad} particles)")
 
 
+#: A Green's function as (c, p_x, p_y, p_z, s_x, s_y, s_z): G = c / (p_x p_y p_z
+#: (s_x + s_y + s_z)), 0 where that denominator is not positive (see
+#: :class:`simlab.engines.pm_solver.Green`).
+GreenFactors = tuple[
+    float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
+
+
 def gradient_field(
     delta_k: np.ndarray,
-    green: np.ndarray,
+    green: GreenFactors,
     gradient: np.ndarray,
     axis: int,
     weight: float = 0.0,
-    lattice_green: np.ndarray | None = None,
+    lattice_green: GreenFactors | None = None,
     lattice_gradient: np.ndarray | None = None,
     out: np.ndarray | None = None,
     scale: float = 1.0,
@@ -470,8 +495,9 @@ def gradient_field(
     """The Fourier modes of one force component of the PM solver.
 
     i s δ_k [(1 - w) g(k_axis) G + w t(k_axis) G_lattice]: ``delta_k`` is complex128
-    in ``rfftn`` layout, ``green`` and ``lattice_green`` float64 of its shape, the
-    gradients g and t real factors along ``axis``, s the scale of the density.
+    in ``rfftn`` layout, ``green`` and ``lattice_green`` the per-axis factors of
+    the Green's functions, the gradients g and t real factors along ``axis``, s the
+    scale of the density.
     """
     if out is None:
         out = np.empty_like(delta_k)
@@ -484,14 +510,14 @@ def gradient_field(
         t = list(ones)
         t[axis] = np.ascontiguousarray(lattice_gradient, dtype=np.float64)
     else:
-        lattice_green, t = np.zeros((1, 1, 1)), ones
+        lattice_green, t = green, ones
     _gradient_field(
         delta_k, green, *g, lattice_green, *t, float(weight), float(scale), out
     )
     return out
 
 
-def potential_modes(delta_k: np.ndarray, green: np.ndarray, scale: float) -> None:
+def potential_modes(delta_k: np.ndarray, green: GreenFactors, scale: float) -> None:
     """Turn the density modes into the potential's, s G δ_k, in place."""
     _potential_modes(delta_k, green, float(scale))
 

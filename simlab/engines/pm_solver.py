@@ -38,6 +38,7 @@ The force kernel (docs/accuracy.md has the measurements behind every choice):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -110,12 +111,43 @@ class State:
     force: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Green:
+    """A Green's function of rfftn modes kept as its per-axis factors.
+
+    G = c / (p_x p_y p_z (s_x + s_y + s_z)), 0 where that denominator is not
+    positive. Both of the solver's kernels take this form, and made mode by mode
+    from 1D factors they cost no memory: an n³/2 array of G would take as much as
+    the modes themselves (1 GB at 512³).
+    """
+
+    constant: float
+    products: tuple[np.ndarray, np.ndarray, np.ndarray]
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    def factors(self) -> _compiled.GreenFactors:
+        """(c, p_x, p_y, p_z, s_x, s_y, s_z), as the compiled kernels take them."""
+        return (self.constant, *self.products, *self.sums)
+
+    @functools.cached_property
+    def array(self) -> np.ndarray:
+        """G on every mode (the numpy path without numba)."""
+        px, py, pz = self.products
+        sx, sy, sz = self.sums
+        denominator = (px[:, None, None] * py[None, :, None] * pz) * (
+            sx[:, None, None] + sy[None, :, None] + sz
+        )
+        green = np.zeros_like(denominator)
+        np.divide(self.constant, denominator, out=green, where=denominator > 0)
+        return green
+
+
 @dataclass
 class _Lattice:
     """The kernel pieces that only exist for an n³ lattice on an f n mesh."""
 
     side: int
-    green: np.ndarray  # 1.5 Ω_m / (b² |t|²) inside the particle Nyquist cube, else 0
+    green: Green  # 1.5 Ω_m / (b² |t|²) inside the particle Nyquist cube, else 0
     gradient: list[np.ndarray]  # t_i along each axis (i t_i is the gradient; 0 outside)
 
 
@@ -147,11 +179,13 @@ class PMSolver:
         # FastPM's "3_4" kernel: 3-point Laplacian, 4-point gradient
         lap_full = (2 * np.sin(k_full * h / 2) / h) ** 2
         lap_half = (2 * np.sin(k_half * h / 2) / h) ** 2
-        laplacian = lap_full[:, None, None] + lap_full[None, :, None] + lap_half
-        laplacian[0, 0, 0] = 1.0
-        self._green = 1.5 * cosmo.Omega0 / laplacian
-        self._green[0, 0, 0] = 0.0
-        del laplacian
+        ones_full, ones_half = np.ones(n), np.ones(n // 2 + 1)
+        # G = 1.5 Ω_m / (3-point Laplacian), 0 at k = 0
+        self._green = Green(
+            1.5 * cosmo.Omega0,
+            (ones_full, ones_full, ones_half),
+            (lap_full, lap_full, lap_half),
+        )
 
         def grad(k: np.ndarray) -> np.ndarray:
             return (8 * np.sin(k * h) - np.sin(2 * k * h)) / (6 * h)
@@ -203,7 +237,7 @@ class PMSolver:
 
     def potential(self, delta_k: np.ndarray, scale: float) -> np.ndarray:
         """ψ = -φ on the mesh, a real view of ``delta_k`` (counts × ``scale``)."""
-        _compiled.potential_modes(delta_k, self._green, scale)
+        _compiled.potential_modes(delta_k, self._green.factors(), scale)
         return inverse_in_place(delta_k, self.threads)
 
     def _fourier_force(
@@ -241,11 +275,11 @@ class PMSolver:
         if _compiled.available():
             _compiled.gradient_field(
                 delta_k,
-                self._green,
+                self._green.factors(),
                 self._gradient[axis],
                 axis,
                 weight,
-                lattice_green,
+                lattice_green.factors() if lattice_green else None,
                 lattice_gradient,
                 out=out,
                 scale=scale,
@@ -253,9 +287,11 @@ class PMSolver:
             return
         shape = [1, 1, 1]
         shape[axis] = -1
-        factor = self._green * ((1.0 - weight) * self._gradient[axis]).reshape(shape)
-        if weight > 0.0:
-            factor += lattice_green * (weight * lattice_gradient).reshape(shape)
+        factor = self._green.array * ((1.0 - weight) * self._gradient[axis]).reshape(
+            shape
+        )
+        if lattice_green is not None:
+            factor += lattice_green.array * (weight * lattice_gradient).reshape(shape)
         factor *= scale
         np.multiply(delta_k, 1j * factor, out=out)
 
@@ -440,12 +476,11 @@ def _lattice_kernel(n_mesh: int, side: int, box_size: float, omega0: float) -> _
 
     t_full, b2_full = axis(m_full)
     t_half, b2_half = axis(m_half)
-    tt = t_full[:, None, None] ** 2 + t_full[None, :, None] ** 2 + t_half**2
-    b2 = b2_full[:, None, None] * b2_full[None, :, None] * b2_half
-    denominator = b2 * tt
-    green = np.zeros_like(denominator)
-    np.divide(1.5 * omega0, denominator, out=green, where=denominator > 0)
-    green[0, 0, 0] = 0.0
+    green = Green(
+        1.5 * omega0,
+        (b2_full, b2_full, b2_half),
+        (t_full**2, t_full**2, t_half**2),
+    )
     return _Lattice(side=side, green=green, gradient=[t_full, t_full, t_half])
 
 

@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,18 +48,23 @@ class EngineCosts:
 
 
 #: Coefficients per engine. pm: fitted to tracemalloc peaks of fresh engine
-#: processes, 16³-96³ particles on meshes n and 2n, with numba (138 B/particle,
-#: 20 B/cell, 61 MB fixed) and without (105 B/particle, 32 B/cell, 36 MB): x, p
-#: and the force in float64, ids and the snapshot written, the complex buffer the
-#: density is deposited and transformed in, the potential; the fit in between is
-#: within 10% of every measured peak; 0.25 s per step at 64³ particles on a 128³
-#: mesh.
+#: processes, 16³-96³ particles on meshes n and 2n, without numba (here) and with
+#: it (:data:`PM_COMPILED`): x, p and the force in float64, ids and the snapshot
+#: written, the complex buffer the density is deposited and transformed in (the
+#: potential is transformed back in it), and without numba a Green's function
+#: array; each fit is within 2% of every measured peak; 0.25 s per step at 64³
+#: particles on a 128³ mesh.
 #: gadget4 and concept: typical tree-PM figures from their manuals (rough).
 ENGINE_COSTS: dict[str, EngineCosts] = {
-    "pm": EngineCosts(125.0, 25.0, 36e6, 3.0, 1.1e-7, parallel=False),
+    "pm": EngineCosts(105.0, 32.0, 36e6, 3.0, 1.1e-7, parallel=False),
     "gadget4": EngineCosts(200.0, 24.0, 50e6, 5.0, 2e-6, parallel=True),
     "concept": EngineCosts(250.0, 24.0, 200e6, 20.0, 2e-6, parallel=True),
 }
+#: The pm engine with its compiled kernels: the Green's functions are made mode by
+#: mode (no array of them), numba's own objects take ~24 MB more.
+PM_COMPILED = dataclasses.replace(
+    ENGINE_COSTS["pm"], bytes_per_particle=142.0, bytes_per_cell=11.0, fixed_bytes=61e6
+)
 #: Gadget4 HDF5 snapshot: float32 positions and velocities per particle, plus ids.
 SNAPSHOT_BYTES_PER_PARTICLE = 24
 #: Header, attributes and HDF5 metadata of one snapshot file (measured ≈ 7 kB).
@@ -123,23 +129,17 @@ def work_units(config: RunConfig) -> float:
     return config.gravity.steps * per_step / speedup
 
 
-#: Python objects numba allocates when the PM engine's compiled kernels load
-#: (tracemalloc: the fixed part with numba less that without ``SIMLAB_NO_NUMBA``).
-NUMBA_BYTES = 24e6
-
-
 def memory_bytes(config: RunConfig) -> int:
     """Peak array memory of the engine process for ``config``."""
     costs = costs_for(config.code.engine)
-    fixed = costs.fixed_bytes
     if config.code.engine == "pm":
         from simlab.analysis import _compiled
 
-        fixed += NUMBA_BYTES if _compiled.available() else 0.0
+        costs = PM_COMPILED if _compiled.available() else costs
     return int(
         costs.bytes_per_particle * config.box.n_particles
         + costs.bytes_per_cell * config.mesh**3
-        + fixed
+        + costs.fixed_bytes
     )
 
 
