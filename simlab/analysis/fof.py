@@ -30,10 +30,14 @@ catalogues.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from simlab.analysis.chunked import fits_in_memory
+from simlab.analysis.mesh import is_lazy
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -58,6 +62,19 @@ class _Particles:
     attrs: dict[str, Any]
 
 
+@dataclass
+class _Sums:
+    """Per-group sums (float64) from which the catalogue columns follow: of whole
+    groups, of the parts of groups a slab holds, or of single particles."""
+
+    length: np.ndarray  # particles
+    first: np.ndarray  # lowest particle index, which orders groups of equal length
+    reference: np.ndarray  # (G, 3) position of that first particle
+    mass: np.ndarray  # sum of the particle masses (1 each without masses)
+    offset: np.ndarray  # (G, 3) mass-weighted sum of periodic offsets from reference
+    velocity: np.ndarray | None  # (G, 3) mass-weighted sum of velocities
+
+
 def find_halos(
     snapshot: xr.Dataset | np.ndarray | ParticleSet,
     linking_length: float = 0.2,
@@ -67,6 +84,8 @@ def find_halos(
     velocities: np.ndarray | None = None,
     particle_mass: float | np.ndarray | None = None,
     spacing: float | None = None,
+    chunked: bool | None = None,
+    n_slabs: int | None = None,
 ) -> xr.Dataset:
     """Friends-of-friends halos of a snapshot, as a Gadget4 ``Group`` table.
 
@@ -92,6 +111,14 @@ def find_halos(
     spacing : float, optional
         mean interparticle spacing in Mpc/h (default (V / N)^(1/3) of the
         particles given; set it when passing a subset of a snapshot)
+    chunked : bool or None
+        for a Dataset held lazily by dask: find the halos slab by slab on the dask
+        workers (True, :mod:`simlab.analysis.fof_chunked`), read it into memory
+        (False), or choose (None: read it when its positions take less than a
+        quarter of the free memory); the same halos either way
+    n_slabs : int, optional
+        slabs along x of the chunked path (default: one per largest chunk's worth
+        of particles, at least 2)
 
     Returns
     -------
@@ -127,7 +154,12 @@ def find_halos(
     >>> np.abs(halos.GroupPos.values[1] - [0.0, 0.0, 0.0] + 25) % 50 - 25 < 0.05
     array([ True,  True,  True])
     """
-    particles = _particles(snapshot, box_size, velocities, particle_mass)
+    particles = _particles(
+        snapshot, box_size, velocities, particle_mass, keep_lazy=chunked is not False
+    )
+    lazy = is_lazy(particles.positions)
+    if lazy and chunked is None and fits_in_memory(particles.positions):
+        particles, lazy = _loaded(particles), False
     n = len(particles.positions)
     if n == 0:
         raise ValueError("the snapshot holds no particles")
@@ -141,13 +173,21 @@ def find_halos(
         particles.box_size / n ** (1 / 3) if spacing is None else float(spacing)
     )
     link = linking_length * mean_spacing
-    labels = fof_labels(particles.positions, particles.box_size, link)
-    table = _catalogue(particles, labels, int(min_members))
+    finder = "simlab.analysis.fof (scipy cKDTree + connected_components)"
+    if lazy:
+        from simlab.analysis.fof_chunked import slab_group_sums
+
+        sums, slabs = slab_group_sums(particles, link, int(min_members), n_slabs)
+        finder = finder.replace(")", f", {slabs} slabs on dask)")
+    else:
+        labels = fof_labels(particles.positions, particles.box_size, link)
+        sums = _member_sums(particles, labels, int(min_members))
+    table = _catalogue(particles, sums, int(min_members))
     table.attrs.update(
         LinkingLength=link,
         LinkingLengthFactor=float(linking_length),
         GroupMinLen=int(min_members),
-        finder="simlab.analysis.fof (scipy cKDTree + connected_components)",
+        finder=finder,
     )
     return table
 
@@ -189,11 +229,7 @@ def fof_labels(
 
     x = _wrapped(positions, box_size)
     n = len(x)
-    if not 0 < link < box_size / 2:
-        raise ValueError(
-            f"the linking length must be in (0, L/2) = (0, {box_size / 2:g}) Mpc/h, "
-            f"got {link}"
-        )
+    check_link(link, box_size)
     # slabs along x of slab_particles each; a slab's pairs are those of the
     # particles within one linking length of it (periodically), found by one
     # cKDTree.query_pairs; pairs found by two neighbouring slabs merge harmlessly
@@ -238,12 +274,28 @@ def fof_labels(
     return labels.astype(np.int32, copy=False)
 
 
-def _merge(labels: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Labels after joining the groups ``first[i]`` and ``second[i]`` for every i.
+def check_link(link: float, box_size: float) -> None:
+    """Refuse a linking length a periodic pair search cannot use."""
+    if not 0 < link < box_size / 2:
+        raise ValueError(
+            f"the linking length must be in (0, L/2) = (0, {box_size / 2:g}) Mpc/h, "
+            f"got {link}"
+        )
 
-    Only the labels that take part are put in the graph; every group of joined
-    labels takes its smallest label.
-    """
+
+def _merge(labels: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Labels after joining the groups ``first[i]`` and ``second[i]`` for every i."""
+    nodes, smallest = joined_labels(first, second)
+    lookup = np.arange(len(labels), dtype=np.int32)
+    lookup[nodes] = smallest
+    return lookup[labels]
+
+
+def joined_labels(
+    first: np.ndarray, second: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The labels in the pairs (sorted) and the smallest label each is joined to
+    through them: only the labels that take part are put in the graph."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -254,11 +306,9 @@ def _merge(labels: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndar
         shape=(len(nodes), len(nodes)),
     )
     n_joined, joined = connected_components(graph, directed=False)
-    smallest = np.full(n_joined, np.iinfo(np.int32).max, dtype=np.int64)
+    smallest = np.full(n_joined, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(smallest, joined, nodes)
-    lookup = np.arange(len(labels), dtype=np.int32)
-    lookup[nodes] = smallest[joined]
-    return lookup[labels]
+    return nodes, smallest[joined]
 
 
 def _wrapped(positions: np.ndarray, box_size: float) -> np.ndarray:
@@ -273,55 +323,90 @@ def _wrapped(positions: np.ndarray, box_size: float) -> np.ndarray:
     return x
 
 
-def _catalogue(
-    particles: _Particles, labels: np.ndarray, min_members: int
-) -> xr.Dataset:
-    """The Group table of the labelled particles with ``min_members`` or more."""
+def _member_sums(particles: _Particles, labels: np.ndarray, min_members: int) -> _Sums:
+    """The sums of the labelled groups with ``min_members`` or more particles."""
+    counts = np.bincount(labels)
+    big = counts >= min_members
+    index = np.flatnonzero(big[labels])
+    compact = np.cumsum(big) - 1
+    parts = particle_sums(
+        particles.positions, index, particles.velocities, particles.masses
+    )
+    groups = compact[labels[index]]
+    return combine_sums(parts, groups, int(big.sum()), particles.box_size)
+
+
+def particle_sums(
+    positions: np.ndarray,
+    index: np.ndarray,
+    velocities: np.ndarray | None,
+    masses: np.ndarray | float | None,
+) -> _Sums:
+    """The particles ``index`` of the arrays as one-particle :class:`_Sums`."""
+    n = len(index)
+    weight = (
+        np.ones(n) if np.ndim(masses) == 0 else np.asarray(masses, np.float64)[index]
+    )
+    velocity = None
+    if velocities is not None:
+        velocity = np.asarray(velocities[index], np.float64) * weight[:, None]
+    return _Sums(
+        length=np.ones(n, np.int64),
+        first=np.asarray(index, np.int64),
+        reference=np.asarray(positions[index], np.float64),
+        mass=weight,
+        offset=np.zeros((n, 3)),
+        velocity=velocity,
+    )
+
+
+def combine_sums(parts: _Sums, groups: np.ndarray, n_groups: int, box: float) -> _Sums:
+    """The sums of the groups ``0 … n_groups - 1`` made of ``parts``, part i in
+    ``groups[i]``: each group's reference is the first particle of the part that
+    holds it and the parts' offsets are moved onto it (periodic)."""
+    length = np.bincount(groups, parts.length, minlength=n_groups).astype(np.int64)
+    mass = np.bincount(groups, parts.mass, minlength=n_groups)
+    first = np.full(n_groups, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, groups, parts.first)
+    leads = parts.first == first[groups]
+    reference = np.zeros((n_groups, 3))
+    reference[groups[leads]] = parts.reference[leads]
+    offset = np.empty((n_groups, 3))
+    velocity = None if parts.velocity is None else np.empty((n_groups, 3))
+    for axis in range(3):
+        d = parts.reference[:, axis] - reference[groups, axis]
+        d -= box * np.round(d / box)
+        d *= parts.mass
+        d += parts.offset[:, axis]
+        offset[:, axis] = np.bincount(groups, d, minlength=n_groups)
+        if velocity is not None:
+            velocity[:, axis] = np.bincount(
+                groups, parts.velocity[:, axis], minlength=n_groups
+            )
+    return _Sums(length, first, reference, mass, offset, velocity)
+
+
+def _catalogue(particles: _Particles, sums: _Sums, min_members: int) -> xr.Dataset:
+    """The Group table of the groups of ``sums`` with ``min_members`` or more
+    particles, largest first, then by their lowest particle index."""
     import xarray as xr
 
     from simlab.io.groups import UNITS
 
-    counts = np.bincount(labels)
-    kept = np.flatnonzero(counts >= min_members)
-    # largest first, then by the lowest particle index (the label order)
-    kept = kept[np.argsort(-counts[kept], kind="stable")]
-    row = np.full(len(counts), -1, dtype=np.int64)
-    row[kept] = np.arange(len(kept))
+    kept = np.flatnonzero(sums.length >= min_members)
+    kept = kept[np.lexsort((sums.first[kept], -sums.length[kept]))]
     n_halos = len(kept)
-    member = row[labels] >= 0
-    index = np.flatnonzero(member)
-    halo = row[labels[index]]
     box = particles.box_size
-
+    length = sums.length[kept]
+    denominator = sums.mass[kept]  # mass-weighted means (particle means unweighted)
     masses = particles.masses
-    weight = None if np.ndim(masses) == 0 else np.asarray(masses, np.float64)[index]
-    length = np.bincount(halo, minlength=n_halos)
-    if masses is None:
-        mass = length.astype(np.float64)
-    elif weight is None:
-        mass = length * float(masses)
-    else:
-        mass = np.bincount(halo, weight, minlength=n_halos)
-
-    # periodic centre of mass: offsets from each halo's first particle
-    first = np.full(n_halos, len(labels), dtype=np.int64)
-    np.minimum.at(first, halo, index)
-    denominator = length if weight is None else mass  # mass-weighted means
-    pos = np.empty((n_halos, 3))
-    vel = np.full((n_halos, 3), np.nan)
-    for axis in range(3):
-        coordinate = particles.positions[:, axis]
-        reference = np.asarray(coordinate[first], np.float64)
-        offset = np.asarray(coordinate[index], np.float64) - reference[halo]
-        offset -= box * np.round(offset / box)
-        w = offset if weight is None else offset * weight
-        shift = np.bincount(halo, w, minlength=n_halos)
-        pos[:, axis] = np.mod(reference + shift / denominator, box)
-        if particles.velocities is not None:
-            v = np.asarray(particles.velocities[index, axis], np.float64)
-            v = v if weight is None else v * weight
-            vel[:, axis] = np.bincount(halo, v, minlength=n_halos) / denominator
+    scale = float(masses) if masses is not None and np.ndim(masses) == 0 else 1.0
+    mass = denominator * scale
+    pos = np.mod(sums.reference[kept] + sums.offset[kept] / denominator[:, None], box)
     pos[pos >= box] = 0.0
+    vel = np.full((n_halos, 3), np.nan)
+    if sums.velocity is not None:
+        vel = sums.velocity[kept] / denominator[:, None]
 
     len_type = np.zeros((n_halos, NTYPES), np.int32)
     len_type[:, particles.ptype] = length
@@ -373,8 +458,10 @@ def _particles(
     box_size: float | None,
     velocities: np.ndarray | None,
     particle_mass: float | np.ndarray | None,
+    keep_lazy: bool = False,
 ) -> _Particles:
-    """Positions (Mpc/h), velocities, masses and time of any supported input."""
+    """Positions (Mpc/h), velocities, masses and time of any supported input; with
+    ``keep_lazy`` a Dataset's dask arrays stay unread."""
     import xarray as xr
 
     from simlab.particles import ParticleSet
@@ -391,9 +478,9 @@ def _particles(
         )
     if isinstance(snapshot, xr.Dataset):
         if "Coordinates" in snapshot:
-            return _gadget_particles(snapshot, box_size)
+            return _gadget_particles(snapshot, box_size, keep_lazy)
         if "pos" in snapshot:
-            return _concept_particles(snapshot, box_size)
+            return _concept_particles(snapshot, box_size, keep_lazy)
         raise ValueError(
             "the Dataset has neither 'Coordinates' (Gadget4 layout) nor 'pos' "
             f"(CONCEPT) positions; it has {sorted(map(str, snapshot.data_vars))}"
@@ -416,12 +503,31 @@ def _particles(
     )
 
 
-def _gadget_particles(ds: xr.Dataset, box_size: float | None) -> _Particles:
+def _loaded(particles: _Particles) -> _Particles:
+    """``particles`` with its dask arrays read, all in one pass over the files."""
+    import dask
+
+    positions, velocities, masses = dask.compute(
+        particles.positions, particles.velocities, particles.masses
+    )
+    return dataclasses.replace(
+        particles, positions=positions, velocities=velocities, masses=masses
+    )
+
+
+def _values(ds: xr.Dataset, name: str, keep_lazy: bool) -> Any:
+    """A variable's array: its dask array unread with ``keep_lazy``, else numpy."""
+    return ds[name].data if keep_lazy else ds[name].to_numpy()
+
+
+def _gadget_particles(
+    ds: xr.Dataset, box_size: float | None, keep_lazy: bool = False
+) -> _Particles:
     """A Gadget4-layout type (Gadget4, simlab PM, CONCEPT's GADGET files)."""
     attrs = ds.attrs
     units = str(ds["Coordinates"].attrs.get("units", "Mpc/h"))
     to_mpc = 1e-3 if units.startswith("kpc") else 1.0
-    positions = ds["Coordinates"].to_numpy()
+    positions = _values(ds, "Coordinates", keep_lazy)
     if to_mpc != 1.0:
         positions = positions * to_mpc
     if box_size is None:
@@ -435,14 +541,14 @@ def _gadget_particles(ds: xr.Dataset, box_size: float | None) -> _Particles:
     table = attrs.get("MassTable", attrs.get("Massarr"))
     masses: np.ndarray | float | None = None
     if "Masses" in ds:
-        masses = ds["Masses"].to_numpy()
+        masses = _values(ds, "Masses", keep_lazy)
     elif table is not None and float(np.asarray(table)[ptype]) > 0:
         masses = float(np.asarray(table)[ptype])
     time = attrs.get("Time")
     velocities = None
     if "Velocities" in ds and time is not None:
         # stored v_peculiar / sqrt(a) (Gadget4, PM, GADGET binary) → a v_peculiar
-        velocities = ds["Velocities"].to_numpy() * float(time) ** 1.5
+        velocities = _values(ds, "Velocities", keep_lazy) * float(time) ** 1.5
     return _Particles(
         positions,
         _positive_box(box_size),
@@ -453,14 +559,16 @@ def _gadget_particles(ds: xr.Dataset, box_size: float | None) -> _Particles:
     )
 
 
-def _concept_particles(ds: xr.Dataset, box_size: float | None) -> _Particles:
+def _concept_particles(
+    ds: xr.Dataset, box_size: float | None, keep_lazy: bool = False
+) -> _Particles:
     """A CONCEPT HDF5 component: Mpc and 1e10 Msun without h, peculiar velocity."""
     attrs = ds.attrs
     h = float(attrs["h"])
     a = float(attrs["a"])
-    positions = ds["pos"].to_numpy() * h
+    positions = _values(ds, "pos", keep_lazy) * h
     box = float(attrs["boxsize"]) * h if box_size is None else box_size
-    velocities = ds["velocity"].to_numpy() * a if "velocity" in ds else None
+    velocities = _values(ds, "velocity", keep_lazy) * a if "velocity" in ds else None
     mass = float(attrs["mass"]) * h if "mass" in attrs else None
     return _Particles(
         positions, _positive_box(box), velocities, mass, 1, _time_attrs(a)
