@@ -51,7 +51,7 @@ _SLAB_PARTICLES = 2**18
 
 
 @dataclass
-class _Particles:
+class FofParticles:
     """Positions in Mpc/h and what the catalogue needs besides them."""
 
     positions: np.ndarray
@@ -63,7 +63,7 @@ class _Particles:
 
 
 @dataclass
-class _Sums:
+class GroupSums:
     """Per-group sums (float64) from which the catalogue columns follow: of whole
     groups, of the parts of groups a slab holds, or of single particles."""
 
@@ -227,7 +227,7 @@ def fof_labels(
     """
     from scipy.spatial import cKDTree
 
-    x = _wrapped(positions, box_size)
+    x = wrapped_positions(positions, box_size)
     n = len(x)
     check_link(link, box_size)
     # slabs along x of slab_particles each; a slab's pairs are those of the
@@ -311,7 +311,7 @@ def joined_labels(
     return nodes, smallest[joined]
 
 
-def _wrapped(positions: np.ndarray, box_size: float) -> np.ndarray:
+def wrapped_positions(positions: np.ndarray, box_size: float) -> np.ndarray:
     """float64 positions in [0, L), as cKDTree's periodic ``boxsize`` requires."""
     x = np.asarray(positions, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 3:
@@ -323,7 +323,9 @@ def _wrapped(positions: np.ndarray, box_size: float) -> np.ndarray:
     return x
 
 
-def _member_sums(particles: _Particles, labels: np.ndarray, min_members: int) -> _Sums:
+def _member_sums(
+    particles: FofParticles, labels: np.ndarray, min_members: int
+) -> GroupSums:
     """The sums of the labelled groups with ``min_members`` or more particles."""
     counts = np.bincount(labels)
     big = counts >= min_members
@@ -341,8 +343,8 @@ def particle_sums(
     index: np.ndarray,
     velocities: np.ndarray | None,
     masses: np.ndarray | float | None,
-) -> _Sums:
-    """The particles ``index`` of the arrays as one-particle :class:`_Sums`."""
+) -> GroupSums:
+    """The particles ``index`` of the arrays as one-particle :class:`GroupSums`."""
     n = len(index)
     weight = (
         np.ones(n) if np.ndim(masses) == 0 else np.asarray(masses, np.float64)[index]
@@ -350,7 +352,7 @@ def particle_sums(
     velocity = None
     if velocities is not None:
         velocity = np.asarray(velocities[index], np.float64) * weight[:, None]
-    return _Sums(
+    return GroupSums(
         length=np.ones(n, np.int64),
         first=np.asarray(index, np.int64),
         reference=np.asarray(positions[index], np.float64),
@@ -360,7 +362,9 @@ def particle_sums(
     )
 
 
-def combine_sums(parts: _Sums, groups: np.ndarray, n_groups: int, box: float) -> _Sums:
+def combine_sums(
+    parts: GroupSums, groups: np.ndarray, n_groups: int, box: float
+) -> GroupSums:
     """The sums of the groups ``0 … n_groups - 1`` made of ``parts``, part i in
     ``groups[i]``: each group's reference is the first particle of the part that
     holds it and the parts' offsets are moved onto it (periodic)."""
@@ -383,10 +387,12 @@ def combine_sums(parts: _Sums, groups: np.ndarray, n_groups: int, box: float) ->
             velocity[:, axis] = np.bincount(
                 groups, parts.velocity[:, axis], minlength=n_groups
             )
-    return _Sums(length, first, reference, mass, offset, velocity)
+    return GroupSums(length, first, reference, mass, offset, velocity)
 
 
-def _catalogue(particles: _Particles, sums: _Sums, min_members: int) -> xr.Dataset:
+def _catalogue(
+    particles: FofParticles, sums: GroupSums, min_members: int
+) -> xr.Dataset:
     """The Group table of the groups of ``sums`` with ``min_members`` or more
     particles, largest first, then by their lowest particle index."""
     import xarray as xr
@@ -459,7 +465,7 @@ def _particles(
     velocities: np.ndarray | None,
     particle_mass: float | np.ndarray | None,
     keep_lazy: bool = False,
-) -> _Particles:
+) -> FofParticles:
     """Positions (Mpc/h), velocities, masses and time of any supported input; with
     ``keep_lazy`` a Dataset's dask arrays stay unread."""
     import xarray as xr
@@ -468,7 +474,7 @@ def _particles(
 
     if isinstance(snapshot, ParticleSet):
         a = float(snapshot.a)
-        return _Particles(
+        return FofParticles(
             np.asarray(snapshot.positions),
             float(snapshot.box_size),
             np.asarray(snapshot.velocities, np.float64) * a,
@@ -498,12 +504,12 @@ def _particles(
             f"particle_mass has {len(particle_mass)} values for "
             f"{len(positions)} particles"
         )
-    return _Particles(
+    return FofParticles(
         positions, _positive_box(box_size), velocities, particle_mass, 1, {}
     )
 
 
-def _loaded(particles: _Particles) -> _Particles:
+def _loaded(particles: FofParticles) -> FofParticles:
     """``particles`` with its dask arrays read, all in one pass over the files."""
     import dask
 
@@ -522,7 +528,7 @@ def _values(ds: xr.Dataset, name: str, keep_lazy: bool) -> Any:
 
 def _gadget_particles(
     ds: xr.Dataset, box_size: float | None, keep_lazy: bool = False
-) -> _Particles:
+) -> FofParticles:
     """A Gadget4-layout type (Gadget4, simlab PM, CONCEPT's GADGET files)."""
     attrs = ds.attrs
     units = str(ds["Coordinates"].attrs.get("units", "Mpc/h"))
@@ -549,7 +555,7 @@ def _gadget_particles(
     if "Velocities" in ds and time is not None:
         # stored v_peculiar / sqrt(a) (Gadget4, PM, GADGET binary) → a v_peculiar
         velocities = _values(ds, "Velocities", keep_lazy) * float(time) ** 1.5
-    return _Particles(
+    return FofParticles(
         positions,
         _positive_box(box_size),
         velocities,
@@ -561,7 +567,7 @@ def _gadget_particles(
 
 def _concept_particles(
     ds: xr.Dataset, box_size: float | None, keep_lazy: bool = False
-) -> _Particles:
+) -> FofParticles:
     """A CONCEPT HDF5 component: Mpc and 1e10 Msun without h, peculiar velocity."""
     attrs = ds.attrs
     h = float(attrs["h"])
@@ -570,7 +576,7 @@ def _concept_particles(
     box = float(attrs["boxsize"]) * h if box_size is None else box_size
     velocities = _values(ds, "velocity", keep_lazy) * a if "velocity" in ds else None
     mass = float(attrs["mass"]) * h if "mass" in attrs else None
-    return _Particles(
+    return FofParticles(
         positions, _positive_box(box), velocities, mass, 1, _time_attrs(a)
     )
 

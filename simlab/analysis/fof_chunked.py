@@ -7,7 +7,7 @@ lies within one linking length of the edge between them (periodically). One task
 per slab then runs :func:`simlab.analysis.fof.fof_labels` on the slab's particles
 and ghosts, so every pair with a particle in the slab is found there, and returns
 
-- the sums of :class:`simlab.analysis.fof._Sums` of its own particles for each
+- the sums of :class:`simlab.analysis.fof.GroupSums` of its own particles for each
   of its groups that is big enough or reaches an edge (not for lone particles
   away from the edges), and
 - the global index and group of each particle in a ghost layer, its own or a
@@ -35,17 +35,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simlab.analysis.fof import (
-    _Sums,
-    _wrapped,
+    GroupSums,
     check_link,
     combine_sums,
     fof_labels,
     joined_labels,
     particle_sums,
+    wrapped_positions,
 )
 
 if TYPE_CHECKING:
-    from simlab.analysis.fof import _Particles
+    from simlab.analysis.fof import FofParticles
 
 #: A ghost layer is this much wider than the linking length, so the rounding of
 #: x - edge never leaves out a partner (an extra ghost only costs a pair search).
@@ -65,9 +65,9 @@ class _Piece:
 
 
 def slab_group_sums(
-    particles: _Particles, link: float, min_members: int, n_slabs: int | None
-) -> tuple[_Sums, int]:
-    """The :class:`_Sums` of every group that may be a halo (all with
+    particles: FofParticles, link: float, min_members: int, n_slabs: int | None
+) -> tuple[GroupSums, int]:
+    """The :class:`GroupSums` of every group that may be a halo (all with
     ``min_members`` or more particles) of dask-backed ``particles``, found slab by
     slab on the dask workers, and the number of slabs."""
     import dask
@@ -92,7 +92,7 @@ def slab_group_sums(
     return _joined_sums(results, box), slabs
 
 
-def _blocks(particles: _Particles) -> list[tuple[Any, Any, Any]]:
+def _blocks(particles: FofParticles) -> list[tuple[Any, Any, Any]]:
     """Positions, velocities and per-particle masses (or None) chunk by chunk, as
     delayed arrays with the rows of the positions' chunks."""
     import dask.array as da
@@ -139,7 +139,7 @@ def _route(
 ) -> tuple[_Piece, ...]:
     """One chunk's particles split into the slabs they belong to, each with the
     particles within ``ghost`` of it as ghosts (periodic along x)."""
-    x = _wrapped(positions, box)
+    x = wrapped_positions(positions, box)
     width = box / n_slabs
     slab = np.minimum((x[:, 0] // width).astype(np.int64), n_slabs - 1)
     low = x[:, 0] - slab * width <= ghost  # a ghost of the slab below
@@ -167,7 +167,7 @@ def _route(
 
 def _slab_groups(
     pieces: list[_Piece], box: float, link: float, min_members: int
-) -> tuple[_Sums, np.ndarray, np.ndarray]:
+) -> tuple[GroupSums, np.ndarray, np.ndarray]:
     """A slab's FOF: the sums of its own particles per group that is big enough
     or reaches a ghost layer, and the global index and group (row of the sums) of
     the slab's particles in ghost layers."""
@@ -191,8 +191,8 @@ def _slab_groups(
 
 
 def _joined_sums(
-    results: tuple[tuple[_Sums, np.ndarray, np.ndarray], ...], box: float
-) -> _Sums:
+    results: tuple[tuple[GroupSums, np.ndarray, np.ndarray], ...], box: float
+) -> GroupSums:
     """The sums of whole groups: the slabs' groups that share a particle joined."""
     sums = [result[0] for result in results]
     offsets = np.cumsum([0, *(len(s.length) for s in sums)])
@@ -213,7 +213,7 @@ def _joined_sums(
 
 def _concatenated(items: list[Any]) -> Any:
     """The rows of dataclass ``items`` of one type (:class:`_Piece`,
-    :class:`_Sums`) in one: each array field concatenated, None kept."""
+    :class:`GroupSums`) in one: each array field concatenated, None kept."""
     kind = type(items[0])
     columns = {}
     for field in dataclasses.fields(kind):
