@@ -109,7 +109,9 @@ def run(quick: bool = False) -> list[dict]:
         chunked["extra"]["max_rel_diff"] = float(f"{np.nanmax(difference):.2e}")
     for rec in (in_memory, chunked):
         if rec["median_s"]:
-            rec["extra"]["particles_per_s"] = float(f"{n_side**3 / rec['median_s']:.3g}")
+            rec["extra"]["particles_per_s"] = float(
+                f"{n_side**3 / rec['median_s']:.3g}"
+            )
     return [in_memory, chunked]
 
 
