@@ -182,7 +182,9 @@ def _host(state: Path, name: str, netns: list[str], command: str) -> None:
 def start(state: Path) -> dict[str, str]:
     """Network, munge, controller and both node daemons; wait until both are idle."""
     if LIVE.exists():  # an interrupted session's cluster
-        stop(Path(LIVE.read_text().strip()))
+        old = Path(LIVE.read_text().strip())
+        stop(old)
+        shutil.rmtree(old, ignore_errors=True)
     stop(state)
     LIVE.write_text(f"{state}\n")
     for sub in ("ctld", *NODES):
