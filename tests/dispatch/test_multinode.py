@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 MPI_SOURCE = Path(__file__).parents[1] / "mpi" / "mpi_hosts.c"
 STAND_IN = Path(__file__).parents[1] / "stand_ins" / "gadget4_test_double.py"
+DONE = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
 RANK_LINE = re.compile(r"^rank (\d+) size (\d+) host (\S+) sum (\d+)$", re.M)
 
 
@@ -72,14 +73,17 @@ def test_mpi_ranks_span_both_nodes(diagnose, launcher):
     subprocess.run(["mpicc", "-o", str(exe), str(MPI_SOURCE)], check=True)
     script = state / f"mpi_hosts-{launcher}.sh"
     script.write_text(f"#!/bin/sh\nexec env {LAUNCHERS[launcher]} {exe}\n")
-    sbatch = ["sbatch", "--wait", "--nodes=2", "--ntasks=4", "--time=2"]
-    subprocess.run(
+    sbatch = ["sbatch", "--parsable", "--nodes=2", "--ntasks=4", "--time=2"]
+    job_id = subprocess.run(
         [*sbatch, f"--output={out}", str(script)],
         env=_slurm_env(state),
         check=True,
         capture_output=True,
-        timeout=120,
-    )
+        text=True,
+    ).stdout.strip()
+    # polled here: `sbatch --wait` sleeps 10 s between its own looks
+    assert wait_for(lambda: _job(state, job_id)["JobState"] in DONE, 120)
+    assert _job(state, job_id)["JobState"] == "COMPLETED", out.read_text()
     text = out.read_text()
     ranks = [tuple(m) for m in RANK_LINE.findall(text)]
     assert sorted(int(r[0]) for r in ranks) == [0, 1, 2, 3], text
