@@ -90,6 +90,25 @@ def slurm():
     shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def two_node_slurm():
+    """A real two-node Slurm (network namespaces) for one module, gone at its end.
+
+    Module scope: it is torn down before the session's one-node ``slurm``, whose
+    teardown ends every ``slurmd`` left running.
+    """
+    from tests import slurm_cluster, two_node_slurm
+
+    _needs(two_node_slurm.available(), "two-node Slurm", two_node_slurm.INSTALL)
+    state = slurm_cluster.state_dir()
+    try:
+        two_node_slurm.start(state)
+        yield state
+    finally:
+        two_node_slurm.stop(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
 @pytest.fixture
 def slurm_profile(slurm, request):
     """A ``testslurm`` cluster profile; dumps Slurm's view if the test failed."""

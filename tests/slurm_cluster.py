@@ -96,6 +96,18 @@ def state_dir() -> Path:
     return path
 
 
+def start_munge() -> None:
+    """Start munged (with a key made if there is none) unless it answers already."""
+    munge_run = Path("/run/munge")
+    munge_run.mkdir(exist_ok=True)
+    munge = pwd.getpwnam("munge")
+    os.chown(munge_run, munge.pw_uid, munge.pw_gid)
+    if not Path("/etc/munge/munge.key").exists():
+        _run("runuser", "-u", "munge", "--", "mungekey", "-c")
+    if _run("munge", "-n").returncode != 0:
+        _run("runuser", "-u", "munge", "--", "munged", "--force")
+
+
 def start(state: Path) -> dict[str, str]:
     """Start munge, slurmctld and slurmd with a config under ``state``; return env."""
     if _run("scontrol", "ping").returncode == 0:  # a leftover controller
@@ -109,14 +121,7 @@ def start(state: Path) -> dict[str, str]:
     conf = Path("/etc/slurm/slurm.conf")
     conf.parent.mkdir(exist_ok=True)
     conf.write_text(_conf(state))
-    munge_run = Path("/run/munge")
-    munge_run.mkdir(exist_ok=True)
-    munge = pwd.getpwnam("munge")
-    os.chown(munge_run, munge.pw_uid, munge.pw_gid)
-    if not Path("/etc/munge/munge.key").exists():
-        _run("runuser", "-u", "munge", "--", "mungekey", "-c")
-    if _run("munge", "-n").returncode != 0:
-        _run("runuser", "-u", "munge", "--", "munged", "--force")
+    start_munge()
     _run("slurmctld")
     _run("slurmd")
     deadline = time.monotonic() + 60

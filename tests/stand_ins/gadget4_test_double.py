@@ -16,14 +16,22 @@ Environment: ``SIMLAB_STAND_IN_FIXTURE`` (a real run folder; default the reposit
 the script elsewhere must set it), ``SIMLAB_STAND_IN_SPEEDUP``
 (default 200: the 261 s run replays in about 1.3 s) and
 ``SIMLAB_STAND_IN_TIME_LIMIT_AT`` (a sync point where a fresh start stops as on
-reaching TimeLimitCPU: restart files, ``cont`` file, the real ending).
+reaching TimeLimitCPU: restart files, ``cont`` file, the real ending) and
+``SIMLAB_STAND_IN_RANKS`` (a folder where each rank writes ``rank-N.json``: its
+host and the launcher's view of the job, nodes and ranks).
+
+Started as several ranks (``srun``, ``mpirun``: the rank from ``SLURM_PROCID``,
+``PMIX_RANK`` or ``OMPI_COMM_WORLD_RANK``), only rank 0 replays; the others record
+themselves and exit, so the log and outputs are those of one run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
@@ -84,7 +92,45 @@ def _stop(out: Path, step: int, time_limit: bool = False) -> int:
     return 0
 
 
+#: Where launchers put a rank's number, in the order they are looked at.
+RANK_VARIABLES = ("SLURM_PROCID", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+#: What a rank records of the launcher's view (Slurm's names for nodes and ranks).
+VIEW = (
+    "SLURM_JOB_ID",
+    "SLURM_JOB_NODELIST",
+    "SLURM_JOB_NUM_NODES",
+    "SLURM_STEP_NODELIST",
+    "SLURM_STEP_NUM_NODES",
+    "SLURM_NTASKS",
+    "SLURM_STEP_NUM_TASKS",
+    "SLURMD_NODENAME",
+)
+
+
+def _rank() -> int:
+    """This process's MPI rank as its launcher set it (0 when run alone)."""
+    for name in RANK_VARIABLES:
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
+def _record_rank(rank: int) -> None:
+    """Write ``rank-N.json`` to ``SIMLAB_STAND_IN_RANKS``, if that is set."""
+    folder = os.environ.get("SIMLAB_STAND_IN_RANKS")
+    if not folder:
+        return
+    view = {name: os.environ[name] for name in VIEW if name in os.environ}
+    record = {"rank": rank, "host": socket.gethostname(), **view}
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / f"rank-{rank}.json").write_text(json.dumps(record) + "\n")
+
+
 def main(argv: list[str]) -> int:
+    rank = _rank()
+    _record_rank(rank)
+    if rank > 0:
+        return 0
     lines = (FIXTURE / "stdout.txt").read_text().splitlines(keepends=True)
     header_end = next(i for i, s in enumerate(lines) if s.startswith("Running on"))
     if len(argv) < 2:
