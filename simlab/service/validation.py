@@ -60,6 +60,26 @@ def _error(loc: str, value: Any, msg: str) -> dict[str, Any]:
     return {"loc": loc, "value": echo(value), "msg": msg}
 
 
+def _job_shape_errors(name: str, profile: dict[str, Any]) -> list[dict[str, Any]]:
+    """A batch job holds one run, sized by its resources (its ranks as tasks); the
+    job's dask worker only watches it. ``cores`` or ``processes`` above 1 would give
+    every rank that many CPUs (Slurm: --cpus-per-task) or put two runs in one job."""
+    if not is_batch(profile.get("kind", "local")):
+        return []
+    return [
+        _error(
+            "resources.cluster",
+            name,
+            f"profile {name!r} sets {key}: {profile[key]!r}; simlab sizes each batch "
+            f"job from the run's resources (resources.cores ranks on "
+            f"resources.nodes nodes) and its dask worker takes one core, so {key} "
+            f"must be 1 (or left out)",
+        )
+        for key in ("cores", "processes")
+        if profile.get(key, 1) != 1
+    ]
+
+
 def _table_errors(config: RunConfig) -> list[dict[str, Any]]:
     """``ics.transfer_file`` must exist and parse (the model does not open it)."""
     path = config.ics.transfer_file
@@ -196,6 +216,7 @@ def validate_run(
         check_kind(kind)
     except ValueError as exc:
         errors.append(_error("resources.cluster", name, f"profile {name!r}: {exc}"))
+    errors += _job_shape_errors(name, profile)
     errors += _table_errors(config)
     errors += _ics_file_errors(config)
     found = find_executable(engine, config, profile)

@@ -212,6 +212,28 @@ def test_clusters_are_keyed_by_profile_code_and_batch_shape_only():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("key", "value"), [("cores", 32), ("processes", 2)])
+def test_a_batch_profile_whose_job_would_not_fit_the_run_is_a_field_error(
+    tmp_path, key, value
+):
+    # cores: 32 would be --cpus-per-task=32 for each of the run's --ntasks ranks
+    import dask.config
+
+    import simlab
+    from simlab.errors import ConfigError
+
+    profile = {"kind": "slurm", "queue": "q", key: value}
+    with (
+        dask.config.set({"simlab.clusters.wide": profile}),
+        pytest.raises(ConfigError) as caught,
+    ):
+        simlab.submit({"resources": {"cluster": "wide", "cores": 4}}, root=tmp_path)
+    (error,) = caught.value.errors
+    assert error["loc"] == "resources.cluster"
+    assert f"sets {key}: {value}" in error["msg"] and "must be 1" in error["msg"]
+    assert not list(tmp_path.iterdir())  # nothing half-made
+
+
 def test_a_profile_at_its_cluster_cap_refuses_a_new_cluster_with_the_reason(
     tmp_path,
 ):
