@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,7 +396,10 @@ class Gadget4Engine:
                 ) from exc
         exe = _executable(launch)
         try:
-            return probe(exe, launch.container_argv(Path.cwd()))
+            # in a container, the bare run gets an empty folder of its own, never
+            # the caller's working directory, bound as its run directory
+            with tempfile.TemporaryDirectory(prefix="simlab-probe-") as scratch:
+                return probe(exe, launch.container_argv(scratch))
         except EngineError:
             beside = Path(exe).with_name("Config.sh")
             if beside.is_file():
