@@ -166,10 +166,22 @@ def _percent(status: dict[str, Any]) -> str:
 @click.option("--order", default="-created", show_default=True, help="sort column")
 @click.option("--limit", default=50, show_default=True, help="rows to show")
 @click.option("--group", is_flag=True, help="runs published in the group space")
-def list_runs(root: str | None, limit: int, group: bool, **filters: Any) -> None:
+@click.option(
+    "--to",
+    "to",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="URL",
+    help="runs published on object storage at URL (as by `simlab publish --to`); "
+    "--to alone uses simlab.publish-url",
+)
+def list_runs(
+    root: str | None, limit: int, group: bool, to: str | None, **filters: Any
+) -> None:
     """List runs with their state and progress, newest first."""
-    if group:
-        _list_published()
+    if group or to is not None:
+        _list_published(to)
         return
     catalog = _catalog(root)
     try:
@@ -594,12 +606,14 @@ def sweep_collect(directory: str) -> None:
 # --- group space (issue 10) -----------------------------------------------------
 
 
-def _list_published() -> None:
-    """Print the runs published in the group space, newest first."""
+def _list_published(to: str | None = None) -> None:
+    """Print the runs published in the group space, or with ``to`` on object
+    storage at that URL ("" for simlab.publish-url), newest first."""
     from simlab.service.publish import published
 
+    records = published(url=to) if to is not None else published()
     click.echo(f"{'RUN':48} {'OWNER':12} {'STATE':10} {'ENGINE':8} PUBLISHED")
-    for record in published():
+    for record in records:
         click.echo(
             f"{record['id']:48} {record['owner']:12} {record['state']:10} "
             f"{record.get('engine') or '':8} {record['published'][:19]}"

@@ -81,6 +81,9 @@ class PMEngine:
     can_checkpoint = True
     #: xarray backend that opens this engine's snapshots
     snapshot_backend = "gadget4"
+    #: The P(k) files, relative to the run directory (also matched against the
+    #: file list of a run published on object storage).
+    power_spectrum_glob = "output/powerspec_[0-9][0-9][0-9].nc"
 
     def options_schema(self) -> dict[str, dict[str, Any]]:
         """``code.options`` this engine accepts, as JSON-schema nodes by name."""
@@ -178,7 +181,7 @@ class PMEngine:
 
     def power_spectra(self, rundir: Path) -> list[Path]:
         """The P(k) files the engine wrote at its outputs, in time order."""
-        return sorted((Path(rundir) / "output").glob("powerspec_[0-9][0-9][0-9].nc"))
+        return sorted(Path(rundir).glob(self.power_spectrum_glob))
 
     def read_power_spectrum(self, path: Path, config: RunConfig) -> xr.DataArray:
         """One of :meth:`power_spectra` as simlab's P(k) DataArray."""

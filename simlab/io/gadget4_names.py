@@ -9,6 +9,7 @@ catalogues follow the same rule as ``fof_subhalo_tab`` in ``groups_NNN``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +29,25 @@ class OutputKind:
         """``{number: path}`` of every output in ``output``, sorted by number;
         the path is the single file, else the first piece of the folder."""
         output = Path(output)
-        name = re.compile(rf"^{re.escape(self.stem)}_(\d{{3,}})(\.0)?\.hdf5$")
-        found: dict[int, Path] = {}
-        for path in [
+        paths = [
             *output.glob(f"{self.folder}_*/{self.stem}_*.0.hdf5"),
             *output.glob(f"{self.stem}_*.hdf5"),
-        ]:
-            match = name.match(path.name)
-            if match and (match[2] is None) == (path.parent == output):
-                found[int(match[1])] = path
+        ]
+        names = [path.relative_to(output).as_posix() for path in paths]
+        return {number: output / name for number, name in self.among(names).items()}
+
+    def among(self, names: Iterable[str]) -> dict[int, str]:
+        """``{number: name}`` of the outputs among ``names`` (POSIX paths relative
+        to an output folder, as a listing or a published run's record gives them),
+        sorted by number: the single file, else the first piece of the folder."""
+        stem, folder = re.escape(self.stem), re.escape(self.folder)
+        single = re.compile(rf"^{stem}_(\d{{3,}})\.hdf5$")
+        piece = re.compile(rf"^{folder}_[^/]*/{stem}_(\d{{3,}})\.0\.hdf5$")
+        found: dict[int, str] = {}
+        for name in names:
+            match = single.match(name) or piece.match(name)
+            if match:
+                found[int(match[1])] = name
         return dict(sorted(found.items()))
 
 

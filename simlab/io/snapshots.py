@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -29,18 +31,27 @@ def find_snapshots(directory: str | Path) -> list[Path]:
 
 
 def open_series(path: str | Path, group: str = "PartType1") -> xr.Dataset:
-    """All snapshots of a run along a ``snapshot`` dimension with ``a`` and ``z``.
+    """All snapshots of a run folder along a ``snapshot`` dimension with ``a`` and
+    ``z`` (:func:`stack_snapshots` of :func:`find_snapshots`)."""
+    snapshots = find_snapshots(path)
+    if not snapshots:
+        raise FileNotFoundError(f"no snapshot_NNN.hdf5 or snapdir_NNN in {path}")
+    return stack_snapshots(snapshots, group)
+
+
+def stack_snapshots(
+    snapshots: Sequence[str | Path], group: str = "PartType1", **kwargs: Any
+) -> xr.Dataset:
+    """Snapshots (paths or URLs, in time order) along a ``snapshot`` dimension
+    with ``a`` and ``z``; ``kwargs`` (``storage_options``) go to each opening.
 
     Particles are put in ParticleIDs order in every snapshot, so index i is the same
     particle at every time. Each snapshot stays lazy (dask) until used; the ID sort
     reads the IDs once per snapshot.
     """
-    snapshots = find_snapshots(path)
-    if not snapshots:
-        raise FileNotFoundError(f"no snapshot_NNN.hdf5 or snapdir_NNN in {path}")
     datasets = []
     for number, snap in enumerate(snapshots):
-        ds = open_snapshot(snap, group=group, chunks={})
+        ds = open_snapshot(snap, group=group, chunks={}, **kwargs)
         order = np.argsort(ds.ParticleIDs.values, kind="stable")
         ds = ds.isel(particle=order)
         datasets.append(
@@ -49,5 +60,4 @@ def open_series(path: str | Path, group: str = "PartType1") -> xr.Dataset:
                 z=("snapshot", [ds.attrs["Redshift"]]),
             )
         )
-    series = xr.concat(datasets, dim="snapshot", combine_attrs="drop_conflicts")
-    return series
+    return xr.concat(datasets, dim="snapshot", combine_attrs="drop_conflicts")

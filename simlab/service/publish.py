@@ -28,11 +28,14 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simlab.errors import SimlabError
 from simlab.service.run import Run, find_run
 from simlab.state.rundir import RUN_ID_RE, now, write_json_atomic
+
+if TYPE_CHECKING:
+    from simlab.service.publish_remote import RemoteRun
 
 #: Parts of a run directory that are published; inputs/ (ICs) stays private.
 PUBLISHED_PARTS = (
@@ -222,8 +225,18 @@ def unpublish(run_id: str, *, group_space: str | Path | None = None) -> None:
     shutil.rmtree(hidden)
 
 
-def published(group_space: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every run in the group space: its record plus ``path``, newest first."""
+def published(
+    group_space: str | Path | None = None,
+    *,
+    url: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every run in the group space, or with ``url`` on object storage there ("" for
+    simlab.publish-url): its record plus ``path``, newest first."""
+    if url is not None:
+        from simlab.service.publish_remote import published_at
+
+        return published_at(url or None, storage_options=storage_options)
     space = group_root(group_space)
     if not space.is_dir():
         raise PublishError(f"group space {space} does not exist")
@@ -238,6 +251,11 @@ def published(group_space: str | Path | None = None) -> list[dict[str, Any]]:
             continue  # unreadable or foreign entry: not a published run
         record["path"] = str(entry)
         records.append(record)
+    return newest_first(records)
+
+
+def newest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Published-run records sorted by publication time, newest first."""
     return sorted(records, key=lambda r: r.get("published", ""), reverse=True)
 
 
@@ -270,17 +288,35 @@ class PublishedRun(Run):
 
 
 def open_published(
-    run_id: str, *, group_space: str | Path | None = None
-) -> PublishedRun:
-    """A published run of the group, to read and open its snapshots read-only."""
-    return PublishedRun(_published_path(run_id, group_space))
+    run_id: str,
+    *,
+    group_space: str | Path | None = None,
+    url: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> PublishedRun | RemoteRun:
+    """A published run, to read and open its snapshots read-only: from the group
+    space, or with ``url`` from object storage (``<url>/<run_id>``, as
+    :func:`simlab.service.publish_remote.publish_to` put it there; "" for
+    simlab.publish-url)."""
+    if url is None:
+        return PublishedRun(_published_path(run_id, group_space))
+    from simlab.service.publish_remote import open_remote, publish_url
+
+    check_run_id(run_id)
+    base = publish_url(url or None).rstrip("/")
+    return open_remote(f"{base}/{run_id}", storage_options)
 
 
-def _published_path(run_id: str, group_space: str | Path | None) -> Path:
+def check_run_id(run_id: str) -> None:
+    """PublishError unless ``run_id`` looks like a run id (never a path)."""
     if not RUN_ID_RE.match(run_id):
         raise PublishError(
             f"run id {run_id!r} is not valid: expected NAME-YYYYMMDDTHHMMSS-xxxxxx"
         )
+
+
+def _published_path(run_id: str, group_space: str | Path | None) -> Path:
+    check_run_id(run_id)
     space = group_root(group_space)
     target = space / run_id
     if not (target / RECORD).is_file():

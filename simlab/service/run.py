@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -76,7 +77,108 @@ def state_badge(state: str) -> str:
     )
 
 
-class Run:
+class RunReader(ABC):
+    """What can be read of a run wherever its files are: configuration, status,
+    snapshots and P(k). Subclasses say where the files are: a local run directory
+    (:class:`Run`) or a published copy at a URL
+    (:class:`simlab.service.publish_remote.RemoteRun`)."""
+
+    id: str
+    config: RunConfig
+    status: dict[str, Any]
+    snapshots: list[Path] | list[str]
+
+    @property
+    def engine(self) -> Engine:
+        """The engine that ran this run's code."""
+        return registry.get(self.config.code.engine)
+
+    @property
+    def state(self) -> State:
+        """The current state."""
+        return State(self.status["state"])
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """The last progress report (step, a, z, fraction, elapsed)."""
+        return self.status.get("progress")
+
+    @property
+    def _backend(self) -> str:
+        """The xarray backend that reads this run's snapshots."""
+        return getattr(self.engine, "snapshot_backend", "gadget4")
+
+    def _reading(self, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+        """Keywords the backend needs to read this run's files (none locally)."""
+        return {}
+
+    def open_snapshot(
+        self,
+        index: int = -1,
+        group: str | None = None,
+        chunks: Any = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> xr.Dataset:
+        """One snapshot as a lazy xarray Dataset (``index`` counts like a list).
+
+        ``group`` is a particle type (Gadget4 layout, default ``PartType1``) or a
+        component (CONCEPT, default its first); ``chunks`` as for
+        ``xr.open_dataset``; ``storage_options`` go to a remote run's filesystem.
+        """
+        import xarray as xr
+
+        from simlab.io.backends import backend
+
+        name = self._backend
+        if group is None and name == "gadget4":
+            group = "PartType1"
+        return xr.open_dataset(
+            self.snapshots[index],
+            engine=backend(name),
+            group=group,
+            chunks=chunks,
+            **self._reading(storage_options),
+        )
+
+    def open_datatree(self, index: int = -1) -> xr.DataTree:
+        """One snapshot as a DataTree with a node per particle type or component."""
+        import xarray as xr
+
+        from simlab.io.backends import backend
+
+        return xr.open_datatree(
+            self.snapshots[index],
+            engine=backend(self._backend),
+            **self._reading(None),
+        )
+
+    def open_series(self, group: str = "PartType1") -> xr.Dataset:
+        """Every snapshot along a ``snapshot`` dimension, particles in ID order
+        (:func:`simlab.io.snapshots.stack_snapshots`; Gadget4 layout)."""
+        from simlab.io.snapshots import stack_snapshots
+
+        return stack_snapshots(self.snapshots, group, **self._reading(None))
+
+    @abstractmethod
+    def power_spectra(self) -> list[Path] | list[str]:
+        """The P(k) files the code wrote, in time order."""
+
+    def _read_power_spectrum(self, path: Any) -> xr.DataArray:
+        """One of :meth:`power_spectra` as simlab's P(k) DataArray."""
+        return self.engine.read_power_spectrum(path, self.config)
+
+    def power_spectrum(self, index: int = -1) -> xr.DataArray:
+        """P(k) at output ``index``: the code's own file if it wrote one, else
+        measured from the snapshot with simlab's estimator."""
+        files = self.power_spectra()
+        if files:
+            return self._read_power_spectrum(files[index])
+        from simlab.analysis.power import power_spectrum
+
+        return power_spectrum(self.open_snapshot(index), None, self.config.mesh)
+
+
+class Run(RunReader):
     """A run, read from its directory every time it is asked (never cached state)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -136,11 +238,6 @@ class Run:
         return self.dir.config()
 
     @property
-    def engine(self) -> Engine:
-        """The engine that runs this run's code."""
-        return registry.get(self.config.code.engine)
-
-    @property
     def launch(self) -> Launch:
         """How the run's code is started (executable, launcher, walltime)."""
         return Launch.from_dict(self.dir.read_json("launch.json"))
@@ -151,58 +248,13 @@ class Run:
         return self.dir.status()
 
     @property
-    def state(self) -> State:
-        """The current state."""
-        return self.dir.state
-
-    @property
-    def progress(self) -> dict[str, Any] | None:
-        """The last progress report (step, a, z, fraction, elapsed)."""
-        return self.status.get("progress")
-
-    @property
     def snapshots(self) -> list[Path]:
         """Snapshot files written so far, in time order."""
         return self.engine.outputs(self.path)
 
-    @property
-    def _backend(self) -> str:
-        """The xarray backend that reads this run's snapshots."""
-        return getattr(self.engine, "snapshot_backend", "gadget4")
-
-    def open_snapshot(self, index: int = -1, group: str | None = None) -> xr.Dataset:
-        """One snapshot as a lazy xarray Dataset (``index`` counts like a list).
-
-        ``group`` is a particle type (Gadget4 layout, default ``PartType1``) or a
-        component (CONCEPT, default its first).
-        """
-        import xarray as xr
-
-        from simlab.io.backends import backend
-
-        name = self._backend
-        if group is None and name == "gadget4":
-            group = "PartType1"
-        return xr.open_dataset(self.snapshots[index], engine=backend(name), group=group)
-
-    def open_datatree(self, index: int = -1) -> xr.DataTree:
-        """One snapshot as a DataTree with a node per particle type or component."""
-        import xarray as xr
-
-        from simlab.io.backends import backend
-
-        return xr.open_datatree(self.snapshots[index], engine=backend(self._backend))
-
-    def power_spectrum(self, index: int = -1) -> xr.DataArray:
-        """P(k) at output ``index``: the code's own file if it wrote one, else
-        measured from the snapshot with simlab's estimator."""
-        engine = self.engine
-        files = getattr(engine, "power_spectra", lambda path: [])(self.path)
-        if files:
-            return engine.read_power_spectrum(files[index], self.config)
-        from simlab.analysis.power import power_spectrum
-
-        return power_spectrum(self.open_snapshot(index), None, self.config.mesh)
+    def power_spectra(self) -> list[Path]:
+        """The P(k) files the code wrote so far, in time order."""
+        return getattr(self.engine, "power_spectra", lambda path: [])(self.path)
 
     def halos(
         self,

@@ -77,6 +77,23 @@ class CorruptRunError(SimlabError, ValueError):
     """A run directory whose status.json or config.json cannot be read."""
 
 
+def checked_config(data: Any, where: str | Path) -> RunConfig:
+    """``data`` of a config.json as a RunConfig; CorruptRunError names ``where``
+    (a run directory's file or a published copy's URL)."""
+    try:
+        return validate_config(data)
+    except ConfigError as exc:
+        raise CorruptRunError(f"{where}: {exc}") from exc
+
+
+def checked_status(status: Any, where: str | Path) -> dict[str, Any]:
+    """``status`` of a status.json if it holds a valid state; CorruptRunError
+    naming ``where`` if not."""
+    if not isinstance(status, dict) or status.get("state") not in set(State):
+        raise CorruptRunError(f"{where}: no valid state in it")
+    return status
+
+
 def now() -> str:
     """The current UTC time in ISO 8601, as every timestamp in a run directory."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -192,11 +209,7 @@ class RunDir:
 
     def config(self) -> RunConfig:
         """The run's configuration; CorruptRunError when it cannot be read."""
-        data = self.read_json("config.json")
-        try:
-            return validate_config(data)
-        except ConfigError as exc:
-            raise CorruptRunError(f"{self.config_path}: {exc}") from exc
+        return checked_config(self.read_json("config.json"), self.config_path)
 
     def read_json(self, name: str) -> Any:
         """A JSON file of the run directory; CorruptRunError names what is wrong."""
@@ -212,10 +225,7 @@ class RunDir:
 
     def status(self) -> dict[str, Any]:
         """The current status record; CorruptRunError when it cannot be read."""
-        status = self.read_json("status.json")
-        if not isinstance(status, dict) or status.get("state") not in set(State):
-            raise CorruptRunError(f"{self.status_path}: no valid state in it")
-        return status
+        return checked_status(self.read_json("status.json"), self.status_path)
 
     @property
     def state(self) -> State:

@@ -42,3 +42,22 @@ def test_what_is_not_an_output_is_left_out(tmp_path):
     (tmp_path / "snapdir_007" / "snapshot_007.1.hdf5").touch()
     assert SNAPSHOT.find(tmp_path) == {6: tmp_path / "snapshot_006.hdf5"}
     assert GROUP_CATALOGUE.find(tmp_path) == {}
+
+
+def test_a_file_list_names_the_outputs_a_folder_holds(tmp_path):
+    names = [
+        "snapshot_001.hdf5",
+        "snapdir_002/snapshot_002.0.hdf5",
+        "snapdir_002/snapshot_002.1.hdf5",
+        "snapshot_4.hdf5",
+        "snapshot_005.0.hdf5",
+        "snapdir_007/snapshot_007.1.hdf5",
+        "elsewhere/snapshot_008.hdf5",
+        "powerspec_001.nc",
+    ]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).touch()
+    expected = {1: "snapshot_001.hdf5", 2: "snapdir_002/snapshot_002.0.hdf5"}
+    assert SNAPSHOT.among(reversed(names)) == expected  # in number order
+    assert SNAPSHOT.find(tmp_path) == {n: tmp_path / p for n, p in expected.items()}

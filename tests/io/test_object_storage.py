@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import dask.config
 import numpy as np
@@ -31,8 +31,14 @@ from simlab.io.gadget4_files import write_snapshot
 from simlab.io.groups import open_groups
 from simlab.io.remote import filesystem, is_url
 from simlab.particles import ParticleSet
-from simlab.service.publish import PUBLISHED_PARTS, RECORD, PublishError
-from simlab.service.publish_remote import publish_to
+from simlab.service.publish import (
+    PUBLISHED_PARTS,
+    RECORD,
+    PublishError,
+    open_published,
+    published,
+)
+from simlab.service.publish_remote import RemoteRun, open_remote, publish_to
 from simlab.settings import run_root
 from simlab.state.rundir import RunDir
 from simlab.state.states import State
@@ -359,6 +365,102 @@ def test_bad_urls_exit_2_with_a_clear_message(s3, to, message):
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: ")
     assert re.search(message, result.output), result.output
+
+
+# --- reading a published run in place ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pm_run(tmp_path_factory) -> simlab.Run:
+    """A real embedded-PM run with two snapshots and their P(k) files."""
+    config = RunConfig.model_validate(
+        {
+            "box": {"size": 64.0, "particles_per_side": 16},
+            "gravity": {"steps": 4},
+            "outputs": {"scale_factors": [0.5, 1.0]},
+            "metadata": {"name": "s3read"},
+        }
+    )
+    root = tmp_path_factory.mktemp("runs")
+    return simlab.run(config, root=root, progress=False)
+
+
+def test_a_run_published_on_s3_reads_as_the_local_run(s3, pm_run):
+    url = f"s3://{BUCKET}/in-place"
+    publish_to(pm_run, url)
+    options = {"key": KEY_ID, "secret": SECRET, "endpoint_url": s3}
+    remote = open_published(pm_run.id, url=url, storage_options=options)
+
+    assert isinstance(remote, RemoteRun)
+    assert remote.url == f"{url}/{pm_run.id}"
+    assert (remote.id, remote.state, remote.owner) == (
+        pm_run.id,
+        State.COMPLETED,
+        remote.record["owner"],
+    )
+    assert remote.config == pm_run.config
+    assert remote.config.outputs.scale_factors == [0.5, 1.0]
+    names = [PurePosixPath(u).name for u in remote.snapshots]
+    assert names == [p.name for p in pm_run.snapshots]
+    assert names == ["snapshot_000.hdf5", "snapshot_001.hdf5"]
+    first, last = remote.open_snapshot(0), remote.open_snapshot(chunks={})
+    assert last.Coordinates.chunks is not None  # lazily, in dask chunks
+    assert np.array_equal(first.Coordinates, pm_run.open_snapshot(0).Coordinates)
+    assert np.array_equal(last.Coordinates, pm_run.open_snapshot().Coordinates)
+    assert not np.array_equal(first.Coordinates, last.Coordinates)
+    # P(k): the run's own netCDF files, read through file objects
+    assert [PurePosixPath(u).name for u in remote.power_spectra()] == [
+        "powerspec_000.nc",
+        "powerspec_001.nc",
+    ]
+    for index in (0, 1):
+        xr.testing.assert_identical(
+            remote.power_spectrum(index), pm_run.power_spectrum(index)
+        )
+    series = remote.open_series()
+    assert series.sizes == {"snapshot": 2, "particle": 16**3, "xyz": 3}
+    np.testing.assert_array_equal(series.a, pm_run.open_series().a)
+    # the credentials given stay in memory: nothing written holds them
+    everything = [p.read_bytes() for p in _files(pm_run.path)]
+    everything += _objects(s3, f"{BUCKET}/in-place/{pm_run.id}").values()
+    for secret in (SECRET, KEY_ID):
+        assert not any(secret.encode() in data for data in everything), secret
+
+
+def test_ls_to_lists_published_runs_and_skips_unfinished_copies(s3, pm_run):
+    url = f"s3://{BUCKET}/listing"
+    publish_to(pm_run, url)
+    unfinished = "half-20261202T101500-1a2b3c"
+    _fs(s3).pipe_file(f"{BUCKET}/listing/{unfinished}/config.json", b"{}")
+
+    records = published(url=url)
+    assert [(r["id"], r["path"]) for r in records] == [
+        (pm_run.id, f"{url}/{pm_run.id}")
+    ]
+    for args in (["--to", url], ["--group", "--to", url]):
+        result = CliRunner().invoke(main, ["ls", *args])
+        assert result.exit_code == 0, result.output
+        header, *rows = result.output.splitlines()
+        assert header.split() == ["RUN", "OWNER", "STATE", "ENGINE", "PUBLISHED"]
+        assert [row.split()[:4] for row in rows] == [
+            [pm_run.id, records[0]["owner"], "completed", "pm"]
+        ]
+        assert unfinished not in result.output
+
+
+def test_a_url_without_a_published_run_is_a_clear_error(s3):
+    run_id = "none-20261202T101500-1a2b3c"
+    where = f"s3://{BUCKET}/empty/{run_id}"
+    with pytest.raises(PublishError, match=f"no run is published at {where}: "):
+        open_published(run_id, url=f"s3://{BUCKET}/empty")
+    with pytest.raises(simlab.errors.SimlabError, match=re.escape(where)):
+        open_remote(where)
+    for url in (f"s3://{BUCKET}/nothing-here", "s3://no-such-bucket-4711/x"):
+        result = CliRunner().invoke(main, ["ls", "--to", url])
+        assert result.exit_code == 2, result.output
+        assert result.output == (
+            f"error: nothing is published at {url}: no such bucket or prefix\n"
+        )
 
 
 # --- without a server ---------------------------------------------------------
