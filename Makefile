@@ -18,13 +18,17 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/simlab demo
 
+# Test processes: two by default (the machine CI runs on has two cores); TEST_WORKERS=0
+# runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest --durations=25; status=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest ran no tests: failing" >&2; fi; \
 	exit $$status
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check simlab tests benchmarks

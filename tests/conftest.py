@@ -125,6 +125,20 @@ def slurm_profile(slurm, request):
         print(slurm_cluster.diagnostics(slurm))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``), run each module's tests in one
+    worker, so that its module fixtures (a Lab, a built wheel, a hub) start once,
+    and every test of the machine-wide Slurm and the hub's system users in one."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        fixtures = getattr(item, "fixturenames", ())
+        system = marks & {"slurm", "hub"} or {"slurm", "two_node_slurm"} & set(fixtures)
+        group = "system" if system else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the item so fixtures can see a failure."""
