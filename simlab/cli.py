@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,20 @@ _root_option = click.option(
 )
 
 
+def _publish_url_option(help: str) -> Callable[[Any], Any]:
+    """``--to URL`` as publish and ls take it; ``--to`` alone means the
+    ``simlab.publish-url`` setting."""
+    return click.option(
+        "--to",
+        "to",
+        is_flag=False,
+        flag_value="",
+        default=None,
+        metavar="URL",
+        help=f"{help}; --to alone uses simlab.publish-url",
+    )
+
+
 def _catalog(root: str | None) -> Any:
     """The catalogue of the run root, after settling runs no process owns."""
     from simlab.service.submission import settle
@@ -166,15 +181,8 @@ def _percent(status: dict[str, Any]) -> str:
 @click.option("--order", default="-created", show_default=True, help="sort column")
 @click.option("--limit", default=50, show_default=True, help="rows to show")
 @click.option("--group", is_flag=True, help="runs published in the group space")
-@click.option(
-    "--to",
-    "to",
-    is_flag=False,
-    flag_value="",
-    default=None,
-    metavar="URL",
-    help="runs published on object storage at URL (as by `simlab publish --to`); "
-    "--to alone uses simlab.publish-url",
+@_publish_url_option(
+    "runs published on object storage at URL (as by `simlab publish --to`)"
 )
 def list_runs(
     root: str | None, limit: int, group: bool, to: str | None, **filters: Any
@@ -624,15 +632,9 @@ def _list_published(to: str | None = None) -> None:
 @click.argument("run_id")
 @_root_option
 @click.option("--remove", is_flag=True, help="withdraw your published run instead")
-@click.option(
-    "--to",
-    "to",
-    is_flag=False,
-    flag_value="",
-    default=None,
-    metavar="URL",
-    help="copy to object storage at URL (s3://bucket/prefix, gs://…, file://…) "
-    "instead of the group space; --to alone uses simlab.publish-url",
+@_publish_url_option(
+    "copy to object storage at URL (s3://bucket/prefix, gs://…, file://…) "
+    "instead of the group space"
 )
 def publish_run(run_id: str, root: str | None, remove: bool, to: str | None) -> None:
     """Publish a finished run read-only in the group space (simlab.group-root),

@@ -54,24 +54,34 @@ def _memory_mb() -> int:
     return int(int(re.search(r"RealMemory=(\d+)", out)[1]) * 0.8)
 
 
-def _conf(state: Path) -> str:
-    cpus, memory = os.cpu_count() or 2, _memory_mb()
-    return f"""\
-ClusterName=simlabtest
-SlurmctldHost=localhost
-SlurmUser=slurm
+#: The slurm.conf lines every test cluster shares: munge, no cgroups and no
+#: accounting (neither exists in a container), consumable cores and memory.
+SHARED_CONF = """\
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
 ReturnToService=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-DefMemPerCPU=1000
 SchedulerType=sched/backfill
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MinJobAge=300
+KillWait=5
+"""
+
+
+def _conf(state: Path) -> str:
+    cpus, memory = os.cpu_count() or 2, _memory_mb()
+    return f"""\
+ClusterName=simlabtest
+SlurmctldHost=localhost
+SlurmUser=slurm
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+DefMemPerCPU=1000
 StateSaveLocation={state}/ctld
 SlurmdSpoolDir={state}/d
 SlurmctldPidFile={state}/slurmctld.pid
@@ -80,10 +90,7 @@ SlurmctldLogFile={state}/slurmctld.log
 SlurmdLogFile={state}/slurmd.log
 SlurmctldPort=6817
 SlurmdPort=6818
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-MinJobAge=300
-KillWait=5
+{SHARED_CONF}\
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """

@@ -98,18 +98,8 @@ def _conf(state: Path) -> str:
 ClusterName=simlabtwo
 SlurmctldHost={CONTROLLER[0]}({CONTROLLER[1]})
 SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
 CommunicationParameters=NoCtldInAddrAny
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-MpiDefault=none
-ReturnToService=2
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=500
-SchedulerType=sched/backfill
 StateSaveLocation={state}/ctld
 SlurmdSpoolDir={state}/%n
 SlurmctldPidFile={state}/slurmctld.pid
@@ -118,10 +108,7 @@ SlurmctldLogFile={state}/slurmctld.log
 SlurmdLogFile={state}/%n/slurmd.log
 SlurmctldPort={PORTS[0]}
 SlurmdPort={PORTS[1]}
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-MinJobAge=300
-KillWait=5
+{slurm_cluster.SHARED_CONF}\
 {nodes}
 PartitionName=two Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
 """
