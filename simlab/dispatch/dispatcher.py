@@ -15,6 +15,7 @@ many it may have at once; an idle one is closed to make room.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -36,9 +37,10 @@ from simlab.dispatch.profiles import (
 )
 from simlab.dispatch.task import execute
 from simlab.errors import DispatchError
+from simlab.state.export import copy_run
 from simlab.state.liveness import mark_lost
 from simlab.state.owners import process_ref
-from simlab.state.rundir import RunDir, TransitionError
+from simlab.state.rundir import RunDir, TransitionError, now
 from simlab.state.states import State
 
 if TYPE_CHECKING:
@@ -238,6 +240,7 @@ class Dispatcher:
     def __init__(self) -> None:
         self._clusters: dict[tuple[str, str, str, Shape], ClusterRecord] = {}
         self._watched: dict[str, Future] = {}
+        self._copying: set[str] = set()  # runs whose artifacts are being copied
         self._where: dict[str, str] = {}  # run id → id of the cluster it is on
         self._lock = threading.RLock()
         self._closed = False
@@ -396,8 +399,42 @@ class Dispatcher:
             )
             try:
                 self.submit(rundir, resume=True)
+                return
             except Exception as exc:
                 mark_lost(rundir, f"could not resubmit its next segment: {exc}")
+        self._copy_artifacts(rundir)
+
+    def _copy_artifacts(self, rundir: RunDir) -> None:
+        """Copy an ended run to its profile's ``artifacts`` URL, in a thread of its
+        own (snapshots take a while, the callback thread serves every run); the
+        outcome goes to status.json. :meth:`pending` counts the copy, so an owner
+        never exits in the middle of one."""
+        try:
+            url = launch_record(rundir)["profile"].get("artifacts")
+            ended = rundir.state.is_final
+        except Exception:
+            logger.exception("run %s: status unreadable after its task", rundir.id)
+            return
+        if not url or not ended:
+            return
+
+        def copy() -> None:
+            try:
+                where = copy_run(rundir, url)
+                rundir.update(artifacts={"url": where, "copied": now()})
+            except Exception as exc:  # a failed copy never touches the run's state
+                logger.warning("run %s: artifacts not copied: %s", rundir.id, exc)
+                with contextlib.suppress(OSError):
+                    rundir.update(artifacts={"url": url, "error": str(exc)})
+            finally:
+                with self._lock:
+                    self._copying.discard(rundir.id)
+
+        with self._lock:
+            self._copying.add(rundir.id)
+        threading.Thread(
+            target=copy, name=f"simlab-artifacts-{rundir.id}", daemon=False
+        ).start()
 
     def withdraw(self, rundir: RunDir) -> bool:
         """Cancel a run whose task has not started yet; False if it has or is not ours.
@@ -437,9 +474,10 @@ class Dispatcher:
         record.cluster.scale(workers)
 
     def pending(self) -> int:
-        """Number of runs whose tasks have not finished yet."""
+        """Number of runs whose tasks, or copies of their artifacts, have not
+        finished yet."""
         with self._lock:
-            return len(self._watched)
+            return len(self._watched) + len(self._copying)
 
     def close(self) -> None:
         """Shut down every client and cluster started here."""

@@ -38,6 +38,7 @@ SIMLAB_KEYS = (
     "max_clusters",
     "executables",
     "container",
+    "artifacts",
 )
 #: How each container runtime runs a command in an image, with the run directory
 #: bound at the same path and as the working directory ({rundir}, {image} filled in).

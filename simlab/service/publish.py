@@ -32,24 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from simlab.errors import SimlabError
 from simlab.service.run import Run, find_run
-from simlab.state.rundir import RUN_ID_RE, now, write_json_atomic
+from simlab.state.export import PUBLISHED_PARTS, RECORD, publication_record
+from simlab.state.rundir import RUN_ID_RE, write_json_atomic
 
 if TYPE_CHECKING:
     from simlab.service.publish_remote import RemoteRun
 
-#: Parts of a run directory that are published; inputs/ (ICs) stays private.
-PUBLISHED_PARTS = (
-    "config.json",
-    "status.json",
-    "events.jsonl",
-    "log",
-    "results.json",
-    "output",
-    "notebooks",
-)
 #: Parts whose files are hard-linked instead of copied (large, never rewritten).
 LINKED_PARTS = ("output",)
-RECORD = "published.json"
 #: Modes of published folders and files: group may read, nobody may write.
 DIR_MODE = 0o2750
 FILE_MODE = 0o440
@@ -132,21 +122,9 @@ def publish(
                 _copy_tree(source, staged / part, link=part in LINKED_PARTS)
             elif source.is_file() and not source.is_symlink():
                 shutil.copyfile(source, staged / part)
-        status = handle.status
-        user = pwd.getpwuid(os.geteuid())
         write_json_atomic(
             staged / RECORD,
-            {
-                "id": handle.id,
-                "owner": user.pw_name,
-                "uid": user.pw_uid,
-                "group": group.gr_name,
-                "published": now(),
-                "source": str(handle.path),
-                "state": status["state"],
-                "engine": status.get("engine"),
-                "name": status.get("name"),
-            },
+            {**publication_record(handle.dir), "group": group.gr_name},
         )
         _seal(staged, group.gr_gid)
         os.rename(staged, target)

@@ -24,7 +24,6 @@ from simlab.errors import StorageError
 from simlab.io.gadget4_names import SNAPSHOT
 from simlab.io.remote import EXAMPLES, filesystem, is_url
 from simlab.service.publish import (
-    PUBLISHED_PARTS,
     RECORD,
     PublishError,
     check_run_id,
@@ -32,11 +31,11 @@ from simlab.service.publish import (
     newest_first,
 )
 from simlab.service.run import Run, RunReader
+from simlab.state.export import copy_run
 from simlab.state.rundir import (
     CorruptRunError,
     checked_config,
     checked_status,
-    now,
 )
 
 if TYPE_CHECKING:
@@ -64,26 +63,6 @@ def publish_url(url: str | None = None) -> str:
     return str(value)
 
 
-def published_files(run_dir: Path) -> list[tuple[Path, str]]:
-    """The run's files that are published, with their path relative to the run
-    (regular files of PUBLISHED_PARTS; symlinks and private inputs stay behind)."""
-    found = []
-    for part in PUBLISHED_PARTS:
-        source = run_dir / part
-        if source.is_symlink():
-            continue
-        if source.is_file():
-            found.append((source, part))
-        elif source.is_dir():
-            for folder, dirs, files in os.walk(source, followlinks=False):
-                dirs[:] = sorted(d for d in dirs if not Path(folder, d).is_symlink())
-                for name in sorted(files):
-                    path = Path(folder, name)
-                    if path.is_file() and not path.is_symlink():
-                        found.append((path, path.relative_to(run_dir).as_posix()))
-    return found
-
-
 def publish_to(
     run: str | Run,
     url: str | None = None,
@@ -98,50 +77,10 @@ def publish_to(
     overwritten by the next attempt.
     """
     handle = finished_run(run, root)
-    base = publish_url(url)
-    fs, prefix = filesystem(base, storage_options)
-    target = f"{prefix.rstrip('/')}/{handle.id}"
-    where = fs.unstrip_protocol(target)
-    if fs.exists(f"{target}/{RECORD}"):
-        raise PublishError(f"run {handle.id} is already published at {where}")
-    files = published_files(handle.path)
     try:
-        for source, relative in files:
-            _put(fs, source, f"{target}/{relative}")
-        fs.pipe_file(f"{target}/{RECORD}", json.dumps(_record(handle, files)).encode())
-    except (OSError, ValueError) as exc:
-        raise PublishError(
-            f"cannot publish run {handle.id} to {where}: {exc}; the bucket or "
-            f"folder of {base!r} must exist and be writable with the credentials "
-            "of the environment"
-        ) from exc
-    return where
-
-
-def _put(fs: Any, source: Path, target: str) -> None:
-    """Upload one file; a local folder (file://) gets its parents first."""
-    from fsspec.implementations.local import LocalFileSystem
-
-    if isinstance(fs, LocalFileSystem):
-        fs.makedirs(fs._parent(target), exist_ok=True)
-    fs.put_file(str(source), target)
-
-
-def _record(handle: Run, files: list[tuple[Path, str]]) -> dict[str, Any]:
-    """Who published the run, when, from where, and what was copied."""
-    status = handle.status
-    user = pwd.getpwuid(os.geteuid())
-    return {
-        "id": handle.id,
-        "owner": user.pw_name,
-        "uid": user.pw_uid,
-        "published": now(),
-        "source": str(handle.path),
-        "state": status["state"],
-        "engine": status.get("engine"),
-        "name": status.get("name"),
-        "files": {relative: path.stat().st_size for path, relative in files},
-    }
+        return copy_run(handle.dir, publish_url(url), storage_options)
+    except StorageError as exc:
+        raise PublishError(str(exc)) from exc
 
 
 def unpublish_from(

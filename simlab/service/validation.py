@@ -80,6 +80,23 @@ def _job_shape_errors(name: str, profile: dict[str, Any]) -> list[dict[str, Any]
     ]
 
 
+def _artifacts_errors(name: str, profile: dict[str, Any]) -> list[dict[str, Any]]:
+    """A profile's ``artifacts`` must be an object-storage URL (runs that end on
+    the profile are copied there)."""
+    url = profile.get("artifacts")
+    if url is None:
+        return []
+    from simlab.io.remote import EXAMPLES, is_url  # fsspec only for profiles with one
+
+    if isinstance(url, str) and is_url(url):
+        return []
+    message = (
+        f"profile {name!r}: artifacts={url!r} is not an object-storage URL; "
+        f"expected one such as {EXAMPLES}"
+    )
+    return [_error("resources.cluster", name, message)]
+
+
 def _table_errors(config: RunConfig) -> list[dict[str, Any]]:
     """``ics.transfer_file`` must exist and parse (the model does not open it)."""
     path = config.ics.transfer_file
@@ -217,6 +234,7 @@ def validate_run(
     except ValueError as exc:
         errors.append(_error("resources.cluster", name, f"profile {name!r}: {exc}"))
     errors += _job_shape_errors(name, profile)
+    errors += _artifacts_errors(name, profile)
     errors += _table_errors(config)
     errors += _ics_file_errors(config)
     found = find_executable(engine, config, profile)

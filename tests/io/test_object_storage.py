@@ -26,7 +26,7 @@ from click.testing import CliRunner
 import simlab
 from simlab.cli import main
 from simlab.config import RunConfig
-from simlab.errors import StorageError
+from simlab.errors import ConfigError, StorageError
 from simlab.io.gadget4_files import write_snapshot
 from simlab.io.groups import open_groups
 from simlab.io.remote import filesystem, is_url
@@ -43,6 +43,7 @@ from simlab.settings import run_root
 from simlab.state.rundir import RunDir
 from simlab.state.states import State
 from tests.conftest import _needs, data_path
+from tests.helpers import wait_for
 
 #: Fake credentials, distinctive enough to grep for in anything written.
 KEY_ID = "SIMLABTESTKEYID4Q7Z"
@@ -354,7 +355,7 @@ def test_another_owners_run_is_not_removed(s3):
     [
         ("nosuch://bucket/x", r"'nosuch://bucket/x' is not a usable URL.*s3://"),
         ("/srv/results", r"'/srv/results' is not an object-storage URL.*s3://"),
-        ("s3://no-such-bucket-4711/x", r"cannot publish run .* must exist"),
+        ("s3://no-such-bucket-4711/x", r"cannot copy run .* must exist"),
         ("", r"no object storage configured: pass --to URL"),
     ],
     ids=["unknown-scheme", "plain-path", "missing-bucket", "unset"],
@@ -534,3 +535,61 @@ def test_a_fresh_process_imports_fsspec_for_urls_only_and_exits_cleanly():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, (done.returncode, done.stderr)
+
+
+def _archived_run(tmp_path: Path, url: str) -> simlab.Run:
+    """A small PM run on a local profile whose ``artifacts`` is ``url``, to its end."""
+    from simlab.dispatch.dispatcher import Dispatcher
+    from simlab.service.submission import create
+
+    config = {
+        "box": {"size": 64.0, "particles_per_side": 8},
+        "gravity": {"steps": 3},
+        "resources": {"cluster": "archived"},
+        "metadata": {"name": "archived"},
+    }
+    profile = {"kind": "local", "artifacts": url}
+    with dask.config.set({"simlab.clusters.archived": profile}):
+        run = create(config, root=tmp_path)
+        with Dispatcher() as dispatcher:
+            assert dispatcher.submit(run.dir).result(timeout=120) == "completed"
+            # the copy runs after the task, and counts as pending until it ends
+            assert wait_for(lambda: dispatcher.pending() == 0, 120)
+    return run
+
+
+@pytest.mark.slow
+def test_a_profile_with_artifacts_copies_each_run_that_ends_on_it(s3, tmp_path):
+    url = f"s3://{BUCKET}/artifacts"
+    run = _archived_run(tmp_path, url)
+    copied = run.status["artifacts"]
+    assert copied["url"] == f"{url}/{run.id}" and "error" not in copied
+    remote = open_remote(copied["url"])
+    assert remote.config == run.config and remote.state is State.COMPLETED
+    with remote.open_snapshot() as there, run.open_snapshot() as here:
+        assert np.array_equal(there.Coordinates.values, here.Coordinates.values)
+    assert not any(
+        KEY_ID.encode() in path.read_bytes() or SECRET.encode() in path.read_bytes()
+        for path in _files(run.path)
+    )
+
+
+def test_a_failed_copy_of_artifacts_leaves_the_run_completed(s3, tmp_path):
+    run = _archived_run(tmp_path, "s3://no-such-bucket/artifacts")
+    assert run.state is State.COMPLETED
+    failed = run.status["artifacts"]
+    assert failed["url"] == "s3://no-such-bucket/artifacts"
+    assert "cannot copy run" in failed["error"] and "no-such-bucket" in failed["error"]
+
+
+def test_artifacts_that_are_not_a_url_are_a_field_error(tmp_path):
+    profile = {"kind": "local", "artifacts": "/scratch/results"}
+    with (
+        dask.config.set({"simlab.clusters.archived": profile}),
+        pytest.raises(ConfigError) as caught,
+    ):
+        simlab.submit({"resources": {"cluster": "archived"}}, root=tmp_path)
+    (error,) = caught.value.errors
+    assert error["loc"] == "resources.cluster"
+    assert "artifacts='/scratch/results' is not an object-storage URL" in error["msg"]
+    assert not list(tmp_path.iterdir())
