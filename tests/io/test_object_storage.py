@@ -574,6 +574,7 @@ def test_a_profile_with_artifacts_copies_each_run_that_ends_on_it(s3, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_failed_copy_of_artifacts_leaves_the_run_completed(s3, tmp_path):
     run = _archived_run(tmp_path, "s3://no-such-bucket/artifacts")
     assert run.state is State.COMPLETED
