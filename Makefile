@@ -23,12 +23,12 @@ demo: setup
 TEST_WORKERS ?= 2
 
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25; status=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --durations=25; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest ran no tests: failing" >&2; fi; \
 	exit $$status
 
 test-fast: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check simlab tests benchmarks

@@ -125,18 +125,49 @@ def slurm_profile(slurm, request):
         print(slurm_cluster.diagnostics(slurm))
 
 
+#: Test modules of the machine-wide Slurm (one /etc/slurm/slurm.conf, one munge)
+#: and of the hub's system users: under pytest-xdist they run one after another in
+#: one worker (:func:`pytest_xdist_make_scheduler`).
+SYSTEM_MODULES = frozenset(
+    {
+        "tests/dispatch/test_slurm.py",
+        "tests/dispatch/test_multinode.py",
+        "tests/hub/test_multiuser.py",
+    }
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Each module's tests in one worker, so its module fixtures (a Lab, a built
+    wheel, a hub) start once, and the SYSTEM_MODULES together in one.
+
+    Scheduling by scope, not by ``xdist_group`` marks: pytest-xdist 3.8 marks a
+    group by rewriting ``item._nodeid``, which pytest 9.2 no longer reads.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "system" if module in SYSTEM_MODULES else module
+
+    return ModuleScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``), run each module's tests in one
-    worker, so that its module fixtures (a Lab, a built wheel, a hub) start once,
-    and every test of the machine-wide Slurm and the hub's system users in one."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
+    """Refuse a test of Slurm or the hub outside SYSTEM_MODULES: it would run in
+    parallel with them, on the same machine-wide daemons."""
     for item in items:
         marks = {mark.name for mark in item.iter_markers()}
-        fixtures = getattr(item, "fixturenames", ())
-        system = marks & {"slurm", "hub"} or {"slurm", "two_node_slurm"} & set(fixtures)
-        group = "system" if system else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        fixtures = set(getattr(item, "fixturenames", ()))
+        module = item.nodeid.split("::", 1)[0]
+        uses = marks & {"slurm", "hub"} or {"slurm", "two_node_slurm"} & fixtures
+        if uses and module not in SYSTEM_MODULES:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses {sorted(uses)}: add {module} to "
+                "tests/conftest.py's SYSTEM_MODULES"
+            )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,6 +13,7 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 
 from simlab.config import RunConfig
+from simlab.state.owners import process_ref
 from simlab.state.rundir import write_json_atomic
 
 
@@ -83,6 +84,9 @@ def fake_run(
             "updated": created.isoformat(),
             "progress": None,
             "times": times,
+            # a queued run waits in a live dispatcher (here: this test process),
+            # else the server settles it as an orphan
+            **({"owner": process_ref()} if state == "queued" else {}),
         },
     )
     (path / "events.jsonl").write_text("")
