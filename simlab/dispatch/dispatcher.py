@@ -420,7 +420,8 @@ class Dispatcher:
 
         def copy() -> None:
             try:
-                where = copy_run(rundir, url)
+                # a resumed run that ends again replaces its earlier copy
+                where = copy_run(rundir, url, replace=True)
                 rundir.update(artifacts={"url": where, "copied": now()})
             except Exception as exc:  # a failed copy never touches the run's state
                 logger.warning("run %s: artifacts not copied: %s", rundir.id, exc)

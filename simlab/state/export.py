@@ -69,18 +69,26 @@ def shared_files(run_dir: Path) -> list[tuple[Path, str]]:
 
 
 def copy_run(
-    rundir: RunDir, url: str, storage_options: dict[str, Any] | None = None
+    rundir: RunDir,
+    url: str,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    replace: bool = False,
 ) -> str:
     """Copy the run's shared parts to ``<url>/<run_id>/``, its record last; return
-    that URL. StorageError if a run of this id is already there (its record exists)
-    or the copy fails; a copy left without the record is overwritten next time."""
+    that URL. StorageError if the copy fails, or if a run of this id is already
+    there (its record exists) unless ``replace``: then its record goes first, so a
+    copy cut short is never taken for a whole one. A copy left without the record
+    is overwritten next time."""
     from simlab.io.remote import filesystem
 
     fs, prefix = filesystem(url, storage_options)
     target = f"{prefix.rstrip('/')}/{rundir.id}"
     where = fs.unstrip_protocol(target)
     if fs.exists(f"{target}/{RECORD}"):
-        raise StorageError(f"run {rundir.id} is already published at {where}")
+        if not replace:
+            raise StorageError(f"run {rundir.id} is already published at {where}")
+        fs.rm_file(f"{target}/{RECORD}")
     files = shared_files(rundir.path)
     record = {
         **publication_record(rundir),

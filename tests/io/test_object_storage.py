@@ -594,3 +594,18 @@ def test_artifacts_that_are_not_a_url_are_a_field_error(tmp_path):
     assert error["loc"] == "resources.cluster"
     assert "artifacts='/scratch/results' is not an object-storage URL" in error["msg"]
     assert not list(tmp_path.iterdir())
+
+
+def test_a_replaced_copy_takes_the_runs_new_state(tmp_path):
+    from simlab.state.export import copy_run
+
+    run = finished_run(State.CANCELLED)
+    url = "memory://replaced"
+    where = copy_run(run.dir, url)
+    with pytest.raises(StorageError, match="already published"):
+        copy_run(run.dir, url)
+    for state in (State.QUEUED, State.RUNNING, State.COMPLETED):  # resumed, ended
+        run.dir.transition(state)
+    assert copy_run(run.dir, url, replace=True) == where
+    fs, path = filesystem(where)
+    assert json.loads(fs.cat_file(f"{path}/{RECORD}"))["state"] == "completed"
