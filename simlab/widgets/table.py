@@ -2,12 +2,16 @@
 
 The listing is a query of :class:`~simlab.state.catalog.Catalog` (synced from the
 run directories first), so it scales to thousands of runs; selecting a run opens
-its :class:`RunMonitor` or :class:`SnapshotViewer` below the table.
+its :class:`RunMonitor` or :class:`SnapshotViewer` below the table. A background
+thread syncs the catalogue every ``poll`` seconds, as the Lab sidebar does, and
+redoes the query when a run changed, so the table never lags behind the other
+views of the same runs.
 """
 
 from __future__ import annotations
 
 import html
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,9 @@ class RunTable(widgets.VBox):
         show only the runs of this sweep
     per_page : int
         rows shown
+    poll : float or None
+        seconds between syncs of the catalogue in the background (None: only on
+        Refresh and when a filter changes)
     """
 
     def __init__(
@@ -59,12 +66,17 @@ class RunTable(widgets.VBox):
         *,
         sweep: str | None = None,
         per_page: int = 200,
+        poll: float | None = 2.0,
     ) -> None:
         from simlab.settings import run_root
 
         self.catalog = Catalog(root or run_root())
         self.sweep = sweep
         self.per_page = per_page
+        self.poll = poll
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.state = widgets.Dropdown(
             options=[ALL, *(s.value for s in State)], description="state"
         )
@@ -116,25 +128,57 @@ class RunTable(widgets.VBox):
             ]
         )
         self.refresh()
+        if poll:
+            self.start()
 
-    def refresh(self) -> None:
-        """Sync the catalogue with the run directories and redo the query."""
-        self.catalog.sync()
-        engines = sorted(e for e in self.catalog.counts()["engine"] if e)
-        if list(self.code.options) != [ALL, *engines]:
-            current = self.code.value
-            self.code.options = [ALL, *engines]
-            self.code.value = current if current in engines else ALL
-        order = ("-" if self.descending.value else "") + self.order.value
-        self.rows, self.total = self.catalog.query(
-            state=None if self.state.value == ALL else self.state.value,
-            code=None if self.code.value == ALL else self.code.value,
-            tag=self.tag.value.strip() or None,
-            text=self.text.value.strip() or None,
-            sweep=self.sweep,
-            order=order,
-            per_page=self.per_page,
+    def start(self) -> None:
+        """Follow the run root in the background (no-op if already following)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._follow, name="simlab-run-table", daemon=True
         )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop following the run root (Refresh still works)."""
+        self._stop.set()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self.refresh(only_if_changed=True)
+            except (OSError, ValueError) as exc:  # a run directory mid-change
+                self.message.value = html.escape(f"cannot read the runs: {exc}")
+
+    def refresh(self, *, only_if_changed: bool = False) -> None:
+        """Sync the catalogue with the run directories and redo the query (the
+        widgets are redrawn only when the rows changed if ``only_if_changed``:
+        another process may have changed the catalogue itself)."""
+        with self._lock:
+            self.catalog.sync()
+            engines = sorted(e for e in self.catalog.counts()["engine"] if e)
+            if list(self.code.options) != [ALL, *engines]:
+                current = self.code.value
+                self.code.options = [ALL, *engines]
+                self.code.value = current if current in engines else ALL
+            order = ("-" if self.descending.value else "") + self.order.value
+            rows, total = self.catalog.query(
+                state=None if self.state.value == ALL else self.state.value,
+                code=None if self.code.value == ALL else self.code.value,
+                tag=self.tag.value.strip() or None,
+                text=self.text.value.strip() or None,
+                sweep=self.sweep,
+                order=order,
+                per_page=self.per_page,
+            )
+            if only_if_changed and (rows, total) == (self.rows, self.total):
+                return
+            self.rows, self.total = rows, total
+            self._draw()
+
+    def _draw(self) -> None:
         selected = self.listing.value
         self.listing.options = [(format_row(r), r["id"]) for r in self.rows]
         ids = [r["id"] for r in self.rows]

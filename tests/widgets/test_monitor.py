@@ -152,6 +152,29 @@ def test_run_table_shows_the_selected_runs_reason(failed_run):
     assert "ics.hdf5" in table.detail.value
 
 
+def test_run_table_follows_runs_that_change_without_a_refresh(tmp_path):
+    from simlab.service.submission import create
+    from simlab.widgets.table import RunTable
+
+    run = create({**SMALL, "metadata": {"name": "followed"}}, root=tmp_path)
+    table = RunTable(root=tmp_path, poll=0.1)
+    try:
+        assert [r["state"] for r in table.rows] == ["created"]
+        run.dir.transition("queued")
+        assert wait_for(lambda: [r["state"] for r in table.rows] == ["queued"], 10)
+        assert table.listing.options[0][0].startswith("queued")
+        # a second run, made by another process, shows up as well
+        other = create({**SMALL, "metadata": {"name": "another"}}, root=tmp_path)
+        assert wait_for(lambda: len(table.rows) == 2, 10), table.rows
+        assert other.id in {r["id"] for r in table.rows}
+        assert "2 of 2 run(s)" in table.header.value
+    finally:
+        table.stop()
+    assert table._thread is not None
+    table._thread.join(5)
+    assert not table._thread.is_alive()
+
+
 @pytest.mark.slow
 def test_resume_a_checkpointed_run_from_the_monitor():
     run = simlab.submit(LONG)
