@@ -27,6 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simlab.dispatch.job_exits import (
+    TRAPPED_KINDS,
+    JobExit,
+    ended_dir,
+    ended_jobs,
+    exit_trap,
+    forget,
+    job_exit,
+)
 from simlab.dispatch.notebook_task import NOTEBOOK_TASK_FILE, execute_notebook_run
 from simlab.dispatch.profiles import (
     batch_directives,
@@ -40,7 +49,7 @@ from simlab.errors import DispatchError
 from simlab.state.export import copy_run
 from simlab.state.liveness import mark_lost
 from simlab.state.owners import process_ref
-from simlab.state.rundir import RunDir, TransitionError, now
+from simlab.state.rundir import CorruptRunError, RunDir, TransitionError, now
 from simlab.state.states import State
 
 if TYPE_CHECKING:
@@ -97,14 +106,21 @@ class ClusterRecord:
     cluster: Any = None
     started: float = field(default_factory=time.time)
     tasks: int = 0
+    #: the run root, and where batch jobs write their logs (batch kinds only)
+    root: Path | None = None
+    logs: Path | None = None
+    #: names of the batch jobs whose workers have connected at some point
+    seen: set[str] = field(default_factory=set)
+
+    def scheduler_workers(self) -> dict[str, dict[str, Any]]:
+        """The workers the scheduler knows now, by address (none if unreachable)."""
+        try:
+            return (self.client.scheduler_info() or {}).get("workers") or {}
+        except Exception:
+            return {}
 
     def model(self) -> dict[str, Any]:
         """JSON-ready description with the workers the scheduler knows now."""
-        info = {}
-        try:
-            info = self.client.scheduler_info() or {}
-        except Exception:
-            info = {}
         workers = [
             {
                 "address": address,
@@ -113,7 +129,7 @@ class ClusterRecord:
                 "memory": worker.get("memory_limit", 0),
                 "state": worker.get("status", "running"),
             }
-            for address, worker in sorted((info.get("workers") or {}).items())
+            for address, worker in sorted(self.scheduler_workers().items())
         ]
         return {
             "id": self.id,
@@ -218,11 +234,20 @@ def _start_cluster(profile: dict[str, Any], code: str, shape: Shape, root: Path)
     options["worker_extra_args"] = [*worker_args, "--lifetime", f"{lifetime}s"]
     workdir = jobs_dir(root)
     options.setdefault("log_directory", str(workdir / "logs"))
+    if kind in TRAPPED_KINDS:  # a job that dies before its worker connects is seen
+        prologue = list(options.get("job_script_prologue") or [])
+        options["job_script_prologue"] = exit_trap(ended_dir(workdir)) + prologue
     cluster = cls(
         security=Security.temporary(), shared_temp_directory=str(workdir), **options
     )
     cluster.adapt(minimum=0, maximum=int(profile.get("max_jobs", 4)))
     return cluster
+
+
+def _forget_job(cluster: Any, name: str) -> None:
+    """Drop an ended job from a dask-jobqueue cluster's spec and jobs."""
+    cluster.worker_spec.pop(name, None)
+    cluster.workers.pop(name, None)
 
 
 #: Dispatchers alive in this process, so that a cancel can withdraw a task.
@@ -300,7 +325,11 @@ class Dispatcher:
             return ClusterRecord(cid, name, kind, code, key[3], client)
         cluster = start_cluster(profile, code, key[3], root)
         client = Client(cluster, set_as_default=False)
-        return ClusterRecord(cid, name, kind, code, key[3], client, cluster)
+        record = ClusterRecord(cid, name, kind, code, key[3], client, cluster)
+        if is_batch(kind):
+            record.root = root
+            record.logs = Path(profile.get("log_directory") or jobs_dir(root) / "logs")
+        return record
 
     def _make_room(self, name: str, profile: dict[str, Any]) -> None:
         """Close an idle cluster of the profile when it is at its cap."""
@@ -436,6 +465,67 @@ class Dispatcher:
         threading.Thread(
             target=copy, name=f"simlab-artifacts-{rundir.id}", daemon=False
         ).start()
+
+    def check_jobs(self) -> None:
+        """Fail a waiting run for each batch job that ended before its worker
+        connected (see :mod:`simlab.dispatch.job_exits`); called on each heartbeat.
+
+        Only while none of the cluster's workers is connected: a job that failed
+        beside a working one leaves the runs to that one. The failed job leaves
+        the cluster's spec, so adapt may submit another for the runs still waiting.
+        """
+        with self._lock:
+            records = [r for r in self._clusters.values() if r.kind in TRAPPED_KINDS]
+        for record in records:
+            try:
+                self._check_jobs_of(record)
+            except Exception:  # the heartbeat goes on; the next one tries again
+                logger.exception("could not check the jobs of %s", record.id)
+
+    def _check_jobs_of(self, record: ClusterRecord) -> None:
+        assert record.root is not None and record.logs is not None
+        ended = ended_dir(jobs_dir(record.root))
+        workers = record.scheduler_workers().values()
+        connected = {str(worker.get("name")) for worker in workers}
+        record.seen |= connected
+        exits = ended_jobs(ended)
+        for name, job in list(record.cluster.workers.items()):
+            job_id = str(getattr(job, "job_id", None))
+            if job_id not in exits:
+                continue
+            forget(ended, job_id)
+            if name in record.seen:  # it ended after serving: the lost-task path
+                record.seen.discard(name)  # covers it; a new job may take the name
+                continue
+            # out of the cluster's books (on its loop: its own thread reads them),
+            # so that adapt submits a new job, which may reuse the name
+            record.cluster.loop.add_callback(_forget_job, record.cluster, name)
+            if not connected:
+                self._fail_waiting(record, job_exit(job_id, exits[job_id], record.logs))
+
+    def _fail_waiting(self, record: ClusterRecord, exit: JobExit) -> None:
+        """Fail the first run still queued on ``record``'s cluster, saying why."""
+        with self._lock:
+            waiting = [
+                (run_id, self._watched[run_id])
+                for run_id, cid in self._where.items()
+                if cid == record.id and run_id in self._watched
+            ]
+        for run_id, future in waiting:
+            rundir = RunDir(record.root / run_id)
+            try:  # the state moves first: a task starting now leaves the run alone
+                if rundir.state != State.QUEUED:
+                    continue
+                rundir.transition(
+                    State.FAILED,
+                    reason=exit.reason(),
+                    diagnosis=exit.diagnosis().to_dict(),
+                )
+            except (TransitionError, CorruptRunError, OSError):
+                continue  # it started or ended meanwhile: try the next one
+            logger.warning("run %s: %s", run_id, exit.reason())
+            future.cancel()
+            return
 
     def withdraw(self, rundir: RunDir) -> bool:
         """Cancel a run whose task has not started yet; False if it has or is not ours.

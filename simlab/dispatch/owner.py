@@ -320,7 +320,9 @@ class Owner:
         return None
 
     def _heartbeat(self) -> None:
-        """Rewrite the record; withdraw queued runs someone asked to cancel."""
+        """Rewrite the record; withdraw queued runs someone asked to cancel; fail
+        a waiting run for each batch job that died before its worker connected."""
+        self.dispatcher.check_jobs()
         for run_id in self.dispatcher.held():
             rundir = RunDir(self.root / run_id)
             with contextlib.suppress(OSError, CorruptRunError):

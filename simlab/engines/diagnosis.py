@@ -23,9 +23,11 @@ class Diagnosis:
     """A failure's cause (``unknown`` when none matched), its fix and evidence.
 
     ``cause`` is a stable key (``mpi-root``, ``missing-executable``,
-    ``compile-options``, ``out-of-memory``, ``disk-full``, ``walltime`` or
-    ``unknown``); ``summary`` says what happened and ``fix`` what to do, both
-    empty when the cause is unknown; ``lines`` are the log lines that show it.
+    ``compile-options``, ``out-of-memory``, ``disk-full``, ``walltime``,
+    ``job-start`` (a batch job that died before its worker, see
+    :mod:`simlab.dispatch.job_exits`) or ``unknown``); ``summary`` says what
+    happened and ``fix`` what to do, both empty when the cause is unknown;
+    ``lines`` are the log lines that show it.
     """
 
     cause: str

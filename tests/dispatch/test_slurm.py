@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +148,35 @@ def test_two_codes_queues_fail_and_scale_apart(slurm_profile, tmp_path, monkeypa
     assert wait_for(
         lambda: all(not c["workers"] for c in _clusters(tmp_path, slurm_profile)), 120
     ), _clusters(tmp_path, slurm_profile)
+
+
+def test_a_job_that_dies_before_its_worker_fails_the_run_with_its_log(
+    slurm_profile, tmp_path
+):
+    import dask.config
+
+    from tests.slurm_cluster import PROFILE
+
+    # the compute node has no interpreter at this path: each job exits with 127
+    broken = {**PROFILE, "python": str(tmp_path / "no-such-venv" / "bin" / "python")}
+    with dask.config.set({"simlab.clusters.nopython": broken}):
+        runs = [
+            simlab.submit(_config(f"no-python-{i}"), cluster="nopython", root=tmp_path)
+            for i in range(2)
+        ]
+        assert wait_for(lambda: all(r.state.is_final for r in runs), 120), [
+            r.status for r in runs
+        ]
+    for run in runs:
+        status = run.status
+        assert status["state"] == "failed", status
+        reason = status["reason"]
+        assert "ended with exit status 127 before its dask worker started" in reason
+        assert "no-such-venv/bin/python: No such file or directory" in reason
+        assert "set `python` in the cluster profile" in reason
+        assert status["diagnosis"]["cause"] == "job-start"
+        log = reason.split("(job log: ", 1)[1].split(")", 1)[0]
+        assert log.endswith(".err") and "No such file" in Path(log).read_text()
+    # each run failed on a job of its own, and no job is left in the queue
+    assert len({r.status["reason"].split(" ended")[0] for r in runs}) == 2
+    assert wait_for(lambda: _squeue() == [], 60), _squeue()
