@@ -11,6 +11,12 @@ import xarray as xr
 from xarray.backends import BackendEntrypoint
 from xarray.backends.common import datatree_from_dict_with_io_cleanup
 
+from simlab.io import _lazy_dask_check
+
+# every simlab backend imports this module: from here on, opening a snapshot
+# without chunks no longer imports dask.array (see the module)
+_lazy_dask_check.install()
+
 
 class GroupedBackend(BackendEntrypoint):
     """A backend whose files hold one group per particle type, component or table.

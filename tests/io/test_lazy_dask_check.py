@@ -1,0 +1,49 @@
+"""Opening a snapshot without chunks does not import dask.array, and dask arrays
+made later are still known to xarray as dask arrays."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import data_path
+
+SNAPSHOT = "gadget4-small/icfile16/output/snapshot_001.hdf5"
+
+CHILD = """
+import json, sys
+import numpy as np
+import simlab
+ds = simlab.open_snapshot({path!r})
+first = {{"dask_array": "dask.array" in sys.modules,
+          "values": float(ds.Coordinates.values.sum())}}
+lazy = simlab.open_snapshot({path!r}, chunks={{}})
+import xarray as xr
+from xarray.namedarray.pycompat import array_type
+import dask.array as da
+mixed = xr.Dataset({{"a": ("x", da.arange(4, chunks=2)), "b": ("x", np.arange(4))}})
+print(json.dumps({{**first,
+    "lazy_type": type(lazy.Coordinates.data).__module__,
+    "lazy_chunks": bool(lazy.chunks),
+    "lazy_values": float(lazy.Coordinates.sum().compute()),
+    "mixed_chunked": sorted(k for k, v in mixed.data_vars.items() if v.chunks),
+    "dask_type": [t.__name__ for t in array_type("dask")]}}))
+"""
+
+
+def test_first_open_skips_dask_array_and_chunks_still_work():
+    path = str(data_path(SNAPSHOT))
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD.format(path=path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["dask_array"] is False
+    assert result["lazy_type"].startswith("dask.array")
+    assert result["lazy_chunks"] is True
+    assert result["lazy_values"] == result["values"]
+    assert result["mixed_chunked"] == ["a"]
+    assert result["dask_type"] == ["Array"]
