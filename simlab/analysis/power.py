@@ -52,6 +52,9 @@ class SpectrumTable:
         """The "power" DataArray along ``k`` with the table's coordinates."""
         import xarray as xr
 
+        from simlab.io import _lazy_dask_check
+
+        _lazy_dask_check.install()  # a numpy DataArray: no need for dask.array
         coords = {name: ("k", *column) for name, column in self.coords.items()}
         return xr.DataArray(
             self.power, dims=("k",), coords=coords, name="power", attrs=self.attrs

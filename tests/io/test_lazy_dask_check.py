@@ -47,3 +47,17 @@ def test_first_open_skips_dask_array_and_chunks_still_work():
     assert result["lazy_values"] == result["values"]
     assert result["mixed_chunked"] == ["a"]
     assert result["dask_type"] == ["Array"]
+
+
+def test_a_first_power_spectrum_leaves_dask_array_unimported():
+    child = (
+        "import sys, numpy as np\n"
+        "from simlab.analysis.power import power_spectrum\n"
+        "pos = np.random.default_rng(0).random((4096, 3)).astype('f4') * 10\n"
+        "pk = power_spectrum(pos, 10.0, 16)\n"
+        "print(type(pk).__name__, 'dask.array' in sys.modules, int(pk.size > 0))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["DataArray", "False", "1"]
