@@ -261,7 +261,7 @@ def status(run_id: str, root: str | None, as_json: bool) -> None:
             f"progress: {_percent(record).strip()} step {progress.get('step')} "
             f"a={progress['a']:.4f} z={progress['z']:.3f}"
         )
-    eta = remaining(record, handle.config)
+    eta = remaining(record, lambda: handle.config, handle.path.parent)
     if eta is not None:
         how = "measured" if eta.source == "progress" else "cost model"
         click.echo(f"eta:      {eta.seconds:.0f} s left ({how})")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import stat
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
@@ -25,3 +28,14 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def install_gadget4_stand_in(folder: Path) -> Path:
+    """Copy the Gadget4 stand-in (tests/stand_ins) to ``folder/bin`` as an
+    executable and return its path; a copy must be told its fixture through
+    ``SIMLAB_STAND_IN_FIXTURE``."""
+    exe = folder / "bin" / "gadget4_test_double"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(__file__).parent / "stand_ins" / "gadget4_test_double.py", exe)
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return exe

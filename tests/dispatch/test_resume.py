@@ -7,8 +7,6 @@ resumed from its last snapshot. Every resume is a new segment of the same run.
 
 from __future__ import annotations
 
-import shutil
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from simlab.io.concept import read_particles as read_concept
 from simlab.io.gadget4_files import read_particles as read_gadget4
 from simlab.state.states import State
 from tests.conftest import data_path
-from tests.helpers import wait_for
+from tests.helpers import install_gadget4_stand_in, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -152,11 +150,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
 def gadget4_profile(tmp_path, monkeypatch):
     import dask.config
 
-    exe = tmp_path / "bin" / "gadget4_test_double"
-    exe.parent.mkdir()
-    stand_in = Path(__file__).parents[1] / "stand_ins" / "gadget4_test_double.py"
-    shutil.copy(stand_in, exe)
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    exe = install_gadget4_stand_in(tmp_path)
     monkeypatch.setenv(
         "SIMLAB_STAND_IN_FIXTURE", str(data_path("gadget4-small/ngenic32"))
     )
