@@ -81,33 +81,38 @@ def measured(status: dict[str, Any], now: float | None = None) -> Eta | None:
 CALIBRATION_TTL = 30.0
 _calibrations: dict[tuple[str, str], tuple[float, Any]] = {}
 _calibrations_lock = threading.Lock()
+_computing: dict[tuple[str, str], threading.Lock] = {}
 
 
 def _calibration(root: Path | None, engine: str) -> Any:
     """The cost model's rate for ``engine`` on the completed runs under ``root``
-    (the prior alone without a root), cached for :data:`CALIBRATION_TTL` s."""
+    (the prior alone without a root), cached for :data:`CALIBRATION_TTL` s.
+
+    One caller computes it while the others wait (20 submissions at once would
+    otherwise each sync and query the catalogue)."""
     from simlab.service.cost import calibrate
 
     key = (str(root), engine)
     with _calibrations_lock:
+        lock = _computing.setdefault(key, threading.Lock())
+    with lock:
         hit = _calibrations.get(key)
-    if hit is not None and time.monotonic() - hit[0] < CALIBRATION_TTL:
-        return hit[1]
-    catalog = None
-    if root is not None:
-        from simlab.state.catalog import Catalog
+        if hit is not None and time.monotonic() - hit[0] < CALIBRATION_TTL:
+            return hit[1]
+        catalog = None
+        if root is not None:
+            from simlab.state.catalog import Catalog
 
+            try:
+                catalog = Catalog(root)
+            except OSError:
+                catalog = None
         try:
-            catalog = Catalog(root)
+            calibration = calibrate(catalog, engine)
         except OSError:
-            catalog = None
-    try:
-        calibration = calibrate(catalog, engine)
-    except OSError:
-        calibration = calibrate(None, engine)
-    with _calibrations_lock:
+            calibration = calibrate(None, engine)
         _calibrations[key] = (time.monotonic(), calibration)
-    return calibration
+        return calibration
 
 
 def remaining(
