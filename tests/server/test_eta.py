@@ -71,7 +71,11 @@ def stand_in(tmp_path, monkeypatch):
             fixture = data_path("gadget4-small/ngenic32")
             monkeypatch.setenv("SIMLAB_STAND_IN_FIXTURE", str(fixture))
             monkeypatch.setenv("SIMLAB_STAND_IN_SPEEDUP", "20")  # 261 s in 13 s
-            profile = {"kind": "local", "launcher": "", "executables": {engine: exe}}
+            profile = {
+                "kind": "local",
+                "launcher": "",
+                "executables": {engine: str(exe)},
+            }
             config = with_code(ngenic32_config(), ("config_sh",))
             with dask.config.set({"simlab.clusters.g4eta": profile}):
                 return simlab.submit(config, cluster="g4eta", root=root)
