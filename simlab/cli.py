@@ -184,8 +184,16 @@ def _percent(status: dict[str, Any]) -> str:
 @_publish_url_option(
     "runs published on object storage at URL (as by `simlab publish --to`)"
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="the rows as JSON (id, state, reason ...)"
+)
 def list_runs(
-    root: str | None, limit: int, group: bool, to: str | None, **filters: Any
+    root: str | None,
+    limit: int,
+    group: bool,
+    to: str | None,
+    as_json: bool,
+    **filters: Any,
 ) -> None:
     """List runs with their state and progress, newest first."""
     if group or to is not None:
@@ -196,6 +204,11 @@ def list_runs(
         rows, total = catalog.query(per_page=limit, **filters)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if as_json:
+        fields = ("id", "name", "state", "engine", "fraction", "reason", "path")
+        listed = [{k: row[k] for k in fields} for row in rows]
+        click.echo(json.dumps({"runs": listed, "total": total}, indent=1))
+        return
     click.echo(f"{'RUN':48} {'STATE':12} {'ENGINE':8} PROGRESS")
     for row in rows:
         done = "" if row["fraction"] is None else f"{100 * row['fraction']:5.1f}%"
@@ -261,7 +274,7 @@ def status(run_id: str, root: str | None, as_json: bool) -> None:
             f"progress: {_percent(record).strip()} step {progress.get('step')} "
             f"a={progress['a']:.4f} z={progress['z']:.3f}"
         )
-    eta = remaining(record, handle.config)
+    eta = remaining(record, lambda: handle.config, handle.path.parent)
     if eta is not None:
         how = "measured" if eta.source == "progress" else "cost model"
         click.echo(f"eta:      {eta.seconds:.0f} s left ({how})")

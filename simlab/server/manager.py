@@ -95,17 +95,19 @@ def run_model(rundir: RunDir, row: dict[str, Any] | None = None) -> dict[str, An
     except CorruptRunError as exc:
         model.update(
             id=rundir.id, state=State.CORRUPT.value, reason=str(exc), eta=None,
+            eta_source=None,
             progress=None, times={}, path=str(rundir.path),
         )  # fmt: skip
         return model
-    measured = eta.measured(status)
+    left = eta.remaining(status, rundir.config, rundir.path.parent)
     model.update(
         id=rundir.id,
         name=status.get("name", model.get("name")),
         engine=status.get("engine", model.get("engine")),
         state=status["state"],
         progress=status.get("progress"),
-        eta=measured.seconds if measured is not None else None,
+        eta=left.seconds if left is not None else None,
+        eta_source=left.source if left is not None else None,
         times=status.get("times", {}),
         updated=status.get("updated"),
         reason=status.get("reason"),

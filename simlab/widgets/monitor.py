@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from simlab.service.cost import format_bytes, format_seconds
-from simlab.service.eta import measured
+from simlab.service.eta import measured, remaining
 from simlab.service.run import state_badge
 from simlab.state.states import State
 from simlab.widgets import styles
@@ -159,7 +159,6 @@ class RunMonitor(widgets.VBox):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._estimate: float | None = None
         self._resumable: bool | None = None
         self._state_callbacks: list[Callable[[str], Any]] = []
         super().__init__(
@@ -292,37 +291,24 @@ class RunMonitor(widgets.VBox):
         return " · ".join(parts)
 
     def _timing_text(self, status: dict[str, Any]) -> str:
-        elapsed, eta = timing(status)
+        elapsed, _ = timing(status)
         state = State(status["state"])
         if state == State.COMPLETED:
             return f"took {format_seconds(elapsed)}"
         if state.is_final or state == State.CHECKPOINTED:
             ran = (status.get("times") or {}).get("running")
             return f"{state.value} after {format_seconds(elapsed)}" if ran else ""
+        eta = remaining(status, lambda: self.run.config, self.run.path.parent)
         if eta is None:
-            remaining = self._estimated_seconds()
-            if remaining is not None:
-                done = (status.get("progress") or {}).get("fraction") or 0.0
-                return (
-                    f"elapsed {format_seconds(elapsed)} · "
-                    f"ETA ≈ {format_seconds(remaining * (1 - done))} (cost model)"
-                )
             return f"elapsed {format_seconds(elapsed)}"
-        if eta < 1.0:  # the last step is done; the code is writing its outputs
+        if eta.source == "model":
+            return (
+                f"elapsed {format_seconds(elapsed)} · "
+                f"ETA ≈ {format_seconds(eta.seconds)} (cost model)"
+            )
+        if eta.seconds < 1.0:  # the last step is done; the code is writing outputs
             return f"elapsed {format_seconds(elapsed)} · finishing"
-        return f"elapsed {format_seconds(elapsed)} · ETA {format_seconds(eta)}"
-
-    def _estimated_seconds(self) -> float | None:
-        if self._estimate is None:
-            from simlab.service.cost import estimate
-            from simlab.state.catalog import Catalog
-
-            try:
-                catalog = Catalog(self.run.path.parent)
-                self._estimate = estimate(self.run.config, catalog).seconds
-            except (OSError, ValueError):
-                return None
-        return self._estimate
+        return f"elapsed {format_seconds(elapsed)} · ETA {format_seconds(eta.seconds)}"
 
     def _update_snapshots(self) -> None:
         snapshots = self.run.snapshots

@@ -2,7 +2,9 @@
 
 After each fault every run ends in a final state with its reason within a bounded
 time (or, when it had not started, is taken over and completes), its log is kept,
-and ``simlab ls``, the catalogue and the run directories agree.
+and ``simlab ls``, the catalogue, the REST view and the run directories agree
+(``tests.helpers.assert_runs_agree``; no server runs here, so the REST rows come
+from ``SimlabManager.list_runs``, the call the runs handler answers with).
 """
 
 from __future__ import annotations
@@ -15,18 +17,15 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import simlab
-from simlab.cli import main
 from simlab.dispatch.dispatcher import Dispatcher
 from simlab.dispatch.owner import Owner
 from simlab.service.run import Run
 from simlab.state import owners
-from simlab.state.catalog import Catalog
 from simlab.state.states import State
 from tests.conftest import IN_CI
-from tests.helpers import alive, wait_for
+from tests.helpers import alive, assert_runs_agree, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -40,23 +39,6 @@ SHORT = {
     "gravity": {"steps": 5},
     "metadata": {"name": "short"},
 }
-
-
-def assert_consistent(root: Path) -> None:
-    """``simlab ls``, the catalogue and the run directories say the same."""
-    listing = CliRunner().invoke(main, ["ls", "--root", str(root), "--limit", "500"])
-    assert listing.exit_code == 0, listing.output
-    catalog = Catalog(root)
-    catalog.sync()
-    rows = {row["id"]: row for row in catalog.query(per_page=1000)[0]}
-    folders = {p.parent.name: p.parent for p in root.glob("*/status.json")}
-    assert set(rows) == set(folders)
-    for run_id, path in folders.items():
-        run = Run(path)
-        assert rows[run_id]["state"] == run.state.value
-        line = next(ln for ln in listing.output.splitlines() if ln.startswith(run_id))
-        assert run.state.value in line
-        assert run.dir.log_path.exists()
 
 
 def _running(root: Path, config: dict = LONG) -> Run:
@@ -73,7 +55,7 @@ def test_kill_9_of_the_code_fails_the_run_with_the_signal(tmp_path):
     assert "killed by signal 9 (SIGKILL)" in run.status["reason"]
     assert run.status["diagnosis"]["cause"] == "out-of-memory"
     assert "pm: step" in run.logs()
-    assert_consistent(tmp_path)
+    assert_runs_agree(tmp_path)
 
 
 def test_kill_9_of_the_dask_worker_fails_the_run_and_ends_its_code(tmp_path):
@@ -84,7 +66,7 @@ def test_kill_9_of_the_dask_worker_fails_the_run_and_ends_its_code(tmp_path):
     assert run.state is State.FAILED, run.status
     assert run.status["reason"].startswith("lost:")
     assert wait_for(lambda: not alive(status["job_pid"]), 15)
-    assert_consistent(tmp_path)
+    assert_runs_agree(tmp_path)
 
 
 def test_kill_9_of_the_dispatcher_fails_the_running_and_requeues_the_rest(tmp_path):
@@ -108,7 +90,7 @@ def test_kill_9_of_the_dispatcher_fails_the_running_and_requeues_the_rest(tmp_pa
     assert {w.state for w in waiting} == {State.COMPLETED}
     assert time.monotonic() - started < 120
     assert owners.read_record(tmp_path)["pid"] != record["pid"]
-    assert_consistent(tmp_path)
+    assert_runs_agree(tmp_path)
 
 
 def test_cancel_of_a_queued_run_whose_dispatcher_is_gone(tmp_path):
@@ -121,7 +103,7 @@ def test_cancel_of_a_queued_run_whose_dispatcher_is_gone(tmp_path):
     # the running one is failed by whoever looks next
     assert wait_for(lambda: simlab.runs(root=tmp_path) and running.state.is_final, 60)
     assert running.state is State.FAILED and "lost" in running.status["reason"]
-    assert_consistent(tmp_path)
+    assert_runs_agree(tmp_path)
 
 
 PYTHON_RUN = """
@@ -146,7 +128,7 @@ def test_ctrl_c_of_simlab_run_cancels_the_run(tmp_path):
     assert run.status["reason"] == (
         "interrupted by Ctrl-C in the foreground (while running)"
     )
-    assert_consistent(tmp_path)
+    assert_runs_agree(tmp_path)
 
 
 def test_ctrl_c_of_the_cli_run_exits_130_and_cancels(tmp_path):
@@ -167,6 +149,7 @@ def test_ctrl_c_of_the_cli_run_exits_130_and_cancels(tmp_path):
     assert proc.returncode == 130, err
     assert "the run was cancelled" in err and "Traceback" not in err
     assert wait_for(lambda: run.state is State.CANCELLED, 30), run.status
+    assert_runs_agree(tmp_path)
 
 
 @pytest.fixture
@@ -205,7 +188,7 @@ def test_a_full_disk_fails_the_run_with_enospc_in_status_and_log(small_disk):
     assert "disk full (ENOSPC)" in reason, reason
     assert run.status["diagnosis"]["cause"] == "disk-full"
     assert "No space left on device" in run.logs()
-    assert_consistent(small_disk)
+    assert_runs_agree(small_disk)
 
 
 def test_the_dispatcher_keeps_serving_when_its_record_hits_a_full_disk(small_disk):

@@ -135,7 +135,9 @@ async def test_cancel_ends_a_running_run_cancelled(jp_fetch, manager):
 
     # the ETA is measured: two progress reports of this segment are needed
     running = await _until(
-        state, lambda r: r["state"] == "running" and r["eta"] is not None, timeout=120
+        state,
+        lambda r: r["state"] == "running" and r["eta_source"] == "progress",
+        timeout=120,
     )
     assert running["state"] == "running"
     assert 0 < running["progress"]["fraction"] < 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import assert_runs_agree, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -98,6 +98,8 @@ def test_runs_outlive_a_killed_server_and_show_after_restart(tmp_path):
         assert {r["id"]: r["state"] for r in listed["runs"]} == dict.fromkeys(
             [running, *queued], "completed"
         )
+        # GET runs, `simlab ls`, the catalogue and the run directories agree
+        assert_runs_agree(root, rest=listed["runs"])
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
