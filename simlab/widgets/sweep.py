@@ -145,6 +145,7 @@ class SweepBuilder(widgets.VBox):
                 self.progress,
             ]
         )
+        self.add_class("simlab-sweep")
         self.update()
 
     def add_parameter(self, name: str | None = None, values: str = "") -> None:
