@@ -860,12 +860,16 @@ def _type_name(value: Any) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+def apply_overrides(
+    config: RunConfig, overrides: dict[str, Any], *, read_as: bool = True
+) -> RunConfig:
     """Return a copy with dotted-path overrides (``{"box.size": 64}``) applied.
 
     Setting ``cosmology.preset`` resets the preset's parameters unless they are
     overridden too, so ``{"cosmology.preset": "wmap9"}`` means WMAP9 values. An
-    error at an overridden field says what type the override was read as.
+    error at an overridden field says what type the override was read as (for
+    text read from a command line), unless ``read_as`` is False (values already
+    typed as their field's type, as the sweep builder's are).
     """
     data = config.model_dump(mode="json")
     if "cosmology.preset" in overrides:
@@ -895,7 +899,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
         return validate_config(data)
     except ConfigError as exc:
         for error in exc.errors:
-            if error["loc"] in overrides:
+            if read_as and error["loc"] in overrides:
                 given = overrides[error["loc"]]
                 error["msg"] += f" (the override was read as {_type_name(given)})"
         raise ConfigError(exc.errors) from None

@@ -39,13 +39,17 @@ _LABEL_LAYOUT = {"width": "190px", "min_width": "120px", "flex": "0 1 190px"}
 #: panel is narrow, instead of squeezing label and input.
 _HELP_LAYOUT = {"flex": "1 1 240px", "min_width": "200px"}
 _WRAP_LAYOUT = {"flex_flow": "row wrap", "align_items": "center"}
-#: Tab titles at their full width, wrapping onto a second row in a narrow panel.
+#: Tab titles at their full width, wrapping onto a second row in a narrow panel,
+#: in the body text's colour.
 _FORM_CSS = (
     "<style>"
     ".simlab-form .lm-TabBar-content { flex-wrap: wrap; }"
     ".simlab-form .lm-TabBar-tab { flex: 0 0 auto; min-width: fit-content;"
     " max-width: none; }"
     ".simlab-form .lm-TabBar-tabLabel { overflow: visible; text-overflow: clip; }"
+    # ipywidgets greys the titles of the tabs not shown (4.3:1 in the light theme)
+    ":is(.simlab-launcher, .simlab-form) .widget-tab .lm-TabBar-tab"
+    " { color: var(--jp-ui-font-color1) !important; }"
     "</style>"
 )
 _ERROR_STYLE = f"{styles.ERROR};font-size:90%"

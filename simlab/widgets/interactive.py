@@ -172,6 +172,7 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
             layout=widgets.Layout(flex_flow="row wrap"),
         )
         super().__init__([controls, self.panels])
+        self.add_class("simlab-viewer")
         self.snapshot.observe(self._snapshot_changed, names="value")
         self.axis.observe(self._axis_changed, names="value")
         for control in (self.centre, self.thickness, self.resolution):
@@ -355,9 +356,12 @@ class InteractiveViewer(_PowerPanel, widgets.VBox):
         self.canvas.draw_idle()
         self.render_seconds = time.perf_counter() - started
         rows, columns = image.shape
+        horizontal, vertical = (a for a in "xyz" if a != self.axis.value)
+        left, right, bottom, top = extent
         self.info.value = (
             f"<span style='{styles.HELP}'>{len(positions):,} particles, box "
-            f"{box:g} Mpc/h · {columns}×{rows} pixels of "
+            f"{box:g} Mpc/h · view {horizontal} {left:.4g}–{right:.4g}, "
+            f"{vertical} {bottom:.4g}–{top:.4g} Mpc/h · {columns}×{rows} pixels of "
             f"{(extent[1] - extent[0]) / columns:.3g} Mpc/h · drawn in "
             f"{1000 * self.render_seconds:.0f} ms</span>"
         )

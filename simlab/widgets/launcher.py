@@ -36,6 +36,7 @@ class Launcher(widgets.VBox):
         # the Runs tab lists what the catalogue says now, not when it was opened
         self.tabs.observe(self._tab_shown, names="selected_index")
         super().__init__([widgets.HTML("<h3>simlab</h3>"), self.tabs, self.area])
+        self.add_class("simlab-launcher")
 
     def follow(self, run: Run) -> RunMonitor:
         """Show a monitor for ``run`` (called when the form submits)."""

@@ -122,6 +122,7 @@ class RunMonitor(widgets.VBox):
         self.progress_text = widgets.HTML()
         self.timing = widgets.HTML()
         self.log_view = widgets.HTML()
+        self.log_view.add_class("simlab-monitor-log")
         self.reason = widgets.HTML()
         self.diagnosis = widgets.HTML()
         self.cancel_button = widgets.Button(
@@ -180,6 +181,7 @@ class RunMonitor(widgets.VBox):
                 self.viewer_area,
             ]
         )
+        self.add_class("simlab-monitor")
         self.refresh()
         if autostart:
             self.start()

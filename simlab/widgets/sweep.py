@@ -54,9 +54,10 @@ def parameter_fields(template: str = "run_simulation") -> dict[str, FieldSpec]:
 
 
 def field_error(spec: FieldSpec, value: Any, base: RunConfig) -> str | None:
-    """The form's message for ``value`` in ``spec``'s field of ``base``, or None."""
+    """The form's message for ``value`` in ``spec``'s field of ``base``, or None
+    (``value`` is typed already: no note of what it was read as)."""
     try:
-        apply_overrides(base, {spec.key: value})
+        apply_overrides(base, {spec.key: value}, read_as=False)
     except ConfigError as exc:
         mine = [e["msg"] for e in exc.errors if str(e["loc"]).startswith(spec.key)]
         return "; ".join(mine or [e["msg"] for e in exc.errors])
@@ -145,6 +146,7 @@ class SweepBuilder(widgets.VBox):
                 self.progress,
             ]
         )
+        self.add_class("simlab-sweep")
         self.update()
 
     def add_parameter(self, name: str | None = None, values: str = "") -> None:

@@ -33,6 +33,75 @@ CHROMIUM_ARGS = [
 #: Screenshots kept for people (and the README) to look at.
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
+#: Screenshots the docs show.
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+#: WCAG AA for normal text.
+MIN_CONTRAST = 4.5
+
+#: For each selector, the lowest contrast ratio (WCAG 2) of the text of its
+#: visible elements (the first five) against what is painted behind them: their
+#: own and their ancestors' background colours, alpha-blended. One synchronous
+#: pass, so the sidebar's refresh cannot swap the elements while they are measured.
+CONTRAST_JS = """
+(selectors) => {
+ const measure = (el) => {
+  const parse = c => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return [0, 0, 0, 0];
+    const p = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const layers = [];
+  const path = [];
+  for (let node = el; node; node = node.parentElement) {
+    const bg = parse(getComputedStyle(node).backgroundColor);
+    path.push(`${node.tagName}.${node.className}`);
+    if (bg[3] > 0) layers.push(bg);
+    if (bg[3] >= 1) break;
+  }
+  let base = [255, 255, 255];
+  for (const [r, g, b, a] of layers.reverse()) {
+    base = [r, g, b].map((v, i) => v * a + base[i] * (1 - a));
+  }
+  const fg = parse(getComputedStyle(el).color);
+  const text = fg.slice(0, 3).map((v, i) => v * fg[3] + base[i] * (1 - fg[3]));
+  const lum = rgb => {
+    const [r, g, b] = rgb.map(v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [hi, lo] = [lum(text), lum(base)].sort((x, y) => y - x);
+  return {ratio: (hi + 0.05) / (lo + 0.05), fg: text, bg: base, path};
+ };
+ const lowest = {};
+ for (const selector of selectors) {
+   const seen = [...document.querySelectorAll(selector)]
+     .filter(e => e.offsetParent !== null && e.textContent.trim()).slice(0, 5);
+   for (const m of seen.map(measure)) {
+     if (!(selector in lowest) || m.ratio < lowest[selector].ratio) {
+       lowest[selector] = m;
+     }
+   }
+ }
+ return lowest;
+}
+"""
+
+
+def set_theme(page, name: str) -> None:
+    """Switch the Lab's theme from the Settings menu and wait for it."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text=name).first.click()
+    light = name == "JupyterLab Light"
+    page.wait_for_function(
+        f"() => document.body.dataset.jpThemeLight === '{str(light).lower()}'",
+        timeout=30_000,
+    )
+    page.wait_for_timeout(500)  # let the theme's CSS variables settle
+
 
 def _extension_path(home: Path) -> Path:
     """A Jupyter data dir whose ``labextensions/simlab-labextension`` links to the
@@ -47,6 +116,13 @@ def _extension_path(home: Path) -> Path:
     (data / "labextensions").mkdir(parents=True)
     (data / "labextensions" / "simlab-labextension").symlink_to(build)
     return data
+
+
+def _source_root() -> Path:
+    """The folder holding the simlab package under test."""
+    import simlab
+
+    return Path(simlab.__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
@@ -104,6 +180,11 @@ def lab(tmp_path_factory):
         # may lack matplotlib's bundled fonts, and every log axis then warns
         # "findfont: Font family ['STIXGeneral'] not found" on stderr
         "MPLCONFIGDIR": str(home / "matplotlib"),
+        # the kernels import the simlab under test too (not an editable install
+        # of another checkout, which their working directory would give them)
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(_source_root()), os.environ.get("PYTHONPATH")) if p
+        ),
         "JUPYTER_PATH": os.pathsep.join(
             p for p in (str(_extension_path(home)), os.environ.get("JUPYTER_PATH")) if p
         ),

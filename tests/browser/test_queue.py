@@ -18,65 +18,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import CONTRAST_JS, DOCS_IMAGES, MIN_CONTRAST, set_theme
 from tests.server.configs import QUICK, SLOW
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-#: Screenshots the docs show.
-DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-#: WCAG AA for normal text.
-MIN_CONTRAST = 4.5
-
-#: For each selector, the lowest contrast ratio (WCAG 2) of the text of its
-#: visible elements (the first five) against what is painted behind them: their
-#: own and their ancestors' background colours, alpha-blended. One synchronous
-#: pass, so the sidebar's refresh cannot swap the elements while they are measured.
-CONTRAST_JS = """
-(selectors) => {
- const measure = (el) => {
-  const parse = c => {
-    const m = c.match(/rgba?\\(([^)]+)\\)/);
-    if (!m) return [0, 0, 0, 0];
-    const p = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
-    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
-  };
-  const layers = [];
-  const path = [];
-  for (let node = el; node; node = node.parentElement) {
-    const bg = parse(getComputedStyle(node).backgroundColor);
-    path.push(`${node.tagName}.${node.className}`);
-    if (bg[3] > 0) layers.push(bg);
-    if (bg[3] >= 1) break;
-  }
-  let base = [255, 255, 255];
-  for (const [r, g, b, a] of layers.reverse()) {
-    base = [r, g, b].map((v, i) => v * a + base[i] * (1 - a));
-  }
-  const fg = parse(getComputedStyle(el).color);
-  const text = fg.slice(0, 3).map((v, i) => v * fg[3] + base[i] * (1 - fg[3]));
-  const lum = rgb => {
-    const [r, g, b] = rgb.map(v => {
-      v /= 255;
-      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
-    });
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-  };
-  const [hi, lo] = [lum(text), lum(base)].sort((x, y) => y - x);
-  return {ratio: (hi + 0.05) / (lo + 0.05), fg: text, bg: base, path};
- };
- const lowest = {};
- for (const selector of selectors) {
-   const seen = [...document.querySelectorAll(selector)]
-     .filter(e => e.offsetParent !== null && e.textContent.trim()).slice(0, 5);
-   for (const m of seen.map(measure)) {
-     if (!(selector in lowest) || m.ratio < lowest[selector].ratio) {
-       lowest[selector] = m;
-     }
-   }
- }
- return lowest;
-}
-"""
 
 
 def _row(page, run_id: str):
@@ -118,18 +63,6 @@ def _failing_gadget4(lab) -> dict:
         "metadata": {"name": "broken-gadget"},
     }
     return lab.api("POST", "runs?wait=true&timeout=120", config)
-
-
-def _set_theme(page, name: str) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
-    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
-    page.locator(".lm-Menu-itemLabel", has_text=name).first.click()
-    light = name == "JupyterLab Light"
-    page.wait_for_function(
-        f"() => document.body.dataset.jpThemeLight === '{str(light).lower()}'",
-        timeout=30_000,
-    )
-    page.wait_for_timeout(500)  # let the theme's CSS variables settle
 
 
 def test_failing_run_shows_its_reason_in_the_row(lab, page):
@@ -362,7 +295,7 @@ def test_1024_layout_keeps_titles_whole(lab, browser):
 def test_both_themes_are_readable(lab, page, theme):
     failed = lab.api("GET", "runs?text=broken-gadget")["runs"]
     run = failed[0] if failed else _failing_gadget4(lab)
-    _set_theme(page, theme)
+    set_theme(page, theme)
     row = _row(page, run["id"])
     row.wait_for(timeout=30_000)
     row.locator(".simlab-log-button").click()
@@ -393,4 +326,4 @@ def test_both_themes_are_readable(lab, page, theme):
     slug = "dark" if "Dark" in theme else "light"
     page.screenshot(path=str(DOCS_IMAGES / f"sidebar-{slug}.png"))
     if slug == "dark":
-        _set_theme(page, "JupyterLab Light")
+        set_theme(page, "JupyterLab Light")

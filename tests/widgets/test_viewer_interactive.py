@@ -67,6 +67,7 @@ def test_zoom_redraws_the_view_from_its_particles(corner):
     assert viewer.extent == (0.0, 10.0, 0.0, 10.0)
     assert ax.images[0].get_extent() == [0.0, 10.0, 0.0, 10.0]
     assert ax.get_xlim() == (0.0, 10.0) and ax.get_ylim() == (0.0, 10.0)
+    assert "view x 0–10, y 0–10 Mpc/h" in viewer.info.value
     image = viewer.image_array
     # full resolution over the view, every pixel holds mass: recomputed from
     # the particles there, not the whole map's few corner pixels enlarged
