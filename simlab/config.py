@@ -13,7 +13,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import (
@@ -822,20 +822,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
-def parse_value(text: str) -> Any:
-    """A value typed on a command line or in a form, by one rule for every face.
-
-    Integers and numbers in any float notation (``2e-9``, ``1E5``, ``.5``) are
-    numbers; ``true``/``false`` booleans; ``null`` None; ``[...]`` and ``{...}``
-    YAML flow lists and mappings; anything else is text as typed.
-
-    Examples
-    --------
-    >>> parse_value("2e-9"), parse_value("64"), parse_value("true"), parse_value("x y")
-    (2e-09, 64, True, 'x y')
-    >>> parse_value("[1.0, 0]"), parse_value("0.3, 5")
-    ([1.0, 0], '0.3, 5')
-    """
+def _scalar(text: str) -> Any:
+    """One plain value by :func:`parse_value`'s rule (no lists or mappings)."""
     raw = text.strip()
     if _NUMBER.fullmatch(raw):
         number = float(raw)
@@ -847,12 +835,52 @@ def parse_value(text: str) -> Any:
         return lowered == "true"
     if lowered in ("null", "none", "~"):
         return None
-    if raw[:1] in "[{":
+    return text
+
+
+class _FlowLoader(yaml.SafeLoader):
+    """YAML flow lists and mappings whose plain (unquoted) values are typed by
+    :func:`parse_value`'s own rule, not YAML 1.1's (which reads ``2e-9`` as text,
+    ``yes`` as true and ``010`` as eight); quoted values stay text."""
+
+    #: no implicit YAML types: every plain value is typed by _scalar
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[Any]]] = {}
+
+
+def _plain_or_quoted(loader: _FlowLoader, node: yaml.ScalarNode) -> Any:
+    value = loader.construct_scalar(node)
+    if node.style is None and value == "":
+        return None  # an empty value, as in "{a: }"
+    return _scalar(value) if node.style is None else value
+
+
+_FlowLoader.add_constructor("tag:yaml.org,2002:str", _plain_or_quoted)
+
+
+def parse_value(text: str) -> Any:
+    """A value typed on a command line or in a form, by one rule for every face.
+
+    Integers and numbers in any float notation (``2e-9``, ``1E5``, ``.5``) are
+    numbers; ``true``/``false`` booleans; ``null`` None; ``[...]`` and ``{...}``
+    YAML flow lists and mappings, whose values follow the same rule (quoted ones
+    stay text); anything else is text as typed.
+
+    Examples
+    --------
+    >>> parse_value("2e-9"), parse_value("64"), parse_value("true"), parse_value("x y")
+    (2e-09, 64, True, 'x y')
+    >>> parse_value("[1.0, 0]"), parse_value("0.3, 5")
+    ([1.0, 0], '0.3, 5')
+    >>> parse_value("[2e-9, 1.0]"), parse_value("{A_s: 2.1e-9, name: '1e3'}")
+    ([2e-09, 1.0], {'A_s': 2.1e-09, 'name': '1e3'})
+    """
+    raw = text.strip()
+    if raw[:1] in "[{":  # (and "": None, as YAML reads it)
         try:
-            return yaml.safe_load(raw)
+            return yaml.load(raw, Loader=_FlowLoader)  # a SafeLoader
         except yaml.YAMLError:
             return text
-    return text
+    return _scalar(text)
 
 
 def _type_name(value: Any) -> str:

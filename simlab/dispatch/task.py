@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 from simlab.engines import registry
 from simlab.engines.base import Launch, Progress
 from simlab.engines.diagnosis import diagnose
+from simlab.errors import EngineError
 from simlab.state.rundir import RunDir, host_info
 from simlab.state.states import State
 
@@ -169,6 +170,23 @@ def code_environment(engine: Any, config: RunConfig) -> dict[str, str]:
     return env
 
 
+def _prepare_to_start(
+    engine: Any, config: RunConfig, rundir: RunDir, launch: Launch
+) -> str | None:
+    """Let the engine finish what only running its code could tell, here where the
+    code runs and never while the run was made (``engine.prepare_to_start``, e.g.
+    Gadget4 reading its build's compile options); the reason when the code cannot
+    run this configuration, else None."""
+    ready = getattr(engine, "prepare_to_start", None)
+    if ready is None:
+        return None
+    try:
+        ready(config, rundir.path, launch)
+    except EngineError as exc:
+        return str(exc)
+    return None
+
+
 def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     config = rundir.config()
     engine = registry.get(config.code.engine)
@@ -194,6 +212,13 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     if rundir.state != State.QUEUED:
         logger.warning("run %s is %s: task not started", rundir.id, rundir.state.value)
         return rundir.state.value
+    refused = _prepare_to_start(engine, config, rundir, launch)
+    if refused is not None:
+        with open(rundir.log_path, "a") as log:
+            log.write(f"simlab: not started: {refused}\n")
+        diagnosis = diagnose(refused.splitlines())
+        rundir.transition(State.FAILED, reason=refused, diagnosis=diagnosis.to_dict())
+        return State.FAILED.value
     a_start, a_end = config.ics.start, config.outputs.times[-1]
     tail: deque[str] = deque(maxlen=DIAGNOSIS_LINES)
     with open(rundir.log_path, "a", buffering=1) as log:

@@ -187,7 +187,15 @@ class Outcome:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A simulation code simlab can prepare, launch and read."""
+    """A simulation code simlab can prepare, launch and read.
+
+    ``prepare`` never runs the code's executable (runs are made inside REST
+    requests and for every point of a sweep). An engine that must run it to finish
+    preparing (Gadget4 reads its build's compile options) also has
+    ``prepare_to_start(config, rundir, launch)``, which the run's task calls where
+    the code runs, before starting it; an EngineError there fails the run with the
+    error as its reason. ``environment(config)`` may set the code's environment.
+    """
 
     name: str
     #: the model of the ``code.options`` this engine accepts
@@ -208,7 +216,7 @@ class Engine(Protocol):
         ...
 
     def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
-        """Write everything the code reads into ``rundir/inputs``."""
+        """Write everything the code reads into ``rundir/inputs`` (running nothing)."""
         ...
 
     def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:

@@ -460,9 +460,9 @@ class Gadget4Engine:
                 break
         return problems
 
-    def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
-        """Check the build, then write ICs, output list and parameter file."""
-        rundir = Path(rundir)
+    def checked_build(self, config: RunConfig, launch: Launch) -> BuildOptions:
+        """The build (:meth:`build`), or EngineError naming the Config.sh lines to
+        add or remove when it cannot run ``config``."""
         build = self.build(config, launch)
         problems = build_problems(config, build)
         if problems:
@@ -471,6 +471,19 @@ class Gadget4Engine:
                 + "\n  ".join(problems),
                 engine=NAME,
             )
+        return build
+
+    def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
+        """Write ICs and output list, and the parameter file when the build is known
+        without running anything (``code.options.config_sh``), checked first.
+
+        Otherwise only running the executable tells the build, and nothing is run
+        while a run is made (a REST request, a sweep's points): the build is checked
+        and the parameter file written by :meth:`prepare_to_start`.
+        """
+        rundir = Path(rundir)
+        known = bool(options(config).config_sh)
+        build = self.checked_build(config, launch) if known else None
         inputs = rundir / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
         if options(config).ics == "simlab":
@@ -487,10 +500,26 @@ class Gadget4Engine:
             )
         times = "\n".join(repr(t) for t in config.outputs.times)
         (rundir / OUTPUT_LIST).write_text(times + "\n")
+        (rundir / OUTPUT_DIR).mkdir(exist_ok=True)
+        if build is not None:
+            self._write_parameters(config, rundir, launch, build)
+
+    def prepare_to_start(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
+        """Before the code starts, where it runs: when :meth:`prepare` could not
+        write the parameter file, learn the build from the executable (run bare),
+        check it against ``config`` and write it; EngineError, and the run fails
+        with it as reason, when the build cannot run this configuration."""
+        rundir = Path(rundir)
+        if not (rundir / PARAM_FILE).exists():
+            build = self.checked_build(config, launch)
+            self._write_parameters(config, rundir, launch, build)
+
+    def _write_parameters(
+        self, config: RunConfig, rundir: Path, launch: Launch, build: BuildOptions
+    ) -> None:
         params = parameters(config, build, launch.walltime)
         title = f"simlab run {config.metadata.name}: written for {build.source}"
         (rundir / PARAM_FILE).write_text(render_parameters(params, title))
-        (rundir / OUTPUT_DIR).mkdir(exist_ok=True)
 
     def environment(self, config: RunConfig) -> dict[str, str | None]:
         """One thread per MPI rank (Gadget4 runs ``resources.cores`` ranks)."""
@@ -582,7 +611,7 @@ class Gadget4Engine:
 def _ngenic_problems(config: RunConfig) -> list[Problem]:
     """``ics.fixed``/``ics.paired`` the built-in N-GenIC cannot honour: it needs
     a compile option for each, checked here when ``config_sh`` names the build
-    (otherwise when the run is prepared)."""
+    (otherwise when the run starts: :meth:`Gadget4Engine.prepare_to_start`)."""
     from simlab.engines.gadget4_build import NGENIC_FIELD_FLAGS
 
     opts = options(config)

@@ -249,28 +249,31 @@ class SimlabManager:
     def submit(
         self, config: dict[str, Any], cluster: str | None = None
     ) -> dict[str, Any]:
-        """Validate, create and dispatch a run; ConfigError names each bad field."""
+        """Validate, create and dispatch a run through the one submission path
+        (:func:`simlab.service.submission.submit_plans`); ConfigError names each
+        bad field. Nothing here runs the code's executable: a build that cannot run
+        the configuration fails the run when it starts, with the reason."""
         plan = validate_run(config, cluster=cluster)
+        queued_from: list[float] = []
+
+        def created(runs: list[Run]) -> None:
+            metrics.SUBMITTED.labels(code=plan.config.code.engine).inc()
+            queued_from.append(time.perf_counter())
+
         try:
-            submission.check_active_limit(self.root)
-        except SimlabError as exc:
+            [run] = submission.submit_plans([plan], self.root, created=created)
+        except submission.LimitError as exc:
             raise Conflict(str(exc)) from exc
-        submission.warm_up(plan, self.root)
-        try:
-            run = submission.create_from_plan(plan, self.root)
         except EngineError as exc:
-            # the code refused to prepare this configuration (e.g. an executable
-            # that is not the code): a refused configuration, not a server bug
+            # the code refused to prepare this configuration (e.g. a Config.sh
+            # build without an option it needs): a refused configuration, not a
+            # server bug
             raise ConfigError(
                 [{"loc": "code", "value": plan.config.code.engine, "msg": str(exc)}]
             ) from exc
-        started = time.perf_counter()
-        metrics.SUBMITTED.labels(code=plan.config.code.engine).inc()
-        try:
-            submission.hand_over(run)
         except DispatchError as exc:
             raise Unavailable(f"{exc}; the run is failed") from exc
-        metrics.DISPATCH_LATENCY.observe(time.perf_counter() - started)
+        metrics.DISPATCH_LATENCY.observe(time.perf_counter() - queued_from[0])
         return {**run_model(run.dir), "notes": list(plan.notes)}
 
     def cancel(self, run_id: str) -> dict[str, Any]:

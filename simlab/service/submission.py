@@ -2,17 +2,22 @@
 
 Every face calls these (the Python API as ``simlab.create/submit/run/runs``, the
 CLI, sweeps, the widgets and the REST handlers). A submission is validated
-completely first (:func:`~simlab.service.validation.validate_run`), checked against
-the active-run limit, created on disk (all or nothing), and posted to the run
+completely first (:func:`~simlab.service.validation.validate_run`), then
+:func:`submit_plans`, the only place that composes the rest, checks it against the
+active-run limit, creates it on disk (all or nothing), and posts it to the run
 root's dispatcher on this host (:mod:`simlab.dispatch.owner`), which is started if
-none is up. Whoever asks next, in whatever process, finds runs whose owner is gone
-and hands them to a live one (:func:`settle`).
+none is up. Nothing here runs the simulation code's executable: what only running
+it can tell (a Gadget4 build's compile options) is checked when the run starts.
+Whoever asks next, in whatever process, finds runs whose owner is gone and hands
+them to a live one (:func:`settle`).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +98,9 @@ def hand_over(run: Run, *, resume: bool = False, wait: float = QUEUE_WAIT) -> Ru
     return run
 
 
-def check_active_limit(root: Path) -> None:
-    """Refuse a new run when the user already has the configured number active."""
+def check_active_limit(root: Path, adding: int = 1) -> None:
+    """Refuse ``adding`` new runs when they would take the user's active runs
+    (queued or running) above ``simlab.max-active-runs``."""
     limit = int(settings.get("max-active-runs"))
     catalog = Catalog(root)
     # every process adds its runs to the catalogue when it creates them, so only
@@ -114,12 +120,72 @@ def check_active_limit(root: Path) -> None:
             active += rundir.state.is_active
         except (CorruptRunError, FileNotFoundError):
             continue
-    if active >= limit:
+    if active + adding > limit:
+        these = "" if adding == 1 else f" and this submission adds {adding}"
         raise LimitError(
-            f"{active} runs are already queued or running under {root}; "
+            f"{active} runs are already queued or running under {root}{these}; "
             f"simlab.max-active-runs allows {limit}. Wait for some to finish, "
             "cancel some, or raise the limit in your dask config."
         )
+
+
+def _remove(runs: Sequence[Run], root: Path) -> None:
+    """Take back runs made by a submission that could not go on."""
+    catalog = Catalog(root)
+    for run in runs:
+        shutil.rmtree(run.path, ignore_errors=True)
+        catalog.remove(run.id)
+
+
+def submit_plans(
+    items: Sequence[Plan | Run],
+    root: Path,
+    *,
+    created: Callable[[list[Run]], None] | None = None,
+) -> list[Run]:
+    """The one submission path: every door (Python, CLI, sweeps, widgets, REST)
+    starts its runs here, after validating them with
+    :func:`~simlab.service.validation.validate_run` (a :class:`Plan`).
+
+    In order: the active-run limit is checked for all of ``items`` together
+    (LimitError, nothing made); the root's dispatcher is started (and a local
+    cluster warmed) while a run directory is made for each plan (a :class:`Run`
+    given instead, made earlier and still ``created``, is taken as it is); then
+    ``created(runs)``, the caller's own step before anything is queued (a sweep
+    records its points and writes their notebook tasks); then each run is handed to
+    the dispatcher (DispatchError, the run ``failed``, when it cannot take one).
+    Should anything fail before the first hand-over, the run directories made here
+    are removed: all or nothing. Returns the runs in the order of ``items``.
+    """
+    for item in items:
+        if isinstance(item, Run) and item.state is not State.CREATED:
+            raise RunError(
+                f"run {item.id} is {item.state.value}; only a run never queued "
+                "(created) can be submitted (resume it instead)"
+            )
+    check_active_limit(root, adding=len(items))
+    warmed: set[tuple[str, str]] = set()
+    for item in items:
+        if isinstance(item, Plan) and (item.cluster, item.engine.name) not in warmed:
+            warmed.add((item.cluster, item.engine.name))
+            warm_up(item, root)
+    runs: list[Run] = []
+    made: list[Run] = []
+    try:
+        for item in items:
+            if isinstance(item, Plan):
+                made.append(create_from_plan(item, root))
+                runs.append(made[-1])
+            else:
+                runs.append(item)
+        if created is not None:
+            created(runs)
+    except BaseException:
+        _remove(made, root)
+        raise
+    for run in runs:
+        hand_over(run)
+    return runs
 
 
 def submit(
@@ -136,10 +202,8 @@ def submit(
     plan = validate_run(config, cluster=cluster)
     for note in plan.notes:
         warnings.warn(note, SimlabWarning, stacklevel=2)
-    root = _root(root)
-    check_active_limit(root)
-    warm_up(plan, root)
-    return hand_over(create_from_plan(plan, root))
+    [handle] = submit_plans([plan], _root(root))
+    return handle
 
 
 def _follow(run: Run, show_progress: bool) -> None:

@@ -11,6 +11,7 @@ from simlab.config import (
     RunConfig,
     apply_overrides,
     load_config,
+    parse_value,
     validate_config,
 )
 from simlab.errors import ConfigError
@@ -164,6 +165,48 @@ def test_schema_is_the_one_source_for_every_field():
     assert box["particles_per_side"]["maximum"] == 4096
     assert "Mpc/h" in box["size"]["description"]
     json.dumps(schema)  # serialisable for REST and widgets
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("2e-9", 2e-9),
+        ("[2e-9, 1.0]", [2e-9, 1.0]),  # YAML 1.1 alone leaves '2e-9' text
+        ("[1E5, .5, -3, +4]", [1e5, 0.5, -3, 4]),
+        ("{A_s: 2.1e-9, n: [1e-3, 7]}", {"A_s": 2.1e-9, "n": [1e-3, 7]}),
+        ("[true, FALSE, null, none, ~]", [True, False, None, None, None]),
+        # YAML 1.1's yes/on booleans and octal 010 are not the rule's
+        ("[yes, on, 010, x y]", ["yes", "on", 10, "x y"]),
+        # quoted values stay text, as a quoted value at the top never arises
+        ("['2e-9', \"true\", '1']", ["2e-9", "true", "1"]),
+        ("{a: }", {"a": None}),
+        ("[1, 2", "[1, 2"),  # not YAML: text as typed
+    ],
+)
+def test_nested_values_are_typed_by_the_top_level_rule(text, value):
+    parsed = parse_value(text)
+    assert parsed == value
+    assert [type(x) for x in _leaves(parsed)] == [type(x) for x in _leaves(value)]
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def test_a_nested_float_override_reaches_the_engine_options():
+    config = apply_overrides(
+        RunConfig(code={"engine": "concept"}),
+        {"code.options": parse_value("{A_s: 2.1e-9}")},
+    )
+    assert config.code.options["A_s"] == 2.1e-9
+    config = apply_overrides(
+        RunConfig(), {"outputs.redshifts": parse_value("[1e0, 0]")}
+    )
+    assert config.outputs.redshifts == [1.0, 0.0]
 
 
 def test_config_hash_ignores_metadata_but_not_physics():

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from simlab.__about__ import __version__
 from simlab.config import RunConfig, apply_overrides, validate_config
 from simlab.dispatch.notebook_task import NOTEBOOK_TASK_FILE
-from simlab.service.submission import create_from_plan, hand_over, settle
+from simlab.service.submission import settle, submit_plans
 from simlab.service.sweeps.collect import collect, point_state, save_dataset
 from simlab.service.sweeps.validation import (
     SweepError,
@@ -38,7 +38,7 @@ from simlab.service.sweeps.validation import (
 )
 from simlab.service.validation import Plan, validate_run
 from simlab.settings import run_root
-from simlab.state.rundir import RunDir, new_run_id, now, write_json_atomic
+from simlab.state.rundir import new_run_id, now, write_json_atomic
 from simlab.state.states import State
 from simlab.templates import template_path
 
@@ -131,30 +131,42 @@ class Sweep:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _hand_over(self, index: int, declared: dict[str, Any]) -> None:
-        """Give point ``index``'s run its notebook task and queue it."""
-        run = self.runs()[index]
+    def _write_task(self, index: int, run: Run, declared: dict[str, Any]) -> None:
+        """Give point ``index``'s run ``run`` its notebook task."""
         point = {**self._data.get("parameters", {}), **self.points[index]}
         params = injected_parameters(point, run.config, declared, run.path)
         task = {"template": str(self.template), "parameters": params}
         write_json_atomic(run.path / NOTEBOOK_TASK_FILE, task)
-        hand_over(run)
 
-    def _new_run(self, index: int) -> None:
-        """Give point ``index`` a fresh run directory with its config (for resume)."""
-        point = self._data["points"][index]
-        previous = RunDir(self.root / point["runs"][-1])
-        run = create_from_plan(validate_run(previous.config()), self.root)
-        point["runs"].append(run.id)
-        self._save()
+    def _submit(self, todo: list[tuple[int, Plan | Run]]) -> None:
+        """Queue points through the one submission path: ``(index, Run)`` for a
+        point whose run was never queued, ``(index, Plan)`` for a point that gets a
+        new run. The active-run limit covers them all (LimitError, nothing made);
+        each run gets its notebook task, and new runs are recorded in sweep.json,
+        before any is queued."""
+        if not todo:
+            return
+        declared = notebook_parameters(self.template)
+
+        def created(runs: list[Run]) -> None:
+            for (index, _), run in zip(todo, runs, strict=True):
+                self._write_task(index, run, declared)
+            data = json.loads(json.dumps(self._data))
+            for (index, item), run in zip(todo, runs, strict=True):
+                if isinstance(item, Plan):
+                    data["points"][index]["runs"].append(run.id)
+            write_json_atomic(self.path / SWEEP_FILE, data)
+            self._data = data
+
+        submit_plans([item for _, item in todo], self.root, created=created)
 
     def start(self, indices: list[int] | None = None) -> Sweep:
-        """Queue the points ``indices`` (default: all) and return at once."""
+        """Queue the points ``indices`` (default: all), whose runs were never
+        queued, and return at once."""
         indices = list(range(len(self.points))) if indices is None else indices
-        declared = notebook_parameters(self.template)
         with self._driving():
-            for index in indices:
-                self._hand_over(index, declared)
+            runs = self.runs()
+            self._submit([(index, runs[index]) for index in indices])
         return self
 
     def resume(self, *, wait: bool = True, progress: bool = True) -> Sweep:
@@ -165,19 +177,19 @@ class Sweep:
         dispatcher (one that died has its runs taken over first).
         """
         settle(self.root)
-        todo = []
         with self._driving():
+            todo: list[tuple[int, Plan | Run]] = []
             for index, run in enumerate(self.runs()):
                 state = State(point_state(run.status))
                 if state == State.COMPLETED:
                     continue
                 if state == State.CREATED:
-                    todo.append(index)  # never queued
+                    todo.append((index, run))  # never queued
                 elif state.is_final:
-                    self._new_run(index)  # failed or cancelled: a new run
-                    todo.append(index)
+                    # failed or cancelled: a new run, the failed one kept
+                    todo.append((index, validate_run(run.dir.config())))
                 # queued, running or between segments: its dispatcher has it
-        self.start(todo)
+            self._submit(todo)
         return self.wait(progress=progress) if wait else self
 
     def wait(self, *, progress: bool = True, timeout: float | None = None) -> Sweep:
@@ -296,10 +308,26 @@ def sweep(
         )
         for point, plan in zip(point_names(name, point_list), plans, strict=True)
     ]
-    handle = _create(
-        template, root, sweep_id, dims, grid, point_list, fixed, base, plans
-    )
-    handle.start()
+    path = root / "sweeps" / sweep_id
+    data = {
+        "id": sweep_id,
+        "template": str(template),
+        "root": str(root),
+        "created": now(),
+        "simlab_version": __version__,
+        "dims": dims,
+        "grid": grid,
+        "parameters": fixed,
+        "base": base.model_dump(mode="json"),
+    }
+    made: list[Sweep] = []
+
+    def created(runs: list[Run]) -> None:
+        made.append(_create(path, data, point_list, runs))
+
+    # the sweep and its runs are made, all or nothing, before any point is queued
+    submit_plans(plans, root, created=created)
+    handle = made[0]
     return handle.wait(progress=progress) if wait else handle
 
 
@@ -342,45 +370,24 @@ def point_names(base: str, points: list[dict[str, Any]]) -> list[str]:
 
 
 def _create(
-    template: Path,
-    root: Path,
-    sweep_id: str,
-    dims: list[str],
-    grid: dict[str, list[Any]] | None,
-    point_list: list[dict[str, Any]],
-    fixed: dict[str, Any],
-    base: RunConfig,
-    plans: list[Plan],
+    path: Path, data: dict[str, Any], point_list: list[dict[str, Any]], runs: list[Run]
 ) -> Sweep:
-    """Make the sweep directory and one run directory per point, all or nothing."""
+    """Make the sweep directory for the points' runs, each given its notebook task;
+    nothing is left when this fails (the submission removes the runs)."""
     import shutil
 
-    path = root / "sweeps" / sweep_id
     path.mkdir(parents=True, mode=0o700)
-    created: list[Run] = []
     try:
-        for plan in plans:
-            # one at a time, so a failure knows what to remove
-            created.append(create_from_plan(plan, root))  # noqa: PERF401
-        data = {
-            "id": sweep_id,
-            "template": str(template),
-            "root": str(root),
-            "created": now(),
-            "simlab_version": __version__,
-            "dims": dims,
-            "grid": grid,
-            "parameters": fixed,
-            "base": base.model_dump(mode="json"),
-            "points": [
-                {"parameters": point, "runs": [rundir.id]}
-                for point, rundir in zip(point_list, created, strict=True)
-            ],
-        }
-        write_json_atomic(path / SWEEP_FILE, data)
+        points = [
+            {"parameters": point, "runs": [run.id]}
+            for point, run in zip(point_list, runs, strict=True)
+        ]
+        write_json_atomic(path / SWEEP_FILE, {**data, "points": points})
+        handle = Sweep(path)
+        declared = notebook_parameters(handle.template)
+        for index, run in enumerate(runs):
+            handle._write_task(index, run, declared)
     except BaseException:
-        for rundir in created:
-            shutil.rmtree(rundir.path, ignore_errors=True)
         shutil.rmtree(path, ignore_errors=True)
         raise
-    return Sweep(path)
+    return handle
