@@ -33,6 +33,10 @@ BLOCK = re.compile(
 )
 #: Markdown link targets: ](path) without a scheme or an anchor-only target.
 LINK = re.compile(r"\]\((?!https?://|mailto:|#)(?P<target>[^)\s#]+)")
+#: A relative path climbing out of its folder anywhere in a text (prose, code
+#: spans, commands), not one inside an expression (`{dir}/../output`) or an
+#: ellipsis (`.../snapshot`).
+CLIMB = re.compile(r"(?<![\w./}$])(?P<path>(?:\.\./)+[^\s`'\")\]>,;:]*)")
 RUNNER = """
 import json, sys
 namespace = {"__name__": "__main__"}
@@ -191,7 +195,16 @@ def _check(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
     )
 
 
-@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.name)
+def _doc_texts() -> list[Path]:
+    """Every text a reader is given: the pages and the files docs/ ships beside
+    them (examples), not its images."""
+    extra = [p for p in sorted((ROOT / "docs").rglob("*")) if p.suffix in {".py"}]
+    return [*_pages(), *extra]
+
+
+@pytest.mark.parametrize(
+    "page", _doc_texts(), ids=lambda p: p.relative_to(ROOT).as_posix()
+)
 def test_links_stay_in_the_repository(page):
     text = page.read_text()
     assert "shared/fixtures" not in text
@@ -199,3 +212,26 @@ def test_links_stay_in_the_repository(page):
         target = (page.parent / match["target"]).resolve()
         assert target.is_relative_to(ROOT), f"{page.name}: {match['target']}"
         assert target.exists(), f"{page.name}: link to missing {match['target']}"
+    for match in CLIMB.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        where = f"{page.relative_to(ROOT)}:{line}: {match['path']}"
+        target = (page.parent / match["path"]).resolve()
+        assert target.is_relative_to(ROOT), f"{where} leaves the repository"
+        assert target.exists(), f"{where} names nothing in the repository"
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        (
+            "from the card (`../shared/DESIGN.md` in another repo)",
+            "../shared/DESIGN.md",
+        ),
+        ("see ../../elsewhere/notes.md.", "../../elsewhere/notes.md."),
+        ("cd ../other && make", "../other"),
+        ("`f'{param.dir}/../output'` and [.../snapshot_000.hdf5]", None),
+    ],
+)
+def test_a_path_climbing_out_is_found_anywhere_in_a_text(text, found):
+    match = CLIMB.search(text)
+    assert (match and match["path"]) == found
