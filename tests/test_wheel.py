@@ -33,6 +33,7 @@ import pytest
 
 from simlab.__about__ import __version__
 from tests.conftest import _needs
+from tests.test_docs import _blocks, _compare, _steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -233,6 +234,38 @@ def test_extensions_are_enabled(installed, tmp_path):
     assert re.search(r"simlab\.server\s+OK", server), server
 
 
+def _readme_demo_lines() -> list[str]:
+    """The lines README's `make demo` transcript shows `simlab demo` printing."""
+    (shown,) = [
+        shown
+        for _, lang, code in _blocks(ROOT / "README.md", skipped=True)
+        for command, shown in (_steps(code) if code.startswith("$ ") else [])
+        if command == "make demo"
+    ]
+    return shown[shown.index(".venv/bin/simlab demo") + 1 :]
+
+
+def _readme_growth_lines() -> list[str]:
+    """README's lines of the quickstart notebook's growth check."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```text\n(a = 0\.250: .*?)```", text, re.S)
+    assert block, "README shows no growth check"
+    return block[1].splitlines()
+
+
+def test_readme_shows_what_simlab_demo_prints():
+    shown = _readme_demo_lines()
+    assert [line.split(":")[0] for line in shown] == [
+        "executed notebook",
+        "figure",
+        "figure",
+        "figure",
+        "run directory",
+        "sweep directory",
+    ]
+    assert len(_readme_growth_lines()) == 3
+
+
 def test_demo_runs_from_the_installed_package(installed, tmp_path):
     venv, env = installed
     out = _run(
@@ -242,7 +275,14 @@ def test_demo_runs_from_the_installed_package(installed, tmp_path):
     )
     demo = tmp_path / "demo-output"
     assert f"executed notebook: {demo / 'quickstart.ipynb'}" in out
+    # what README shows `make demo` print, and the growth check of its notebook
+    shown = _readme_demo_lines()
+    assert _compare(shown, out)[0] == [], out
     notebook = nbformat.read(demo / "quickstart.ipynb", as_version=4)
+    printed = "".join(
+        o.get("text", "") for c in notebook.cells for o in c.get("outputs", [])
+    )
+    assert _compare(_readme_growth_lines(), printed)[0] == [], printed
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]
     assert code_cells and all(c.execution_count for c in code_cells)
     errors = [o for c in code_cells for o in c.outputs if o.output_type == "error"]
