@@ -281,9 +281,9 @@ def _steps(code: str) -> list[tuple[str, list[str]]]:
 
 
 def _varies(word: str) -> bool:
-    """Whether a shown word is one that differs from run to run: ids, times,
-    paths and numbers all have digits."""
-    return any(c.isdigit() for c in word)
+    """Whether a shown word is one that differs from run to run or machine to
+    machine: ids, times and numbers have digits, paths a slash."""
+    return "/" in word or any(c.isdigit() for c in word)
 
 
 def _compare(shown: list[str], output: str) -> tuple[list[str], dict[str, str]]:
@@ -294,19 +294,22 @@ def _compare(shown: list[str], output: str) -> tuple[list[str], dict[str, str]]:
     (the value may be another state, host or time); a line that is one integer
     (an exit status) needs that integer on a line; any other line needs its words
     in that order in the output (columns a terminal would show side by side may
-    be printed one a line), each word with a digit standing for any word.
+    be printed one a line), each word with a digit or a slash (an id, a number,
+    a path) standing for any word.
     """
     printed = output.splitlines()
     missing: list[str] = []
     found: dict[str, str] = {}
+    after = 0  # shown lines come in the order printed: look past the last first
     for line in shown:
         words = line.split()
         varying = [w for w in words if _varies(w)]
         pattern = re.compile(
             r"\s+".join(r"(\S+)" if _varies(w) else re.escape(w) for w in words)
         )
-        match = pattern.search(output)
+        match = pattern.search(output, after) or pattern.search(output)
         if match:
+            after = match.end()
             for word, actual in zip(varying, match.groups(), strict=True):
                 found.setdefault(word, actual)
         if line.strip().isdigit():
@@ -378,6 +381,11 @@ def _replay(where: str, code: str, work: Path, env: dict[str, str]) -> None:
         (["2"], "1\n", 1),
         (["RUN  STATE"], "RUN      STATE    ENGINE\n", []),
         (["a.json  log"], "a.json\nlog\n", []),
+        (
+            ["executed notebook: /home/me/q.ipynb"],
+            "executed notebook: /tmp/q.ipynb",
+            [],
+        ),
     ],
 )
 def test_a_transcript_line_is_compared_by_its_stable_words(shown, output, missing):
