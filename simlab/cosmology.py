@@ -39,7 +39,6 @@ __all__ = [
     "Params",
     "growth_factor",
     "growth_factor_2lpt",
-    "growth_factor_2lpt_derivative",
     "growth_factor_derivative",
     "growth_rate",
     "growth_rate_2lpt",
@@ -128,12 +127,6 @@ def growth_rate(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
 def growth_factor_2lpt(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
     """Second-order growth D2(a), → -3/7 D(a)² at early times (negative)."""
     return background.growth_table(a, params(cosmo), 2)
-
-
-def growth_factor_2lpt_derivative(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:
-    """dD2/da."""
-    a = np.asarray(a, dtype=float)
-    return background.growth_table(a, params(cosmo), 3) / a
 
 
 def growth_rate_2lpt(a: ArrayLike, cosmo: Cosmology) -> np.ndarray:

@@ -2,10 +2,15 @@
 
 Python blocks of one page run in order in one interpreter (as pasted into one
 notebook), in a fresh folder with its own run root; shell blocks run with bash
-there. A block preceded by ``<!-- skip-test -->`` is not run: installs, root-only
-commands and code that needs a real Gadget4 or a group space. ``PAGES`` says what
-a page's examples assume to exist: a folder laid out as simlab writes it (copied
-from tests/data) and the names its text leaves to the reader (``path``).
+there. A ``console`` block whose lines start with ``$ `` is a transcript: each
+command runs in turn and the output shown under it is compared loosely with what
+it prints (see :func:`_compare`). ``yaml`` blocks of cluster profiles are parsed
+and validated as simlab validates a profile at submission. A block preceded by
+``<!-- skip-test: reason -->`` is not run: installs, root-only commands and code
+that needs a real Gadget4, a group space or object-storage credentials.
+``PAGES`` says what a page's examples assume to exist: a folder laid out as simlab
+writes it (copied from tests/data) and the names its text leaves to the reader
+(``path``).
 """
 
 from __future__ import annotations
@@ -16,23 +21,37 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 BLOCK = re.compile(
-    r"(?P<skip><!-- skip-test -->\n)?^```(?P<lang>python|bash|console|sh)\n"
-    r"(?P<code>.*?)^```",
+    r"(?P<skip><!-- skip-test(?::(?P<why>[^>]*))? -->\n)?"
+    r"^(?P<indent> *)```(?P<lang>python|bash|console|sh|yaml)\n"
+    r"(?P<code>.*?)^(?P=indent)```",
     re.S | re.M,
 )
+#: A transcript's command line.
+PROMPT = "$ "
+#: Commands a transcript may run again until their output shows what the page
+#: shows (a status read while the run is in progress): they only read.
+REPEATABLE = ("simlab status ", "simlab ls")
 #: Markdown link targets: ](path) without a scheme or an anchor-only target.
 LINK = re.compile(r"\]\((?!https?://|mailto:|#)(?P<target>[^)\s#]+)")
+#: A relative path climbing out of its folder anywhere in a text (prose, code
+#: spans, commands), not one inside an expression (`{dir}/../output`) or an
+#: ellipsis (`.../snapshot`).
+CLIMB = re.compile(r"(?<![\w./}$])(?P<path>(?:\.\./)+[^\s`'\")\]>,;:]*)")
 RUNNER = """
 import json, sys
 namespace = {"__name__": "__main__"}
@@ -131,21 +150,32 @@ def _pages() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def _blocks(page: Path) -> list[tuple[str, str, str]]:
-    """``(where, language, code)`` of the blocks to run, in page order."""
+def _blocks(page: Path, skipped: bool = False) -> list[tuple[str, str, str]]:
+    """``(where, language, code)`` of the blocks to run, in page order: python,
+    bash (shell and console blocks), transcript (console blocks of ``$`` lines)
+    or yaml; with ``skipped``, those marked skip-test instead, with the reason."""
     text = page.read_text()
     found = []
     for match in BLOCK.finditer(text):
-        if match["skip"]:
+        if bool(match["skip"]) != skipped:
             continue
         line = text.count("\n", 0, match.start("code")) + 1
         where = f"{page.relative_to(ROOT)}:{line}"
-        lang = "python" if match["lang"] == "python" else "bash"
-        found.append((where, lang, match["code"]))
+        code = textwrap.dedent(match["code"])
+        lang = match["lang"]
+        if lang in ("console", "sh"):
+            lang = "transcript" if code.startswith(PROMPT) else "bash"
+        if skipped:
+            lang = (match["why"] or "").strip()
+        found.append((where, lang, code))
     return found
 
 
-RUNNABLE = [p.relative_to(ROOT).as_posix() for p in _pages() if _blocks(p)]
+RUNNABLE = [
+    p.relative_to(ROOT).as_posix()
+    for p in _pages()
+    if any(lang != "yaml" for _, lang, _ in _blocks(p))
+]
 
 
 @pytest.mark.slow
@@ -165,6 +195,10 @@ def test_page_examples_run(name, tmp_path):
         **os.environ,
         "DASK_SIMLAB__RUN_ROOT": str(tmp_path / "runs"),
         "MPLBACKEND": "Agg",
+        # the commands of this environment (simlab), as an activated venv has them
+        "PATH": os.pathsep.join(
+            [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+        ),
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
         ),
@@ -179,6 +213,8 @@ def test_page_examples_run(name, tmp_path):
         )
     for where, _, code in (b for b in blocks if b[1] == "bash"):
         _check(["bash", "-euo", "pipefail", "-c", code], work, env, where)
+    for where, _, code in (b for b in blocks if b[1] == "transcript"):
+        _replay(where, code, work, env)
 
 
 def _check(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
@@ -191,7 +227,16 @@ def _check(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
     )
 
 
-@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.name)
+def _doc_texts() -> list[Path]:
+    """Every text a reader is given: the pages and the files docs/ ships beside
+    them (examples), not its images."""
+    extra = [p for p in sorted((ROOT / "docs").rglob("*")) if p.suffix in {".py"}]
+    return [*_pages(), *extra]
+
+
+@pytest.mark.parametrize(
+    "page", _doc_texts(), ids=lambda p: p.relative_to(ROOT).as_posix()
+)
 def test_links_stay_in_the_repository(page):
     text = page.read_text()
     assert "shared/fixtures" not in text
@@ -199,3 +244,212 @@ def test_links_stay_in_the_repository(page):
         target = (page.parent / match["target"]).resolve()
         assert target.is_relative_to(ROOT), f"{page.name}: {match['target']}"
         assert target.exists(), f"{page.name}: link to missing {match['target']}"
+    for match in CLIMB.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        where = f"{page.relative_to(ROOT)}:{line}: {match['path']}"
+        target = (page.parent / match["path"]).resolve()
+        assert target.is_relative_to(ROOT), f"{where} leaves the repository"
+        assert target.exists(), f"{where} names nothing in the repository"
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        (
+            "from the card (`../shared/DESIGN.md` in another repo)",
+            "../shared/DESIGN.md",
+        ),
+        ("see ../../elsewhere/notes.md.", "../../elsewhere/notes.md."),
+        ("cd ../other && make", "../other"),
+        ("`f'{param.dir}/../output'` and [.../snapshot_000.hdf5]", None),
+    ],
+)
+def test_a_path_climbing_out_is_found_anywhere_in_a_text(text, found):
+    match = CLIMB.search(text)
+    assert (match and match["path"]) == found
+
+
+def _steps(code: str) -> list[tuple[str, list[str]]]:
+    """A transcript's ``(command, shown output lines)``, in order."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in code.splitlines():
+        if line.startswith(PROMPT):
+            steps.append((line.removeprefix(PROMPT), []))
+        elif line.strip():
+            steps[-1][1].append(line)
+    return steps
+
+
+def _varies(word: str) -> bool:
+    """Whether a shown word is one that differs from run to run or machine to
+    machine: ids, times and numbers have digits, paths a slash."""
+    return "/" in word or any(c.isdigit() for c in word)
+
+
+def _compare(shown: list[str], output: str) -> tuple[list[str], dict[str, str]]:
+    """The shown lines that ``output`` lacks, and what the words that vary stand
+    for in it (shown word → printed word).
+
+    A shown ``field: value`` line needs a printed line starting with that field
+    (the value may be another state, host or time); a line that is one integer
+    (an exit status) needs that integer on a line; any other line needs its words
+    in that order in the output (columns a terminal would show side by side may
+    be printed one a line), each word with a digit or a slash (an id, a number,
+    a path) standing for any word.
+    """
+    printed = output.splitlines()
+    missing: list[str] = []
+    found: dict[str, str] = {}
+    after = 0  # shown lines come in the order printed: look past the last first
+    for line in shown:
+        words = line.split()
+        varying = [w for w in words if _varies(w)]
+        pattern = re.compile(
+            r"\s+".join(r"(\S+)" if _varies(w) else re.escape(w) for w in words)
+        )
+        match = pattern.search(output, after) or pattern.search(output)
+        if match:
+            after = match.end()
+            for word, actual in zip(varying, match.groups(), strict=True):
+                found.setdefault(word, actual)
+        if line.strip().isdigit():
+            ok = line.strip() in (p.strip() for p in printed)
+        elif len(words) > 1 and words[0].endswith(":") and not _varies(words[0]):
+            field = re.compile(rf"^\s*{re.escape(words[0])}(\s|$)")
+            ok = any(field.match(p) for p in printed)
+        else:
+            ok = match is not None
+        if not ok:
+            missing.append(line)
+    return missing, found
+
+
+def _replay(where: str, code: str, work: Path, env: dict[str, str]) -> None:
+    """Run a transcript's commands in turn in ``work``, comparing each one's output
+    with the lines shown under it.
+
+    A word with a digit shown in an earlier output (a run id, a path) stands in
+    later commands for the word printed in its place. ``$ cat NAME`` with its content
+    shown writes NAME first if it does not exist (the file the page asks for). A
+    command that fails must be followed by ``echo $?`` showing its status.
+    """
+    stands_for: dict[str, str] = {}
+    status = 0
+    steps = _steps(code)
+    for index, (command, shown) in enumerate(steps):
+        for word in sorted(stands_for, key=len, reverse=True):
+            whole = rf"(?<![\w.-]){re.escape(word)}(?![\w.-])"
+            command = re.sub(whole, lambda _, w=word: stands_for[w], command)
+        name = command.removeprefix("cat ").strip()
+        if command.startswith("cat ") and shown and not (work / name).exists():
+            (work / name).write_text("\n".join(shown) + "\n")
+        argv = ["bash", "-o", "pipefail", "-c", f"(exit {status}); {command} 2>&1"]
+        deadline = time.monotonic() + 180
+        while True:
+            done = subprocess.run(
+                argv, cwd=work, env=env, capture_output=True, text=True, timeout=900
+            )
+            missing, found = _compare(shown, done.stdout)
+            if not missing or not command.startswith(REPEATABLE):
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        status = done.returncode
+        after = steps[index + 1][0] if index + 1 < len(steps) else ""
+        assert status == 0 or after == "echo $?", (
+            f"{where}: `{command}` exited {status}\n{done.stdout[-3000:]}"
+            f"\n{done.stderr[-3000:]}"
+        )
+        assert not missing, (
+            f"{where}: `{command}` printed no line like:\n"
+            + "\n".join(missing)
+            + f"\n--- it printed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
+        )
+        for word, actual in found.items():
+            if len(word) >= 6 and re.search(r"[a-z]", word):  # ids and paths
+                stands_for.setdefault(word, actual)
+
+
+@pytest.mark.parametrize(
+    "shown, output, missing",
+    [
+        (["state:    running"], "run: x\nstate:    completed\n", []),
+        (["estimate: 2 s in all"], "state: running\neta:      3 s left (measured)", 1),
+        (["run a-1 completed"], "run b-22 completed\n", []),
+        (["run a-1 completed"], "run b-22 failed\n", 1),
+        (["2"], "1\n", 1),
+        (["RUN  STATE"], "RUN      STATE    ENGINE\n", []),
+        (["a.json  log"], "a.json\nlog\n", []),
+        (
+            ["executed notebook: /home/me/q.ipynb"],
+            "executed notebook: /tmp/q.ipynb",
+            [],
+        ),
+    ],
+)
+def test_a_transcript_line_is_compared_by_its_stable_words(shown, output, missing):
+    assert len(_compare(shown, output)[0]) == (missing or 0)
+    if shown == ["run a-1 completed"] and not missing:
+        assert _compare(shown, output)[1] == {"a-1": "b-22"}
+
+
+def _profiles() -> list[tuple[str, str, dict]]:
+    """``(where, name, profile)`` of every cluster profile in a yaml block."""
+    found = []
+    for page in _pages():
+        for where, lang, code in _blocks(page):
+            if lang != "yaml":
+                continue
+            settings = yaml.safe_load(code)
+            assert isinstance(settings, dict) and "simlab" in settings, where
+            for name, profile in settings["simlab"].get("clusters", {}).items():
+                found.append((where, name, profile))
+    return found
+
+
+@pytest.mark.parametrize(
+    "where, name, profile",
+    _profiles(),
+    ids=[f"{where}-{name}" for where, name, _ in _profiles()],
+)
+def test_cluster_profiles_of_the_pages_are_valid(where, name, profile, tmp_path):
+    """As a submission checks it (kind, job shape, artifacts), and as the
+    dispatcher would turn it into batch jobs (the dask-jobqueue class renders a
+    job script from every key) or run a code in its container."""
+    from simlab.dispatch.dispatcher import Shape, batch_options
+    from simlab.dispatch.profiles import (
+        cluster_class,
+        container_prefix,
+        is_batch,
+        mpi_launcher,
+    )
+    from simlab.service.validation import validate_run
+
+    with dask.config.set({"simlab.clusters": {name: profile}}):
+        plan = validate_run({}, cluster=name)
+    assert plan.profile == profile, where
+    assert mpi_launcher(profile, 4), where
+    if "container" in profile:
+        assert container_prefix(profile)[0] == profile["container"]["runtime"]
+    if is_batch(profile["kind"]):
+        options = batch_options(profile, "pm", Shape(walltime="01:00:00"), tmp_path)
+        job = cluster_class(profile["kind"]).job_cls(
+            scheduler="tls://127.0.0.1:8786", name="simlab-doc", **options
+        )
+        script = job.job_script()
+        assert "--resources run=1" in script, where
+        assert "--lifetime 3420s" in script, where  # 0.95 of the walltime
+        if profile["kind"] == "slurm":
+            assert "#SBATCH --nodes=1" in script, where
+
+
+def test_what_the_pages_leave_untested_says_why():
+    """Every skip-test marker gives its reason: what a plain machine lacks."""
+    unexplained = [
+        where
+        for page in _pages()
+        for where, why, _ in _blocks(page, skipped=True)
+        if not why
+    ]
+    assert unexplained == []

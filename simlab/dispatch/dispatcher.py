@@ -200,8 +200,6 @@ def start_cluster(profile: dict[str, Any], code: str, shape: Shape, root: Path) 
 def _start_cluster(profile: dict[str, Any], code: str, shape: Shape, root: Path) -> Any:
     from distributed.security import Security
 
-    from simlab.config import Resources, walltime_seconds
-
     kind = profile.get("kind", "local")
     cls = cluster_class(kind)
     options = cluster_options(profile)
@@ -218,7 +216,25 @@ def _start_cluster(profile: dict[str, Any], code: str, shape: Shape, root: Path)
         return cls(**options)
     if not is_batch(kind):  # a class by import path, started as the profile says
         return cls(**options)
+    workdir = jobs_dir(root)
+    cluster = cls(
+        security=Security.temporary(),
+        shared_temp_directory=str(workdir),
+        **batch_options(profile, code, shape, workdir),
+    )
+    cluster.adapt(minimum=0, maximum=int(profile.get("max_jobs", 4)))
+    return cluster
 
+
+def batch_options(
+    profile: dict[str, Any], code: str, shape: Shape, workdir: Path
+) -> dict[str, Any]:
+    """The dask-jobqueue class's options for a batch profile's jobs of one shape:
+    the profile's own keys, simlab's defaults and the run's batch directives."""
+    from simlab.config import Resources, walltime_seconds
+
+    kind = profile.get("kind", "local")
+    options = cluster_options(profile)
     resources = Resources(nodes=shape.nodes, cores=shape.cores, walltime=shape.walltime)
     options.setdefault("walltime", shape.walltime)
     options.setdefault("cores", 1)
@@ -232,16 +248,11 @@ def _start_cluster(profile: dict[str, Any], code: str, shape: Shape, root: Path)
     lifetime = int(walltime_seconds(shape.walltime) * 0.95)
     worker_args = list(options.get("worker_extra_args", []))
     options["worker_extra_args"] = [*worker_args, "--lifetime", f"{lifetime}s"]
-    workdir = jobs_dir(root)
     options.setdefault("log_directory", str(workdir / "logs"))
     if kind in TRAPPED_KINDS:  # a job that dies before its worker connects is seen
         prologue = list(options.get("job_script_prologue") or [])
         options["job_script_prologue"] = exit_trap(ended_dir(workdir)) + prologue
-    cluster = cls(
-        security=Security.temporary(), shared_temp_directory=str(workdir), **options
-    )
-    cluster.adapt(minimum=0, maximum=int(profile.get("max_jobs", 4)))
-    return cluster
+    return options
 
 
 def _forget_job(cluster: Any, name: str) -> None:

@@ -16,10 +16,19 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class OutputKind:
-    """One kind of numbered output: its file stem and its multi-file folder."""
+    """One kind of numbered output: its file stem and its multi-file folder, what
+    it is called in messages, and the Header attribute with its number of pieces."""
 
     stem: str
     folder: str
+    what: str
+    count_key: str
+
+    @property
+    def layout(self) -> tuple[str, str, str]:
+        """``(what, glob of piece 0, count_key)``, as ``output_files`` takes them:
+        ``fof_subhalo_tab_*.0.hdf5`` finds piece 0 in a ``groups_NNN`` folder."""
+        return (self.what, f"{self.stem}_*.0.hdf5", self.count_key)
 
     def single(self, number: int) -> str:
         """Name of the one-file output: ``snapshot_001.hdf5``."""
@@ -51,5 +60,5 @@ class OutputKind:
         return dict(sorted(found.items()))
 
 
-SNAPSHOT = OutputKind("snapshot", "snapdir")
-GROUP_CATALOGUE = OutputKind("fof_subhalo_tab", "groups")
+SNAPSHOT = OutputKind("snapshot", "snapdir", "snapshot", "NumFilesPerSnapshot")
+GROUP_CATALOGUE = OutputKind("fof_subhalo_tab", "groups", "group catalogue", "NumFiles")

@@ -31,6 +31,7 @@ from simlab.io.gadget4 import (
     _decode,
 )
 from simlab.io.gadget4_files import output_files
+from simlab.io.gadget4_names import GROUP_CATALOGUE
 from simlab.io.remote import filesystem, hdf5_managers, is_url, output_paths
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from xarray.backends import CachingFileManager
 
 #: What a catalogue is called, the glob of its piece 0, the Header count of pieces.
-CATALOGUE_LAYOUT = ("group catalogue", "fof_subhalo_tab_*.0.hdf5", "NumFiles")
+CATALOGUE_LAYOUT = GROUP_CATALOGUE.layout
 #: Table → (Header count attribute per file, row dimension).
 TABLES = {
     "Group": ("Ngroups_ThisFile", "halo"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from simlab.engines.gadget4 import group_catalogue_paths, snapshot_paths
 from simlab.io.gadget4_names import GROUP_CATALOGUE, SNAPSHOT
+from simlab.io.groups import catalogue_files
 from simlab.io.snapshots import find_snapshots
 from tests.conftest import data_path
 
@@ -28,6 +29,12 @@ def test_single_files_and_folders_of_the_real_runs():
         == [multi / f"snapdir_{n:03d}/snapshot_{n:03d}.0.hdf5" for n in range(4)]
     )
     assert group_catalogue_paths(single) == list(GROUP_CATALOGUE.find(single).values())
+    # the catalogue reader finds a folder's piece 0 by the table's name too
+    pieces = catalogue_files(multi / "groups_002")
+    assert pieces[0] == GROUP_CATALOGUE.find(multi)[2]
+    assert [p.name for p in pieces] == [
+        f"fof_subhalo_tab_002.{i}.hdf5" for i in range(len(pieces))
+    ]
 
 
 def test_what_is_not_an_output_is_left_out(tmp_path):
