@@ -101,14 +101,34 @@ def await_reply(
     return None
 
 
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux's
+    ``/proc/PID/stat`` field 22); None where there is no such file.
+
+    Unlike a start time in wall-clock seconds (psutil's ``create_time``, boot time
+    plus these ticks, with the boot time read once per process), no clock step or
+    NTP correction moves it, so two processes always agree on it.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
 def process_ref(pid: int | None = None) -> dict[str, Any]:
-    """(host, pid, start time) naming one process for good (pids are reused)."""
+    """(host, pid, start time) naming one process for good (pids are reused);
+    ``ticks`` (:func:`start_ticks`) where the system has them."""
     pid = pid or os.getpid()
-    return {
+    ref: dict[str, Any] = {
         "host": socket.gethostname(),
         "pid": pid,
         "started": psutil.Process(pid).create_time(),
     }
+    ticks = start_ticks(pid)
+    if ticks is not None:
+        ref["ticks"] = ticks
+    return ref
 
 
 def read_record(root: str | Path, host: str | None = None) -> dict[str, Any] | None:
@@ -145,6 +165,9 @@ def alive(ref: dict[str, Any], root: str | Path, timeout: float = 60.0) -> bool:
             return False
         if status == psutil.STATUS_ZOMBIE:
             return False
+        ticks = start_ticks(process.pid) if "ticks" in ref else None
+        if ticks is not None:  # a wall-clock change since it started moves nothing
+            return ticks == int(ref["ticks"])
         return abs(started - float(ref.get("started", started))) < 1.0
     record = read_record(root, ref.get("host"))
     return (
