@@ -226,6 +226,12 @@ def _start_cluster(profile: dict[str, Any], code: str, shape: Shape, root: Path)
     return cluster
 
 
+def batch_log_dir(profile: dict[str, Any], workdir: Path) -> Path:
+    """Where a batch profile's jobs write their logs: its ``log_directory``, else
+    ``workdir/logs`` (the dispatcher reads a dead job's last lines there)."""
+    return Path(profile.get("log_directory") or workdir / "logs")
+
+
 def batch_options(
     profile: dict[str, Any], code: str, shape: Shape, workdir: Path
 ) -> dict[str, Any]:
@@ -248,7 +254,7 @@ def batch_options(
     lifetime = int(walltime_seconds(shape.walltime) * 0.95)
     worker_args = list(options.get("worker_extra_args", []))
     options["worker_extra_args"] = [*worker_args, "--lifetime", f"{lifetime}s"]
-    options.setdefault("log_directory", str(workdir / "logs"))
+    options["log_directory"] = str(batch_log_dir(profile, workdir))
     if kind in TRAPPED_KINDS:  # a job that dies before its worker connects is seen
         prologue = list(options.get("job_script_prologue") or [])
         options["job_script_prologue"] = exit_trap(ended_dir(workdir)) + prologue
@@ -339,7 +345,7 @@ class Dispatcher:
         record = ClusterRecord(cid, name, kind, code, key[3], client, cluster)
         if is_batch(kind):
             record.root = root
-            record.logs = Path(profile.get("log_directory") or jobs_dir(root) / "logs")
+            record.logs = batch_log_dir(profile, jobs_dir(root))
         return record
 
     def _make_room(self, name: str, profile: dict[str, Any]) -> None:
