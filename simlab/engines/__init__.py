@@ -6,6 +6,7 @@ as xarray does for a broken backend: one broken plugin never breaks the others.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
@@ -24,26 +25,35 @@ class EngineRegistry:
     def __init__(self) -> None:
         self._engines: dict[str, Engine] = {}
         self._loaded_entry_points = False
+        self._loading = threading.Lock()
 
     def register(self, engine: Engine) -> None:
         """Make ``engine`` available under ``engine.name``."""
         self._engines[engine.name] = engine
 
     def load_entry_points(self) -> None:
-        """Register engines that other packages declare under ``simlab.engines``."""
-        self._loaded_entry_points = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in self._engines:
-                continue
-            try:
-                self.register(ep.load()())
-            except Exception as exc:  # a plugin's own bug: report it, skip it
-                warnings.warn(
-                    f"simlab engine {ep.name!r} ({ep.value}) could not be loaded and "
-                    f"is skipped: {type(exc).__name__}: {exc}",
-                    SimlabWarning,
-                    stacklevel=2,
-                )
+        """Register engines that other packages declare under ``simlab.engines``.
+
+        Done once, under a lock, and marked done only at the end: a server thread
+        looking up an engine while another thread loads them waits for the whole
+        list instead of seeing a half-filled one.
+        """
+        with self._loading:
+            if self._loaded_entry_points:
+                return
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                if ep.name in self._engines:
+                    continue
+                try:
+                    self.register(ep.load()())
+                except Exception as exc:  # a plugin's own bug: report it, skip it
+                    warnings.warn(
+                        f"simlab engine {ep.name!r} ({ep.value}) could not be loaded "
+                        f"and is skipped: {type(exc).__name__}: {exc}",
+                        SimlabWarning,
+                        stacklevel=2,
+                    )
+            self._loaded_entry_points = True
 
     def names(self) -> list[str]:
         """Sorted names of every engine available."""

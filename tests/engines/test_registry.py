@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -56,3 +58,29 @@ def test_a_plugin_whose_engine_raises_on_creation_is_skipped(monkeypatch):
         with pytest.raises(KeyError):
             registry.get("boom")
     assert registry.names() == ["pm"]
+
+
+def test_threads_looking_up_engines_while_they_load_all_find_them(monkeypatch):
+    # The Jupyter server answers requests on several threads: one thread's
+    # lookup must not see the list another thread is still loading.
+    load = EntryPoint.load
+
+    def slow_load(self):
+        time.sleep(0.2)
+        return load(self)
+
+    plugins = [
+        EntryPoint("gadget4", "simlab.engines.gadget4:Gadget4Engine", GROUP),
+        EntryPoint("concept", "simlab.engines.concept:ConceptEngine", GROUP),
+    ]
+    monkeypatch.setattr(EntryPoint, "load", slow_load)
+    monkeypatch.setattr(simlab.engines, "entry_points", lambda *, group: plugins)
+    registry = simlab.engines._builtin_registry()
+
+    def lookup(name: str) -> str:
+        return registry.get(name).name
+
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lookup, ["gadget4", "concept"] * 4))
+    assert found == ["gadget4", "concept"] * 4
+    assert registry.names() == ["concept", "gadget4", "pm"]
