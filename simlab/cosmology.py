@@ -152,7 +152,7 @@ def _boltzmann_transfer(code: str, p: Params) -> Transfer:
     from simlab.linear.tables import TabulatedTransfer
 
     k, t = boltzmann.transfer_table(code, p)
-    return TabulatedTransfer(k, t, p.Omega0, p.OmegaBaryon, p.h, p.T_cmb)
+    return TabulatedTransfer(k, t, p.Omega0, p.OmegaBaryon, p.h, p.T_cmb, p.Omega_k)
 
 
 @lru_cache(maxsize=64)
@@ -160,7 +160,7 @@ def _file_transfer(table: Any, p: Params) -> Transfer:
     from simlab.linear.tables import TabulatedTransfer
 
     return TabulatedTransfer(
-        table.k, table.transfer(p.n_s), p.Omega0, p.OmegaBaryon, p.h, p.T_cmb
+        table.k, table.transfer(p.n_s), p.Omega0, p.OmegaBaryon, p.h, p.T_cmb, p.Omega_k
     )
 
 

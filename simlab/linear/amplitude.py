@@ -79,7 +79,12 @@ def _camb_sigma8(p: Params) -> float:
 
 
 def _formula_sigma8(p: Params, transfer: str, transfer_file: Any) -> float:
-    """σ8 at A_s = REFERENCE_A_S from the matter-era relation and simlab's T(k)."""
+    """σ8 at A_s = REFERENCE_A_S from the matter-era relation and simlab's T(k).
+
+    The relation normalises δ ∝ a in the matter era, so D comes from the matter + Λ
+    background: with radiation, a = 1e-3 is barely past equality and D/a there is
+    not the matter era's (A_s came out 40% high). T(k) carries the radiation era.
+    """
     from scipy.integrate import simpson
 
     from simlab.cosmology import _tophat, growth_factor, transfer_function
@@ -87,7 +92,7 @@ def _formula_sigma8(p: Params, transfer: str, transfer_file: Any) -> float:
     k = np.logspace(-5, 2, 4000)  # h/Mpc
     t = transfer_function(k, p, transfer, transfer_file)
     early = 1e-3
-    g = early / float(growth_factor(early, p))  # D(1) in units of the early a
+    g = early / float(growth_factor(early, p._replace(radiation=False)))  # D(1)/a
     h0 = 100.0 * p.h / C_KMS  # H0 / c in 1/Mpc
     k_mpc = k * p.h
     delta2 = (

@@ -160,23 +160,38 @@ def load_table(path: str | os.PathLike[str]) -> Table:
     return _read_cached(str(resolved), stat.st_mtime_ns, stat.st_size)
 
 
+#: c / H0 in Mpc/h
+HUBBLE_LENGTH = 2997.92458
+
+
 class TabulatedTransfer:
     """T(k) from a table: cubic spline in (ln k, ln T), E&H-shaped beyond its ends.
 
-    Normalised so T equals Eisenstein & Hu's no-wiggle T at the table's smallest k
-    (≈ 1 there). Below the table T follows the no-wiggle shape times that ratio (1),
-    above it the no-wiggle shape joined continuously at the largest k (the
-    ln k / k² tail).
+    Normalised so T equals Eisenstein & Hu's no-wiggle T (≈ 1) at the table's
+    smallest k well inside the curvature scale (100 √|Ω_k| H0/c): a closed
+    universe's lowest modes, which CLASS tabulates with radiation on (a preset then
+    carries Ω_k = -Ω_r), sit up to 40% off. Below that k T follows the no-wiggle
+    shape times the ratio at the table's first point, above the table the no-wiggle
+    shape joined continuously at the largest k (the ln k / k² tail).
     """
 
     def __init__(
-        self, k: np.ndarray, t: np.ndarray, om: float, ob: float, h: float, t_cmb: float
+        self,
+        k: np.ndarray,
+        t: np.ndarray,
+        om: float,
+        ob: float,
+        h: float,
+        t_cmb: float,
+        omega_k: float = 0.0,
     ) -> None:
         self._eh = (om, ob, h, t_cmb)
         lnk = np.log(k)
         lnt = np.log(np.abs(t))
         ends = np.log(self._nowiggle(k[[0, -1]]))
-        lnt = lnt - lnt[0] + ends[0]
+        inside = np.flatnonzero(k >= 100 * math.sqrt(abs(omega_k)) / HUBBLE_LENGTH)
+        at = int(inside[0]) if inside.size else 0
+        lnt = lnt - lnt[at] + float(np.log(self._nowiggle(k[at : at + 1]))[0])
         self._spline = CubicSpline(lnk, lnt)
         self._lnk = (float(lnk[0]), float(lnk[-1]))
         self._offset = (float(lnt[0] - ends[0]), float(lnt[-1] - ends[1]))

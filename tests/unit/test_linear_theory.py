@@ -231,6 +231,28 @@ def test_file_transfer_normalises_to_one_at_large_scales():
     np.testing.assert_allclose(t, 1.0, atol=2e-4)
 
 
+def test_closed_universes_lowest_modes_do_not_set_the_normalisation():
+    """With radiation a preset carries Ω_k = -Ω_r, and CLASS's lowest modes of
+    that closed universe sit up to 60% off (T(1e-2) came out 1.6x the flat
+    one's); normalised inside the curvature scale, the two T agree to 0.1%."""
+    _needs("classy", True)
+    closed = Cosmology(radiation=True)
+    assert closed.Omega_k == pytest.approx(-closed.Omega_r)
+    t_closed = cosmology.transfer_function(K_BAND, closed, "class")
+    t_flat = cosmology.transfer_function(K_BAND, FLAT_RADIATION, "class")
+    np.testing.assert_allclose(t_closed, t_flat, rtol=1e-3)
+
+
+def test_matter_era_amplitude_formula_holds_with_radiation():
+    """The A_s formula normalises δ ∝ a in the matter era; with radiation on it
+    took D/a at a = 1e-3, barely past equality, and gave A_s 43% high."""
+    from simlab.linear.amplitude import primordial_amplitude
+
+    without = primordial_amplitude(PLANCK, codes=False).A_s
+    with_radiation = primordial_amplitude(Cosmology(radiation=True), codes=False).A_s
+    assert with_radiation == pytest.approx(without, rel=1e-3)
+
+
 def test_file_transfer_tail_follows_eisenstein_hu_beyond_the_table():
     """Above the table's k_max (10 h/Mpc here) T continues with E&H's no-wiggle
     shape, continuous at the join; below its k_min it is the E&H shape (→ 1)."""
