@@ -53,6 +53,9 @@ PARAMS = "inputs/params.py"
 _SNAPSHOT = re.compile(r"^snapshot_a=(?P<a>\d+(?:\.\d*)?)(?:\.hdf5)?$")
 _POWERSPEC = re.compile(r"^powerspec_a=(?P<a>\d+(?:\.\d*)?)$")
 _SEED_KEYS = ("primordial amplitudes", "primordial phases")
+#: Largest |Ω_k| CONCEPT's flat universe absorbs (a preset with radiation on
+#: carries Ω_k = -Ω_r ≈ -9e-5; CLASS then closes the budget with Λ)
+FLAT = 1e-3
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
 
 
@@ -187,6 +190,39 @@ def amplitude(config: RunConfig) -> tuple[float, str]:
     return found.A_s, f"for sigma8 {config.cosmology.sigma8!r} by {how[found.source]}"
 
 
+def background(config: RunConfig) -> list[str]:
+    """Parameter-file lines that give CONCEPT the config's radiation and background.
+
+    CLASS always has photons and massless neutrinos: ``class_params`` gives it the
+    config's T_cmb and N_eff. Without ``cosmology.radiation`` CONCEPT's own matter
+    + Λ background replaces CLASS's (``enable_class_background = False``), as the
+    PM engine and Gadget4 evolve; CONCEPT's GADGET-2 tutorial finds this alone
+    worth several percent in P(k).
+    """
+    cosmo = config.cosmology
+    lines = [
+        "# CLASS's radiation: simlab's T_cmb and N_eff",
+        f"class_params = {_literal({'T_cmb': cosmo.T_cmb, 'N_ur': cosmo.N_eff})}",
+    ]
+    if not cosmo.radiation:
+        lines += [
+            "# cosmology.radiation is off: a matter + Λ background, as simlab's PM",
+            "enable_class_background = False",
+        ]
+    return lines
+
+
+def realization_options(config: RunConfig) -> dict[str, Any]:
+    """How CONCEPT realises its own ICs: the config's LPT order and, without
+    radiation in the background, Newtonian back-scaling of CLASS's z = 0
+    synchronous-gauge δ as simlab's own ICs and N-GenIC do (CONCEPT's GADGET-2
+    set-up); with radiation, CONCEPT's default N-body gauge at a_begin."""
+    found: dict[str, Any] = {"LPT": config.ics.lpt_order}
+    if not config.cosmology.radiation:
+        found |= {"gauge": "synchronous", "back-scale": True}
+    return found
+
+
 def ic_filename(config: RunConfig) -> str | None:
     """Name of the IC file in ``inputs/``, or None when CONCEPT makes the ICs."""
     opts = options(config)
@@ -254,6 +290,7 @@ def parameter_file(config: RunConfig) -> str:
         f"Ωcdm = {cosmo.Omega0 - cosmo.OmegaBaryon!r}",
         f"a_begin = {config.ics.start!r}",
     ]
+    lines += background(config)
     a_s, source = amplitude(config)
     lines += [
         f"# A_s {source}: CONCEPT's linear P(k) (CLASS) then has sigma8 = "
@@ -270,7 +307,7 @@ def parameter_file(config: RunConfig) -> str:
             "",
             "# Initial conditions realised by CONCEPT",
             f"random_seeds = {_literal(random_seeds(config))}",
-            f"realization_options = {{'LPT': {config.ics.lpt_order!r}}}",
+            f"realization_options = {_literal(realization_options(config))}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -333,6 +370,27 @@ class ConceptEngine:
                     True,
                     "fixed/paired fields are simlab ICs only; "
                     "use initial_conditions 'simlab'",
+                )
+            )
+        if concept_ics and config.ics.transfer != "class":
+            problems.append(
+                (
+                    ("ics", "transfer"),
+                    config.ics.transfer,
+                    "CONCEPT realises its own ICs from CLASS: set ics.transfer "
+                    "'class' so the other engines get the same linear theory, or "
+                    "use initial_conditions 'simlab'",
+                )
+            )
+        if abs(config.cosmology.Omega_k) > FLAT:
+            problems.append(
+                (
+                    ("cosmology", "OmegaLambda"),
+                    config.cosmology.OmegaLambda,
+                    f"CONCEPT's universe is flat (Λ closes the budget) but this "
+                    f"config has Omega_k = {config.cosmology.Omega_k:.3g}; allowed: "
+                    f"OmegaLambda = 1 - Omega0"
+                    + (" - Omega_r" if config.cosmology.radiation else ""),
                 )
             )
         if concept_ics and config.ics.file is not None:

@@ -40,9 +40,11 @@ TEST_DOUBLE = (
 
 #: The fixture run (README "Cosmology and set-up") as a simlab configuration.
 FIXTURE_RUN = {
-    "cosmology": {"preset": "planck15"},
+    # CLASS's background with its default radiation (N_ur 3.046) and CLASS's
+    # transfer functions for the ICs CONCEPT realised
+    "cosmology": {"preset": "planck15", "radiation": True, "N_eff": 3.046},
     "box": {"size": 64.0, "particles_per_side": 32},
-    "ics": {"a_start": 0.02, "lpt_order": 1},
+    "ics": {"a_start": 0.02, "lpt_order": 1, "transfer": "class"},
     "outputs": {"scale_factors": [0.5, 1.0]},
     "gravity": {"mesh": 64},
     "code": {
@@ -113,8 +115,10 @@ def test_fixture_run_maps_to_the_fixture_parameter_file(tmp_path):
         "powerspec": f"{tmp_path}/inputs/../output",
     }
     theirs.pop("output_dirs")
-    # the only extra key is CONCEPT's default, written explicitly (1LPT)
+    # the only extra keys are CONCEPT's and CLASS's defaults, written explicitly
+    # (1LPT in the N-body gauge, CLASS 2.7.2's T_cmb and N_ur)
     assert ours.pop("realization_options") == {"LPT": 1}
+    assert ours.pop("class_params") == {"T_cmb": 2.7255, "N_ur": 3.046}
     assert ours.keys() == theirs.keys()
     different = {
         k: (ours[k], theirs[k]) for k in ours if not _close(ours[k], theirs[k])
@@ -122,6 +126,55 @@ def test_fixture_run_maps_to_the_fixture_parameter_file(tmp_path):
     assert different == {}
     # the box in CONCEPT's units is 64 Mpc/h / h, as the README states
     assert math.isclose(ours["boxsize"], 94.478889873044, rel_tol=1e-13)
+
+
+def test_concept_evolves_the_configs_background_and_radiation():
+    """CONCEPT's CLASS background always has radiation; PM and Gadget4 evolve
+    matter + Λ unless cosmology.radiation is on. CONCEPT's own GADGET-2 tutorial
+    switches to its matter + Λ background for the same reason."""
+    base = {**FIXTURE_RUN, "code": {"engine": "concept"}}
+    plain = RunConfig(**{**base, "cosmology": {"preset": "planck15"}})
+    ours = concept_params(parameter_file(plain), "/run/inputs")
+    assert ours["enable_class_background"] is False
+    # CLASS's perturbations get simlab's radiation content, not its defaults
+    assert ours["class_params"] == {"T_cmb": 2.7255, "N_ur": 3.044}
+    radiating = RunConfig(**{**base, "cosmology": {"preset": "planck15", "N_eff": 3}})
+    radiating = radiating.model_copy(
+        update={"cosmology": radiating.cosmology.model_copy(update={"radiation": True})}
+    )
+    ours = concept_params(parameter_file(radiating), "/run/inputs")
+    assert "enable_class_background" not in ours
+    assert ours["class_params"] == {"T_cmb": 2.7255, "N_ur": 3}
+    # ICs CONCEPT realises: back-scaled as simlab's own without radiation, its
+    # N-body gauge at a_begin with it (the fixture run)
+    own = {"engine": "concept", "options": {"initial_conditions": "concept"}}
+    for cosmo, expected in [
+        ({"preset": "planck15"}, {"LPT": 1, "gauge": "synchronous", "back-scale": True}),
+        ({"preset": "planck15", "radiation": True}, {"LPT": 1}),
+    ]:
+        config = RunConfig(**{**base, "cosmology": cosmo, "code": own})
+        params = concept_params(parameter_file(config), "/run/inputs")
+        assert params["realization_options"] == expected
+
+
+def test_concept_refuses_what_its_generator_and_background_cannot_honour():
+    own = {**FIXTURE_RUN["code"], "options": {"initial_conditions": "concept"}}
+    eh = {**FIXTURE_RUN["ics"], "transfer": "eisenstein_hu"}
+    with pytest.raises(ConfigError) as info:
+        validate_run({**FIXTURE_RUN, "code": own, "ics": eh})
+    (error,) = info.value.errors
+    assert (error["loc"], error["value"]) == ("ics.transfer", "eisenstein_hu")
+    assert "from CLASS" in error["msg"] and "'simlab'" in error["msg"]
+    # simlab's own ICs carry any transfer function to CONCEPT
+    simlab_ics = {**FIXTURE_RUN, "code": {**own, "options": {}}, "ics": eh}
+    assert validate_run(simlab_ics).config.ics.transfer == "eisenstein_hu"
+    # CONCEPT's universe is flat; a preset with radiation (Ω_k = -Ω_r) passes
+    open_universe = {"preset": "planck15", "OmegaLambda": 0.6}
+    with pytest.raises(ConfigError) as info:
+        validate_run({**simlab_ics, "cosmology": open_universe})
+    (error,) = info.value.errors
+    assert (error["loc"], error["value"]) == ("cosmology.OmegaLambda", 0.6)
+    assert "Omega_k = 0.0911" in error["msg"]
 
 
 def test_parameter_file_takes_only_checked_values(tmp_path):
