@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -397,9 +398,7 @@ class Run(RunReader):
         if state.is_final:
             return
         self.dir.request("cancel", reason)
-        from simlab.dispatch.dispatcher import withdraw
-
-        if state == State.QUEUED and withdraw(self.dir):
+        if state == State.QUEUED and _withdrawn_here(self.dir):
             return  # a dispatcher in this process held it
         owned = orphan_reason(status, str(self.path.parent)) is None
         if state == State.QUEUED and owned:
@@ -442,3 +441,14 @@ class Run(RunReader):
         from simlab.service.submission import resume
 
         return resume(self)
+
+
+def _withdrawn_here(rundir: RunDir) -> bool:
+    """Whether a dispatcher of this process held the queued run and withdrew it.
+
+    None can unless the dispatcher module is loaded, and importing it (dask,
+    distributed: 0.5 s, ten times that on a loaded machine) only to learn so kept a
+    Ctrl-C'd ``simlab run`` from exiting.
+    """
+    dispatcher = sys.modules.get("simlab.dispatch.dispatcher")
+    return dispatcher is not None and dispatcher.withdraw(rundir)

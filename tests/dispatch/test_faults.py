@@ -106,6 +106,10 @@ def test_cancel_of_a_queued_run_whose_dispatcher_is_gone(tmp_path):
     assert_runs_agree(tmp_path)
 
 
+#: Seconds a Ctrl-C'd foreground run may take to exit: ~0.1 s on a quiet machine,
+#: 5 s at load 10; CI's three xdist workers load the machine more than that.
+EXIT_WAIT = 120
+
 PYTHON_RUN = """
 import sys, simlab
 run = simlab.run({config!r}, root={root!r}, progress=False)
@@ -121,7 +125,7 @@ def test_ctrl_c_of_simlab_run_cancels_the_run(tmp_path):
     (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
     assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=EXIT_WAIT)
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     assert wait_for(lambda: run.state.is_final, 30), run.status
     assert run.state is State.CANCELLED
@@ -129,6 +133,28 @@ def test_ctrl_c_of_simlab_run_cancels_the_run(tmp_path):
         "interrupted by Ctrl-C in the foreground (while running)"
     )
     assert_runs_agree(tmp_path)
+
+
+CANCEL_IMPORTS = """
+import sys, time, simlab
+run = simlab.submit({config!r}, root={root!r})
+while (run.progress or {{}}).get("step", 0) < 2:
+    time.sleep(0.1)
+run.cancel()
+print(sorted(m for m in ("distributed", "dask_jobqueue") if m in sys.modules))
+"""
+
+
+def test_cancelling_a_running_run_does_not_load_the_dispatcher(tmp_path):
+    # Ctrl-C of `simlab run` cancels on its way out: importing dask's
+    # distributed there took 0.5 s, and over 60 s on CI's loaded machine
+    code = CANCEL_IMPORTS.format(config=LONG, root=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=240
+    )
+    assert out.stdout.strip() == "[]", out.stderr
+    (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
+    assert wait_for(lambda: run.state is State.CANCELLED, 60), run.status
 
 
 def test_ctrl_c_of_the_cli_run_exits_130_and_cancels(tmp_path):
@@ -145,7 +171,7 @@ def test_ctrl_c_of_the_cli_run_exits_130_and_cancels(tmp_path):
     (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
     assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=EXIT_WAIT)
     assert proc.returncode == 130, err
     assert "the run was cancelled" in err and "Traceback" not in err
     assert wait_for(lambda: run.state is State.CANCELLED, 30), run.status
