@@ -149,7 +149,10 @@ def test_concept_evolves_the_configs_background_and_radiation():
     # N-body gauge at a_begin with it (the fixture run)
     own = {"engine": "concept", "options": {"initial_conditions": "concept"}}
     for cosmo, expected in [
-        ({"preset": "planck15"}, {"LPT": 1, "gauge": "synchronous", "back-scale": True}),
+        (
+            {"preset": "planck15"},
+            {"LPT": 1, "gauge": "synchronous", "back-scale": True},
+        ),
         ({"preset": "planck15", "radiation": True}, {"LPT": 1}),
     ]:
         config = RunConfig(**{**base, "cosmology": cosmo, "code": own})
