@@ -202,6 +202,33 @@ class TestGadget4Reader(SnapshotReaderContract):
         assert np.all(ids == ids[0])  # same particle at every index and time
 
 
+def test_reopening_an_unchanged_snapshot_reads_no_metadata(tmp_path, monkeypatch):
+    from simlab.io import gadget4
+
+    (path,) = write_snapshot(tmp_path / "snapshot_000.hdf5", fake_particles(500))
+    first = xr.open_dataset(path, engine="gadget4")
+    scans = []
+    scan = gadget4.Gadget4Store._scan
+    monkeypatch.setattr(
+        gadget4.Gadget4Store,
+        "_scan",
+        lambda self, i, manager: scans.append(i) or scan(self, i, manager),
+    )
+    again = xr.open_dataset(path, engine="gadget4")
+    assert scans == []
+    xr.testing.assert_identical(again, first)
+    # what a Dataset's user changes is its own, not the next opening's
+    again.attrs["BoxSize"] = -1.0
+    assert xr.open_dataset(path, engine="gadget4").attrs["BoxSize"] == (
+        first.attrs["BoxSize"]
+    )
+    # a file written again (new size, time and contents) is scanned again
+    write_snapshot(tmp_path / "snapshot_000.hdf5", fake_particles(700))
+    rewritten = xr.open_dataset(path, engine="gadget4")
+    assert scans == [0]
+    assert rewritten.sizes["particle"] == 700
+
+
 class TestGadget4Writer:
     def test_ic_file_has_what_gadget4_requires(self, tmp_path):
         particles = fake_particles(300, a=0.1)
