@@ -219,8 +219,9 @@ def test_reopening_an_unchanged_snapshot_reads_no_metadata(tmp_path, monkeypatch
     xr.testing.assert_identical(again, first)
     # what a Dataset's user changes is its own, not the next opening's
     again.attrs["BoxSize"] = -1.0
-    assert xr.open_dataset(path, engine="gadget4").attrs["BoxSize"] == (
-        first.attrs["BoxSize"]
+    assert (
+        xr.open_dataset(path, engine="gadget4").attrs["BoxSize"]
+        == (first.attrs["BoxSize"])
     )
     # a file written again (new size, time and contents) is scanned again
     write_snapshot(tmp_path / "snapshot_000.hdf5", fake_particles(700))

@@ -30,7 +30,8 @@ print(json.dumps({{**first,
     "lazy_values": float(lazy.Coordinates.sum().compute()),
     "mixed_chunked": sorted(k for k, v in mixed.data_vars.items() if v.chunks),
     "dask_type": [t.__name__ for t in array_type("dask")],
-    "collections": [is_dask_collection(x) for x in (da.arange(2), lazy, ds, np.ones(2))]}}))
+    "collections": [is_dask_collection(x)
+                    for x in (da.arange(2), lazy, ds, np.ones(2))]}}))
 """
 
 
