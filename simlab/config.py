@@ -431,8 +431,9 @@ class Gravity(_Section):
     softening: float | None = Field(
         None,
         gt=0,
-        description="comoving softening length in Mpc/h for tree codes "
-        "(default: 1/30 of the mean particle spacing)",
+        description="comoving Plummer-equivalent softening in Mpc/h for codes with "
+        "particle-particle forces (Gadget4, CONCEPT's P3M; default: 1/30 of the "
+        "mean particle spacing)",
     )
 
 
@@ -561,6 +562,15 @@ class RunConfig(_Section):
     def mesh(self) -> int:
         """PM mesh cells per side, defaulting to twice the particles per side."""
         return self.gravity.mesh or 2 * self.box.particles_per_side
+
+    @property
+    def softening(self) -> float:
+        """Plummer-equivalent comoving softening in Mpc/h that every code with
+        particle-particle forces gets: ``gravity.softening``, else 1/30 of the mean
+        particle spacing."""
+        if self.gravity.softening is not None:
+            return self.gravity.softening
+        return self.box.size / self.box.particles_per_side / 30.0
 
     def config_hash(self) -> str:
         """Short SHA-256 of the physics (metadata and resources left out)."""

@@ -71,7 +71,11 @@ class ConceptSeeds(BaseModel):
 class ConceptOptions(EngineOptions):
     """``code.options`` of the concept engine."""
 
-    gravity: Literal["pm", "p3m"] = Field("pm", description="gravity solver")
+    gravity: Literal["pm", "p3m"] = Field(
+        "p3m",
+        description="gravity solver: 'p3m' (default; PM plus softened "
+        "particle-particle forces, as Gadget4's TreePM) or 'pm'",
+    )
     initial_conditions: Literal["simlab", "concept"] = Field(
         "simlab",
         description="'simlab': simlab's particles; 'concept': CONCEPT realises "
@@ -302,6 +306,12 @@ def parameter_file(config: RunConfig) -> str:
         "# Physics",
         f"select_forces = {{'matter': {{'gravity': {gravity!r}}}}}",
     ]
+    if gravity == "p3m":
+        eps = config.softening
+        lines.append(
+            f"select_softening_length = {{'matter': {eps / h!r}*Mpc}}  "
+            f"# {eps!r} Mpc/h, as Gadget4's"
+        )
     if ic_file is None:
         lines += [
             "",

@@ -131,13 +131,6 @@ PARAMETER_NAMES = tuple(
 )
 
 
-def softening(config: RunConfig) -> float:
-    """Comoving softening in Mpc/h: ``gravity.softening`` or 1/30 of the spacing."""
-    if config.gravity.softening is not None:
-        return config.gravity.softening
-    return config.box.size / config.box.particles_per_side / 30.0
-
-
 def _number(value: float) -> str:
     """A parameter value as Gadget4 reads it (``%g`` keeps 6 digits; use repr)."""
     if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e15):
@@ -217,7 +210,7 @@ def parameters(
         "UnitVelocity_in_cm_per_s": _number(UNIT_VELOCITY_IN_CM_PER_S),
         "GravityConstantInternal": "0",
     }
-    eps = softening(config)
+    eps = config.softening
     eps_phys = opts.softening_max_phys or eps
     for i in range(build.softening_classes):
         p[f"SofteningComovingClass{i}"] = _number(eps)

@@ -51,6 +51,7 @@ FIXTURE_RUN = {
         "engine": "concept",
         "executable": str(TEST_DOUBLE),
         "options": {
+            "gravity": "pm",
             "initial_conditions": "concept",
             "A_s": 2.066e-9,
             "random_seeds": {"primordial amplitudes": 1234, "primordial phases": 5678},
@@ -158,6 +159,22 @@ def test_concept_evolves_the_configs_background_and_radiation():
         config = RunConfig(**{**base, "cosmology": cosmo, "code": own})
         params = concept_params(parameter_file(config), "/run/inputs")
         assert params["realization_options"] == expected
+
+
+def test_p3m_by_default_with_the_softening_gadget4_gets():
+    config = RunConfig(**{**FIXTURE_RUN, "code": {"engine": "concept"}})
+    ours = concept_params(parameter_file(config), "/run/inputs")
+    assert ours["select_forces"] == {"matter": {"gravity": "p3m"}}
+    assert ours["potential_options"] == {"gridsize": {"gravity": {"p3m": 64}}}
+    # 1/30 of the 2 Mpc/h spacing, in CONCEPT's Mpc
+    (eps,) = ours["select_softening_length"].values()
+    assert eps * 0.6774 == pytest.approx(64 / 32 / 30, rel=1e-12)
+    soft = {**FIXTURE_RUN["gravity"], "softening": 0.05}
+    config = RunConfig(
+        **{**FIXTURE_RUN, "gravity": soft, "code": {"engine": "concept"}}
+    )
+    ours = concept_params(parameter_file(config), "/run/inputs")
+    assert ours["select_softening_length"]["matter"] * 0.6774 == pytest.approx(0.05)
 
 
 def test_concept_refuses_what_its_generator_and_background_cannot_honour():
