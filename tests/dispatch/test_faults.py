@@ -110,6 +110,14 @@ def test_cancel_of_a_queued_run_whose_dispatcher_is_gone(tmp_path):
 #: 5 s at load 10; CI's three xdist workers load the machine more than that.
 EXIT_WAIT = 120
 
+
+def _interruptible() -> None:
+    """Let Ctrl-C reach the child as it does in a terminal: a command started as a
+    shell's background job (``.ci/run &``) passes SIGINT on ignored, and Python
+    then never raises KeyboardInterrupt (both tests hung in such a CI run)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 PYTHON_RUN = """
 import sys, simlab
 run = simlab.run({config!r}, root={root!r}, progress=False)
@@ -119,7 +127,10 @@ run = simlab.run({config!r}, root={root!r}, progress=False)
 def test_ctrl_c_of_simlab_run_cancels_the_run(tmp_path):
     code = PYTHON_RUN.format(config=LONG, root=str(tmp_path))
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_interruptible,
     )
     assert wait_for(lambda: list(tmp_path.glob("*/status.json")), 120)
     (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
@@ -166,6 +177,7 @@ def test_ctrl_c_of_the_cli_run_exits_130_and_cancels(tmp_path):
         ],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )  # fmt: skip
     assert wait_for(lambda: list(tmp_path.glob("*/status.json")), 120)
     (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
