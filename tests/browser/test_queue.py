@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests.browser.conftest import CONTRAST_JS, DOCS_IMAGES, MIN_CONTRAST, set_theme
@@ -291,6 +292,18 @@ def test_1024_layout_keeps_titles_whole(lab, browser):
     context.close()
 
 
+def _scroll_to(row, attempts: int = 3) -> None:
+    """Scroll a run's row into view; a poll may redraw the row between finding it
+    and scrolling ("not attached to the DOM"), and the row is then found again."""
+    for attempt in range(attempts):
+        try:
+            row.scroll_into_view_if_needed(timeout=10_000)
+            return
+        except PlaywrightError:
+            if attempt == attempts - 1:
+                raise
+
+
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
 def test_both_themes_are_readable(lab, page, theme):
     failed = lab.api("GET", "runs?text=broken-gadget")["runs"]
@@ -320,7 +333,7 @@ def test_both_themes_are_readable(lab, page, theme):
     low = {k: m for k, m in measured.items() if m["ratio"] < MIN_CONTRAST}
     assert not low, low
     assert page.locator(".simlab-LogViewer .simlab-log").count() == 1
-    row.scroll_into_view_if_needed()  # the failed run and its reason in the picture
+    _scroll_to(row)  # the failed run and its reason in the picture
     page.mouse.move(900, 500)  # no row hovered
     DOCS_IMAGES.mkdir(exist_ok=True)
     slug = "dark" if "Dark" in theme else "light"
