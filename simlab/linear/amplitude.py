@@ -17,13 +17,12 @@ import numpy as np
 
 from simlab.linear.background import Params, params
 from simlab.linear.boltzmann import MissingPackageError, _import
+from simlab.linear.tables import HUBBLE_LENGTH
 
 #: A_s the Boltzmann codes are run with (CONCEPT's default), rescaled afterwards.
 REFERENCE_A_S = 2.1e-9
 #: Pivot scale of A_s in 1/Mpc (CLASS, CAMB and CONCEPT default).
 K_PIVOT = 0.05
-#: Speed of light in km/s.
-C_KMS = 299792.458
 
 
 class Amplitude(NamedTuple):
@@ -93,7 +92,7 @@ def _formula_sigma8(p: Params, transfer: str, transfer_file: Any) -> float:
     t = transfer_function(k, p, transfer, transfer_file)
     early = 1e-3
     g = early / float(growth_factor(early, p._replace(radiation=False)))  # D(1)/a
-    h0 = 100.0 * p.h / C_KMS  # H0 / c in 1/Mpc
+    h0 = p.h / HUBBLE_LENGTH  # H0 / c in 1/Mpc
     k_mpc = k * p.h
     delta2 = (
         4.0

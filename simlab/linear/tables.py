@@ -160,7 +160,7 @@ def load_table(path: str | os.PathLike[str]) -> Table:
     return _read_cached(str(resolved), stat.st_mtime_ns, stat.st_size)
 
 
-#: c / H0 in Mpc/h
+#: c / H0 in Mpc/h (c = 299792.458 km/s)
 HUBBLE_LENGTH = 2997.92458
 
 
@@ -188,13 +188,13 @@ class TabulatedTransfer:
         self._eh = (om, ob, h, t_cmb)
         lnk = np.log(k)
         lnt = np.log(np.abs(t))
-        ends = np.log(self._nowiggle(k[[0, -1]]))
         inside = np.flatnonzero(k >= 100 * math.sqrt(abs(omega_k)) / HUBBLE_LENGTH)
         at = int(inside[0]) if inside.size else 0
-        lnt = lnt - lnt[at] + float(np.log(self._nowiggle(k[at : at + 1]))[0])
+        first, matched, last = np.log(self._nowiggle(k[[0, at, -1]]))
+        lnt = lnt - lnt[at] + matched
         self._spline = CubicSpline(lnk, lnt)
         self._lnk = (float(lnk[0]), float(lnk[-1]))
-        self._offset = (float(lnt[0] - ends[0]), float(lnt[-1] - ends[1]))
+        self._offset = (float(lnt[0] - first), float(lnt[-1] - last))
         self.k_range = (math.exp(self._lnk[0]), math.exp(self._lnk[1]))
 
     def _nowiggle(self, k: np.ndarray) -> np.ndarray:
