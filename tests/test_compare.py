@@ -92,6 +92,30 @@ def test_compare_refuses_what_it_cannot_compare(runs, tmp_path):
         simlab.compare([pm, other])
 
 
+def test_a_box_converted_from_mpc_still_aligns_every_k(runs, tmp_path, recwarn):
+    """CONCEPT's box comes back from Mpc as 127.99999999999997 Mpc/h: every
+    spectrum is measured in the config's box, so the k coordinates align (they
+    did not: all NaN ratios below the particle Nyquist and xarray's join warning);
+    a box that really differs is refused."""
+    import shutil
+
+    import h5py
+
+    pm, _ = runs
+    copy = tmp_path / pm.path.name
+    shutil.copytree(pm.path, copy)
+    snapshot = simlab.Run(copy).snapshots[-1]
+    with h5py.File(snapshot, "r+") as f:
+        f["Header"].attrs["BoxSize"] = np.nextafter(64.0, 0.0)
+    ds, _ = simlab.compare({"PM": pm, "rounded": copy})
+    assert ds.sizes["k"] == 32 and np.isfinite(ds.ratio).all()
+    assert not [w for w in recwarn if issubclass(w.category, FutureWarning)]
+    with h5py.File(snapshot, "r+") as f:
+        f["Header"].attrs["BoxSize"] = 64.1
+    with pytest.raises(ValueError, match="the snapshot's box is 64.1 Mpc/h"):
+        simlab.compare({"PM": pm, "other": copy})
+
+
 @pytest.fixture(scope="module")
 def offset_run(tmp_path_factory):
     """PM_RUN's ICs with outputs off its times: 1% early, one unpairable, a = 1."""

@@ -288,9 +288,17 @@ def compare(
                 _growth_squared(a, out.a, configs[label].cosmology) if rescale else 1.0
             )
             positions, box = snapshot_positions(out.path)
+            size = configs[label].box.size
+            if not np.isclose(box, size, rtol=1e-6, atol=0):
+                raise ValueError(
+                    f"{out.path}: the snapshot's box is {box:g} Mpc/h, the run's "
+                    f"box.size {size:g}"
+                )
+            # one box for all: a box converted from Mpc (CONCEPT) is a rounding off
+            # and would give k coordinates that do not align with the others'
             spectrum = power_spectrum(
                 positions,
-                box,
+                size,
                 n_mesh,
                 scheme=scheme,
                 interlace=interlace,
