@@ -22,7 +22,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from simlab.engines import registry
+from simlab.engines import registry, spares
 from simlab.engines.base import Launch, Progress
 from simlab.engines.diagnosis import diagnose
 from simlab.errors import EngineError
@@ -144,6 +144,18 @@ def _time_left(time_limit: float | None) -> float | None:
     return max(1.0, min(time_limit, 0.8 * (lifetime - age)))
 
 
+def _in_dask_worker() -> bool:
+    """Whether this task runs in a dask worker (which keeps spares for its next
+    runs), not in a process that executes one run in the foreground."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
 def _job_info() -> dict[str, str]:
     """The batch job this task runs in, from the scheduler's environment."""
     names = {"SLURM_JOB_ID": "job_id", "PBS_JOBID": "job_id", "JOB_ID": "job_id"}
@@ -168,6 +180,28 @@ def code_environment(engine: Any, config: RunConfig) -> dict[str, str]:
         else:
             env[key] = value
     return env
+
+
+def _spare_command(engine: Any, config: RunConfig) -> list[str] | None:
+    """The argv prefix of the engine's command that a process started ahead can
+    run (``engine.spare_command``), or None (the engine has none, or spares are
+    off in the settings)."""
+    offer = getattr(engine, "spare_command", None)
+    if offer is None or not spares.enabled():
+        return None
+    return offer(config)
+
+
+def start_spare(config_json: dict[str, Any]) -> None:
+    """Start this worker's spare process for runs like ``config_json`` (the
+    owner asks every worker of a cluster it warms, before the run comes)."""
+    from simlab.config import RunConfig
+
+    config = RunConfig.model_validate(config_json)
+    engine = registry.get(config.code.engine)
+    spare = _spare_command(engine, config)
+    if spare is not None:
+        spares.start(spare, code_environment(engine, config))
 
 
 def _prepare_to_start(
@@ -221,25 +255,16 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
         return State.FAILED.value
     a_start, a_end = config.ics.start, config.outputs.times[-1]
     tail: deque[str] = deque(maxlen=DIAGNOSIS_LINES)
+    spare = _spare_command(engine, config)
     with open(rundir.log_path, "a", buffering=1) as log:
-        log.write(f"simlab: running {' '.join(argv)}\n")
         env = code_environment(engine, config)
         limit = _time_left(time_limit)
         if limit:
             env["SIMLAB_TIME_LIMIT"] = f"{limit:.1f}"
         try:
-            proc = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=rundir.path,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                bufsize=1,
-                start_new_session=True,
-            )
+            proc, ahead = spares.popen(argv, env, rundir.path, spare)
         except OSError as exc:
+            log.write(f"simlab: running {' '.join(argv)}\n")
             started = f"cannot start {argv[0]!r}: {exc.strerror} (exit code none)"
             diagnosis = diagnose([started])
             reason = diagnosis.reason(started) if diagnosis.known else started
@@ -251,6 +276,8 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
                 diagnosis=diagnosis.to_dict(),
             )
             return State.FAILED.value
+        started_ahead = " (in a process started ahead, engine loaded)" if ahead else ""
+        log.write(f"simlab: running {' '.join(argv)}{started_ahead}\n")
         rundir.transition(
             State.RUNNING,
             command=argv,
@@ -308,6 +335,8 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
             raise
         returncode = proc.wait()
         log.write(f"simlab: process exited with status {returncode}\n")
+    if spare is not None and _in_dask_worker():
+        spares.start(spare, env)  # for this worker's next run
     if latest is not None:
         rundir.update(**_progress_fields(latest, a_start, a_end))
     if cancelled:

@@ -161,7 +161,12 @@ class PMEngine:
 
     def command(self, config: RunConfig, rundir: Path, launch: Launch) -> list[str]:
         """``python -m simlab.engines.pm_main RUNDIR`` with this interpreter."""
-        return [sys.executable, "-m", "simlab.engines.pm_main", str(rundir)]
+        return [*self.spare_command(config), str(rundir)]
+
+    def spare_command(self, config: RunConfig) -> list[str]:
+        """The command's part a process started ahead of the run can run
+        (:mod:`simlab.engines.spares`): this interpreter and the entry module."""
+        return [sys.executable, "-m", "simlab.engines.pm_main"]
 
     def parse_progress(self, line: str) -> Progress | None:
         """Parse ``pm: step 3/30 a=0.1 z=9 elapsed=1.2s``."""
@@ -223,6 +228,31 @@ class PMEngine:
         if returncode == 0 and missing:
             return Outcome("failed", f"exited 0 without writing {', '.join(missing)}")
         return Outcome("completed" if returncode == 0 else "failed")
+
+
+def load_ahead() -> None:
+    """Import and load (from numba's cache) everything a run uses, by running a
+    4³-particle run in a scratch folder with its output discarded: what a spare
+    process does before its run comes."""
+    import contextlib
+    import io
+    import tempfile
+
+    from simlab.config import RunConfig
+    from simlab.ics import write_ics
+
+    config = RunConfig(
+        box={"size": 16.0, "particles_per_side": 4},
+        gravity={"steps": 4},
+        outputs={"scale_factors": [1.0]},
+    )
+    with tempfile.TemporaryDirectory(prefix="simlab-pm-") as scratch:
+        rundir = Path(scratch)
+        (rundir / "inputs").mkdir()
+        (rundir / "output").mkdir()
+        write_ics(config, rundir / "inputs" / "ics.hdf5")
+        with contextlib.redirect_stdout(io.StringIO()):
+            simulate(config, rundir)
 
 
 def _save_checkpoint(rundir: Path, state: State, step: int, outputs_done: int) -> None:
