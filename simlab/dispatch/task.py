@@ -276,7 +276,7 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
                 diagnosis=diagnosis.to_dict(),
             )
             return State.FAILED.value
-        started_ahead = " (in a process started ahead, engine loaded)" if ahead else ""
+        started_ahead = " (in a process started ahead)" if ahead else ""
         log.write(f"simlab: running {' '.join(argv)}{started_ahead}\n")
         rundir.transition(
             State.RUNNING,
@@ -286,6 +286,9 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
             job_pid=proc.pid,
             heartbeat=time.time(),
         )
+        if spare is not None and _in_dask_worker():
+            # the worker's next run finds its process loaded, even back to back
+            spares.start(spare, env)
         try:
             lines: queue.Queue[str | None] = queue.Queue()
             threading.Thread(
@@ -335,8 +338,6 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
             raise
         returncode = proc.wait()
         log.write(f"simlab: process exited with status {returncode}\n")
-    if spare is not None and _in_dask_worker():
-        spares.start(spare, env)  # for this worker's next run
     if latest is not None:
         rundir.update(**_progress_fields(latest, a_start, a_end))
     if cancelled:

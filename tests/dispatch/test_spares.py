@@ -25,7 +25,7 @@ SMALL = {
     "gravity": {"steps": 10},
     "resources": {"cores": 1},
 }
-AHEAD = "(in a process started ahead, engine loaded)"
+AHEAD = "(in a process started ahead)"
 
 
 def first_line(run) -> str:
