@@ -44,7 +44,7 @@ from simlab.dispatch.profiles import (
     import_batch_classes,
     is_batch,
 )
-from simlab.dispatch.task import execute, start_spare
+from simlab.dispatch.task import execute
 from simlab.errors import DispatchError
 from simlab.state.export import copy_run
 from simlab.state.liveness import mark_lost
@@ -302,26 +302,15 @@ class Dispatcher:
             record.tasks += 1
             return record.client
 
-    def warm(
-        self,
-        name: str,
-        profile: dict[str, Any],
-        code: str,
-        root: Path,
-        config: dict[str, Any] | None = None,
-    ) -> None:
+    def warm(self, name: str, profile: dict[str, Any], code: str, root: Path) -> None:
         """Start the local cluster runs of ``code`` on profile ``name`` will use,
-        unless it is up, and in its workers a spare process for a run of
-        ``config`` (:func:`simlab.dispatch.task.start_spare`): the owner does it
-        while the submitting process writes the run's ICs. Only local clusters are
-        warmed: a batch job or a cloud cluster would cost an allocation while it
-        waits."""
+        unless it is up: the owner does it while the submitting process writes the
+        run's ICs. Only local clusters are warmed: a batch job or a cloud cluster
+        would cost an allocation while it waits."""
         if profile.get("kind", "local") != "local":
             return
-        with self._lock:  # a run dispatched meanwhile waits, then finds the spare
-            client = self._cluster(name, profile, code, Shape(), root).client
-            if config is not None:
-                client.run(start_spare, config)
+        with self._lock:
+            self._cluster(name, profile, code, Shape(), root)
 
     def _cluster(
         self, name: str, profile: dict[str, Any], code: str, shape: Shape, root: Path

@@ -301,7 +301,6 @@ class Owner:
                 dict(request["profile"]),
                 str(request["code"]),
                 self.root,
-                request.get("config"),
             )
         except Exception as exc:  # a thread's boundary: logged, never raised
             logger.warning("could not warm a cluster for %s: %s", request, exc)

@@ -192,18 +192,6 @@ def _spare_command(engine: Any, config: RunConfig) -> list[str] | None:
     return offer(config)
 
 
-def start_spare(config_json: dict[str, Any]) -> None:
-    """Start this worker's spare process for runs like ``config_json`` (the
-    owner asks every worker of a cluster it warms, before the run comes)."""
-    from simlab.config import RunConfig
-
-    config = RunConfig.model_validate(config_json)
-    engine = registry.get(config.code.engine)
-    spare = _spare_command(engine, config)
-    if spare is not None:
-        spares.start(spare, code_environment(engine, config))
-
-
 def _prepare_to_start(
     engine: Any, config: RunConfig, rundir: RunDir, launch: Launch
 ) -> str | None:
@@ -286,9 +274,6 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
             job_pid=proc.pid,
             heartbeat=time.time(),
         )
-        if spare is not None and _in_dask_worker():
-            # the worker's next run finds its process loaded, even back to back
-            spares.start(spare, env)
         try:
             lines: queue.Queue[str | None] = queue.Queue()
             threading.Thread(
@@ -317,6 +302,10 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
                     if first_report:  # where this segment's measured rate starts
                         fields["progress_start"] = fields["progress"]
                         first_report = False
+                        if spare is not None and _in_dask_worker():
+                            # the code is past its start: load the worker's next
+                            # run's process now, not while this one loads
+                            spares.start(spare, env)
                     rundir.update(**fields, heartbeat=time.time())
                     latest, last_write = None, now
                 elif now - last_write > HEARTBEAT_INTERVAL:

@@ -75,20 +75,13 @@ def create(
 
 
 def warm_up(plan: Plan, root: Path) -> None:
-    """Have the root's owner start, and its local cluster for the plan's code with
-    a spare process for the run, while the caller writes the run directory (the
-    ICs take a second or more); a batch profile's job is only asked for when the
-    run is handed over."""
+    """Have the root's owner start, and its local cluster for the plan's code, while
+    the caller writes the run directory (the ICs take a second or more); a batch
+    profile's job is only asked for when the run is handed over."""
     owner.start(root)
     if plan.profile.get("kind", "local") == "local":
-        warm = {
-            "op": "warm",
-            "cluster": plan.cluster,
-            "profile": plan.profile,
-            "code": plan.config.code.engine,
-            "config": plan.config.model_dump(mode="json"),
-        }
-        owners.post(root, warm, answer=False)
+        warm = {"op": "warm", "cluster": plan.cluster, "profile": plan.profile}
+        owners.post(root, {**warm, "code": plan.config.code.engine}, answer=False)
 
 
 def hand_over(run: Run, *, resume: bool = False, wait: float = QUEUE_WAIT) -> Run:

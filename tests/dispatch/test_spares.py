@@ -2,8 +2,8 @@
 
 The PM engine's spare is real: ``python -m simlab.engines.pm_main --spare`` loads
 the engine, waits on stdin and becomes the run's process. Runs go through the
-real local cluster of the run root's owner, which warms a spare before the
-first run and each worker keeps one for its next.
+real local cluster of the run root's owner, whose worker keeps one for its next
+run.
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ def first_line(run) -> str:
 
 @pytest.mark.slow
 def test_runs_take_spares_and_get_the_result_of_a_fresh_process(tmp_path, monkeypatch):
-    on = [simlab.run(SMALL, root=tmp_path / "on", progress=False) for _ in range(2)]
-    # the owner warmed one before the first run; the worker started the next
-    assert all(AHEAD in first_line(run) for run in on), [first_line(r) for r in on]
+    on = [simlab.run(SMALL, root=tmp_path / "on", progress=False) for _ in range(3)]
+    # a worker starts its spare once a run's code reports progress: the first
+    # run of a new cluster starts its own process, the next ones take spares
+    ahead = [AHEAD in first_line(run) for run in on]
+    assert ahead == [False, True, True], [first_line(r) for r in on]
     monkeypatch.setenv("DASK_SIMLAB__DISPATCHER__SPARE_PROCESS", "false")
     off = simlab.run(SMALL, root=tmp_path / "off", progress=False)
     assert AHEAD not in first_line(off)
