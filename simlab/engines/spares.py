@@ -137,8 +137,15 @@ def popen(
 
 def serve(run: Callable[[list[str]], int], load: Callable[[], None]) -> int:
     """The spare's side: ``load()``, wait for the request, then ``run(argv)`` in
-    the request's folder and environment; 0 without a request (end of file)."""
-    load()
+    the request's folder and environment; 0 without a request (end of file).
+
+    Loading is only a head start: if it fails (a full /tmp, say), the run still
+    runs, as it would in a fresh process, and its log says why it was not loaded.
+    """
+    try:
+        load()
+    except Exception as exc:  # never the run's failure: it has not started yet
+        print(f"simlab: loading ahead failed ({exc!r}); running as usual", flush=True)
     line = sys.stdin.readline()
     if not line.strip():
         return 0

@@ -8,6 +8,7 @@ run.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,3 +79,25 @@ def test_an_unused_spare_exits_with_the_process_that_started_it():
     pid = int(done.stdout.split()[-1])
     # its stdin closed with its parent: it loads, reads end-of-file and exits
     assert wait_for(lambda: not alive(pid), timeout=60)
+
+
+def test_a_spare_whose_loading_failed_still_runs_its_run(tmp_path):
+    """Loading ahead is a head start only: its failure is said in the run's
+    output and the run goes on."""
+    script = (
+        "import os, sys; from simlab.engines.spares import serve; "
+        "sys.exit(serve(lambda argv: print('ran', argv, os.getcwd()) or 0, "
+        "lambda: 1 / 0))"
+    )
+    request = json.dumps({"argv": ["x"], "cwd": str(tmp_path), "env": {}})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=request + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("simlab: loading ahead failed (ZeroDivisionError")
+    assert lines[1] == f"ran ['x'] {tmp_path}"
