@@ -244,6 +244,10 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     a_start, a_end = config.ics.start, config.outputs.times[-1]
     tail: deque[str] = deque(maxlen=DIAGNOSIS_LINES)
     spare = _spare_command(engine, config)
+    # a local cluster's worker keeps one for its next run; a batch job's worker
+    # (it has a walltime) does not: the spare would load in the run's own CPUs
+    # and memory, for a job that rarely runs a second segment
+    keeps_spares = time_limit is None and _in_dask_worker()
     with open(rundir.log_path, "a", buffering=1) as log:
         env = code_environment(engine, config)
         limit = _time_left(time_limit)
@@ -302,7 +306,7 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
                     if first_report:  # where this segment's measured rate starts
                         fields["progress_start"] = fields["progress"]
                         first_report = False
-                        if spare is not None and _in_dask_worker():
+                        if spare is not None and keeps_spares:
                             # the code is past its start: load the worker's next
                             # run's process now, not while this one loads
                             spares.start(spare, env)

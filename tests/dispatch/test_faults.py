@@ -132,8 +132,8 @@ def test_ctrl_c_of_simlab_run_cancels_the_run(tmp_path):
         text=True,
         preexec_fn=_interruptible,
     )
-    assert wait_for(lambda: list(tmp_path.glob("*/status.json")), 120)
-    (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
+    assert wait_for(lambda: list(tmp_path.glob("[!.]*/status.json")), 120)
+    (run,) = [Run(p.parent) for p in tmp_path.glob("[!.]*/status.json")]
     assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=EXIT_WAIT)
@@ -164,7 +164,7 @@ def test_cancelling_a_running_run_does_not_load_the_dispatcher(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=240
     )
     assert out.stdout.strip() == "[]", out.stderr
-    (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
+    (run,) = [Run(p.parent) for p in tmp_path.glob("[!.]*/status.json")]
     assert wait_for(lambda: run.state is State.CANCELLED, 60), run.status
 
 
@@ -179,8 +179,8 @@ def test_ctrl_c_of_the_cli_run_exits_130_and_cancels(tmp_path):
         text=True,
         preexec_fn=_interruptible,
     )  # fmt: skip
-    assert wait_for(lambda: list(tmp_path.glob("*/status.json")), 120)
-    (run,) = [Run(p.parent) for p in tmp_path.glob("*/status.json")]
+    assert wait_for(lambda: list(tmp_path.glob("[!.]*/status.json")), 120)
+    (run,) = [Run(p.parent) for p in tmp_path.glob("[!.]*/status.json")]
     assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=EXIT_WAIT)
