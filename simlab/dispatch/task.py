@@ -131,41 +131,34 @@ def _time_left(time_limit: float | None) -> float | None:
     """
     if not time_limit:
         return None
-    try:
-        import psutil
-        from distributed import get_worker
-
-        lifetime = get_worker().lifetime
-    except (ImportError, ValueError):
-        return time_limit
+    worker = _dask_worker()
+    lifetime = worker.lifetime if worker is not None else None
     if not lifetime:
         return time_limit
+    import psutil
+
     age = time.time() - psutil.Process().create_time()
     return max(1.0, min(time_limit, 0.8 * (lifetime - age)))
 
 
-def _in_dask_worker() -> bool:
-    """Whether this task runs in a dask worker (which keeps spares for its next
-    runs), not in a process that executes one run in the foreground."""
+def _dask_worker() -> Any:
+    """The dask worker this task runs in, or None in a process that executes
+    one run in the foreground."""
     try:
         from distributed import get_worker
 
-        get_worker()
+        return get_worker()
     except (ImportError, ValueError):
-        return False
-    return True
+        return None
 
 
 def _job_info() -> dict[str, str]:
     """The batch job this task runs in, from the scheduler's environment."""
     names = {"SLURM_JOB_ID": "job_id", "PBS_JOBID": "job_id", "JOB_ID": "job_id"}
     info = {field: os.environ[var] for var, field in names.items() if var in os.environ}
-    try:
-        from distributed import get_worker
-
-        info["worker"] = get_worker().address
-    except ValueError:
-        pass
+    worker = _dask_worker()
+    if worker is not None:
+        info["worker"] = worker.address
     return info
 
 
@@ -247,7 +240,7 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
     # a local cluster's worker keeps one for its next run; a batch job's worker
     # (it has a walltime) does not: the spare would load in the run's own CPUs
     # and memory, for a job that rarely runs a second segment
-    keeps_spares = time_limit is None and _in_dask_worker()
+    keeps_spares = time_limit is None and _dask_worker() is not None
     with open(rundir.log_path, "a", buffering=1) as log:
         env = code_environment(engine, config)
         limit = _time_left(time_limit)
