@@ -2,11 +2,12 @@
 
 It runs as ``python -m simlab.engines.pm_main RUNDIR [--resume]`` (its own entry
 module: the registry imports this one, and runpy warns about re-running a module
-already in ``sys.modules``) so a run is a process
-like any external code: the task runner streams its stdout, parses its progress
-lines and can stop it. It starts from ``inputs/ics.hdf5`` (the Gadget4 IC layout),
-writes ``output/snapshot_NNN.hdf5`` in the Gadget4 snapshot layout and
-``output/powerspec_NNN.nc``, and keeps a checkpoint it can resume from bitwise.
+already in ``sys.modules``) so a run is a process like any external code: the
+task runner streams its stdout, parses its progress lines and can stop it. It
+starts from ``inputs/ics.hdf5`` (the Gadget4 IC layout), which it writes itself
+when it first starts (:func:`ensure_ics`), writes ``output/snapshot_NNN.hdf5`` in
+the Gadget4 snapshot layout and ``output/powerspec_NNN.nc``, and keeps a
+checkpoint it can resume from bitwise.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from simlab.engines.base import (
     options_schema,
     thread_environment,
 )
+from simlab.errors import EngineError
 from simlab.io.gadget4_names import SNAPSHOT
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ PROGRESS_RE = re.compile(
 #: Largest particle load the embedded engine accepts (memory grows as N).
 MAX_PARTICLES_PER_SIDE = 512
 CHECKPOINT = "checkpoint/state.npz"
+#: The run's initial conditions, relative to its directory.
+ICS = "inputs/ics.hdf5"
 #: File that asks a running solver to checkpoint and stop (as Gadget4's ``stop``).
 STOP_FILE = "stop"
 #: Exit status of a run that stopped early with a checkpoint written.
@@ -119,6 +123,12 @@ class PMEngine:
                     "particles; use gadget4 or concept for larger runs",
                 )
             )
+        if config.ics.file is None:
+            from simlab.linear.boltzmann import missing
+
+            why = missing(config.ics.transfer)
+            if why is not None:
+                problems.append((("ics", "transfer"), config.ics.transfer, why))
         if config.resources.nodes != 1:
             problems.append(
                 (
@@ -148,12 +158,11 @@ class PMEngine:
         return notes
 
     def prepare(self, config: RunConfig, rundir: Path, launch: Launch) -> None:
-        """Write the initial conditions as ``inputs/ics.hdf5``."""
-        from simlab.ics import write_ics
-
-        inputs = Path(rundir) / "inputs"
-        inputs.mkdir(parents=True, exist_ok=True)
-        write_ics(config, inputs / "ics.hdf5")
+        """Make ``inputs/``. The engine's process writes the initial conditions
+        there when it first starts (:func:`ensure_ics`): it loads numpy and scipy
+        anyway (a process started ahead has them loaded), so making a run, in the
+        CLI or a notebook, imports neither and takes no time for the ICs."""
+        (Path(rundir) / "inputs").mkdir(parents=True, exist_ok=True)
 
     def environment(self, config: RunConfig) -> dict[str, str | None]:
         """``resources.cores`` threads: the engine is one multi-threaded process."""
@@ -239,7 +248,6 @@ def load_ahead() -> None:
     import tempfile
 
     from simlab.config import RunConfig
-    from simlab.ics import write_ics
 
     config = RunConfig(
         box={"size": 16.0, "particles_per_side": 4},
@@ -248,9 +256,7 @@ def load_ahead() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="simlab-pm-") as scratch:
         rundir = Path(scratch)
-        (rundir / "inputs").mkdir()
         (rundir / "output").mkdir()
-        write_ics(config, rundir / "inputs" / "ics.hdf5")
         with contextlib.redirect_stdout(io.StringIO()):
             simulate(config, rundir)
 
@@ -315,11 +321,32 @@ def _snapshot_parameters(config: RunConfig) -> dict[str, float | str]:
     }
 
 
+def ensure_ics(config: RunConfig, rundir: Path) -> Path:
+    """The run's IC file, written first if the run has none yet (its first start):
+    the particles of ``ics.file``, else those made from the seed (the same for the
+    same config wherever they are made). The file appears whole or not at all."""
+    from simlab.ics import write_ics
+
+    path = Path(rundir) / ICS
+    if not path.exists():
+        print(f"pm: writing the initial conditions {ICS}", flush=True)
+        write_ics(config, path)
+    return path
+
+
 def _initial_state(config: RunConfig, rundir: Path) -> tuple[State, np.ndarray]:
     from simlab.engines.pm_solver import state_from_particles
     from simlab.io.gadget4_files import read_particles
 
-    particles = read_particles(rundir / "inputs" / "ics.hdf5")
+    path = ensure_ics(config, rundir)
+    try:
+        particles = read_particles(path)
+    except (OSError, KeyError, ValueError) as exc:  # SnapshotError is a ValueError
+        message = (
+            f"cannot start from {ICS}: {exc}; submit the run's config again to "
+            "have its initial conditions written anew"
+        )
+        raise EngineError(message, engine="pm") from exc
     return state_from_particles(particles, a=config.ics.start)
 
 

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the simulation of RUNDIR: ``RUNDIR [--resume | --from-snapshot N]``."""
     from simlab.config import RunConfig
     from simlab.engines.pm import simulate
+    from simlab.errors import EngineError
 
     parser = argparse.ArgumentParser(
         prog="python -m simlab.engines.pm_main",
@@ -32,9 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     config = RunConfig.model_validate(
         json.loads((args.rundir / "config.json").read_text())
     )
-    return simulate(
-        config, args.rundir, resume=args.resume, from_snapshot=args.from_snapshot
-    )
+    try:
+        return simulate(
+            config, args.rundir, resume=args.resume, from_snapshot=args.from_snapshot
+        )
+    except EngineError as exc:  # the run's inputs: say what, not a traceback
+        print(exc, file=sys.stderr, flush=True)
+        return 1
 
 
 def entry(argv: list[str]) -> int:

@@ -16,11 +16,10 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from scipy.integrate import solve_ivp
-from scipy.interpolate import CubicSpline
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
+    from scipy.interpolate import CubicSpline
 
 LNA_MIN, LNA_MAX = math.log(1e-4), math.log(3.0)
 #: with radiation the integration starts deep in the radiation era (a_eq ~ 3e-4)
@@ -118,8 +117,12 @@ def growth_tables(om: float, ol: float, orad: float = 0.0) -> tuple[CubicSpline,
     a = 1e-4 in matter domination (D1 = a, D2 = -3/7 a²). With radiation it starts at
     a = 1e-8 on Mészáros's growing mode D1 ∝ a + 2/3 a_eq (exact for matter plus
     radiation) and D2 = -2/3 a a_eq - 3/7 a² (the leading terms of both eras), so
-    no decaying mode is excited.
+    no decaying mode is excited. scipy is imported here, not with the module, so
+    a process that only makes or validates a run does not pay for it.
     """
+    from scipy.integrate import solve_ivp
+    from scipy.interpolate import CubicSpline
+
     ok = 1.0 - om - ol - orad
 
     def rhs(lna: float, y: np.ndarray) -> list[float]:

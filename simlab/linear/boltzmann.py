@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -38,15 +39,27 @@ class MissingPackageError(ImportError):
     """The package behind a transfer function is not installed."""
 
 
-def _import(code: str) -> ModuleType:
+def _needs(code: str) -> str:
     module, extra = _EXTRAS[code]
+    return (
+        f"transfer function {code!r} needs the {module!r} package: "
+        f"pip install 'simlab[{extra}]'"
+    )
+
+
+def missing(code: str) -> str | None:
+    """Why transfer function ``code`` cannot be computed in this environment (its
+    package is not installed), or None; found without importing the package."""
+    if code not in _EXTRAS or importlib.util.find_spec(_EXTRAS[code][0]) is not None:
+        return None
+    return _needs(code)
+
+
+def _import(code: str) -> ModuleType:
     try:
-        return importlib.import_module(module)
+        return importlib.import_module(_EXTRAS[code][0])
     except ImportError as exc:
-        raise MissingPackageError(
-            f"transfer function {code!r} needs the {module!r} package: "
-            f"pip install 'simlab[{extra}]'"
-        ) from exc
+        raise MissingPackageError(_needs(code)) from exc
 
 
 def _inputs(p: Params) -> dict[str, float]:

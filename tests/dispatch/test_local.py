@@ -40,7 +40,7 @@ def test_cancel_ends_a_running_run_and_its_process(tmp_path):
 
 def test_engine_crash_marks_run_failed_with_reason_and_log(tmp_path):
     run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
-    (run.dir.inputs / "ics.hdf5").unlink()  # the engine will not find its ICs
+    (run.dir.inputs / "ics.hdf5").write_bytes(b"garbage")  # ICs the engine cannot read
     run.dir.transition("queued")
     assert execute(run.path) == "failed"
     status = run.status

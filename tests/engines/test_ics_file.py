@@ -106,12 +106,13 @@ def test_pm_run_starts_from_the_file_and_matches_gadget4(pm_run):
         (GADGET_FMT[2], {"a_start": 0.5}),
     ],
 )
-def test_pm_prepare_converts_the_file(tmp_path, path, start):
-    from simlab.engines.pm import PMEngine
+def test_pm_converts_the_file_when_it_starts(tmp_path, path, start):
+    from simlab.engines.pm import PMEngine, ensure_ics
 
     config = from_file(path, start)
     PMEngine().prepare(config, tmp_path, Launch())
-    written = read_particles(tmp_path / "inputs" / "ics.hdf5")
+    assert list((tmp_path / "inputs").iterdir()) == []  # made by the engine's process
+    written = read_particles(ensure_ics(config, tmp_path))
     # the reference readers: Gadget4 HDF5 in Mpc/h, GADGET binary kpc/h → Mpc/h
     original = (read_particles if path == NGENIC else read_concept)(data_path(path))
     assert written.box_size == 64.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 import pytest
@@ -206,3 +207,45 @@ def test_a_pm_run_log_starts_without_a_runpy_warning(tmp_path):
     assert "-m simlab.engines.pm_main " in log.splitlines()[0]
     assert "RuntimeWarning" not in log and "found in sys.modules" not in log
     assert "pm: finished in" in log
+
+
+def test_making_a_run_imports_no_scipy_and_the_engine_writes_its_ics(tmp_path):
+    """The ICs are the engine process's first work, so a CLI or notebook making a
+    run pays for neither scipy nor the ICs; they are those the config makes."""
+    import subprocess
+    import sys
+
+    from simlab.dispatch.task import execute
+    from simlab.ics import make_particles
+    from simlab.io.gadget4_files import read_particles
+
+    small = {"box": {"size": 32.0, "particles_per_side": 8}, "gravity": {"steps": 3}}
+    code = (
+        "import sys; from simlab.service.submission import create; "
+        f"run = create({small!r}, root={str(tmp_path)!r}); "
+        "print(run.path); print(sorted(m for m in sys.modules if m == 'scipy'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[1] == "[]"
+    run = simlab.Run(out[0])
+    assert list(run.dir.inputs.iterdir()) == []
+    run.dir.transition("queued")
+    assert execute(run.path) == "completed", run.logs()
+    assert "pm: writing the initial conditions inputs/ics.hdf5" in run.logs()
+    written = read_particles(run.dir.inputs / "ics.hdf5")
+    made = make_particles(run.config)
+    np.testing.assert_array_equal(written.ids, made.ids)
+    np.testing.assert_allclose(written.positions, made.positions, rtol=1e-6)
+
+
+def test_a_transfer_function_whose_package_is_missing_is_refused(monkeypatch):
+    from simlab.errors import ConfigError
+    from simlab.service.validation import validate_run
+
+    monkeypatch.setitem(sys.modules, "camb", None)  # as if not installed
+    with pytest.raises(ConfigError) as info:
+        validate_run({"ics": {"transfer": "camb"}})
+    assert [e["loc"] for e in info.value.errors] == ["ics.transfer"]
+    assert "pip install 'simlab[camb]'" in str(info.value)

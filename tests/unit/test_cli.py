@@ -88,7 +88,7 @@ def test_status_and_ls_show_a_failed_runs_reason_and_evidence(cli, tmp_path):
     from simlab.service.submission import create
 
     run = create({"box": {"particles_per_side": 8}}, root=tmp_path)
-    (run.dir.inputs / "ics.hdf5").unlink()  # the real engine fails to read its ICs
+    (run.dir.inputs / "ics.hdf5").write_bytes(b"garbage")  # the engine cannot read it
     run.dir.transition("queued")
     assert execute(run.path) == "failed"
     reason = run.status["reason"]

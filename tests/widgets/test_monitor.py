@@ -112,12 +112,12 @@ def test_eta_is_the_measured_rate_from_the_first_progress_report():
 
 @pytest.fixture
 def failed_run(tmp_path):
-    """A real PM run that failed: its initial conditions were removed."""
+    """A real PM run that failed: its IC file was overwritten with garbage."""
     from simlab.dispatch.task import execute
     from simlab.service.submission import create
 
     run = create({**SMALL, "metadata": {"name": "broken"}}, root=tmp_path)
-    (run.dir.inputs / "ics.hdf5").unlink()
+    (run.dir.inputs / "ics.hdf5").write_bytes(b"garbage")
     run.dir.transition("queued")
     assert execute(run.path) == "failed"
     return run

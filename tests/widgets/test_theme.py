@@ -84,14 +84,14 @@ def _rendered(widget: widgets.Widget) -> list[str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A completed and a failed real PM run (the failed one lost its ICs)."""
+    """A completed and a failed real PM run (its ICs were overwritten with garbage)."""
     root = tmp_path_factory.mktemp("runs")
     small = {"box": {"size": 64.0, "particles_per_side": 8}, "gravity": {"steps": 3}}
     done = create({**small, "metadata": {"name": "done"}}, root=root)
     done.dir.transition("queued")
     assert execute(done.path) == "completed", done.logs()
     failed = create({**small, "metadata": {"name": "broken"}}, root=root)
-    (failed.dir.inputs / "ics.hdf5").unlink()
+    (failed.dir.inputs / "ics.hdf5").write_bytes(b"garbage")
     failed.dir.transition("queued")
     assert execute(failed.path) == "failed"
     return root, done, failed
