@@ -4,7 +4,9 @@ A sweep point's notebook would otherwise pay for a kernel's start and for the
 imports of its first cells before its work begins. The process that executes
 notebooks one after another (a dask worker of the sweep's cluster) keeps one spare:
 taking it starts the next one in a background thread, with simlab's modules
-already imported, while the current notebook runs. papermill runs the notebook on
+already imported and the engine's process for a run like the current point's
+started ahead in it (:mod:`simlab.engines.spares`), while the current notebook
+runs. papermill runs the notebook on
 the spare through :class:`SpareKernelEngine` (engine ``simlab-spare``), and its
 executed notebook stays the record: only the notebook's cells run in the user's
 namespace; the imports and the change of working directory run silently and leave
@@ -25,9 +27,6 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-#: Modules a spare imports before it is handed a notebook: what the templates'
-#: first cells import (simlab's cosmology needs scipy, P(k) files need xarray).
-WARM_IMPORTS = ("simlab", "simlab.cosmology", "simlab.dispatch.task", "xarray")
 #: Seconds a spare may take to start and import before it is given up.
 START_TIMEOUT = 60.0
 #: The papermill engine name of :class:`SpareKernelEngine`.
@@ -54,7 +53,7 @@ def take(cwd: str) -> Any | None:
     a new spare starts either way."""
     global _next
     with _lock:
-        ready, _next = _next, _starter.submit(_start)
+        ready, _next = _next, _starter.submit(_start, cwd)
     if ready is None:
         return None
     manager = None
@@ -124,22 +123,25 @@ def _engine() -> type:
     return SpareKernelEngine
 
 
-def _start() -> Any:
-    """Start a kernel on Unix sockets in a neutral folder and import
-    :data:`WARM_IMPORTS` in it."""
+def _start(like: str) -> Any:
+    """Start a kernel on Unix sockets in a neutral folder and run
+    :func:`simlab.dispatch.notebook_task.load_ahead` in it for a point like the
+    one in ``like`` (the point that took the previous spare: sweep points share
+    their code and resources)."""
     from jupyter_client.utils import run_sync
 
     from simlab.templates import _ipc_kernel_manager
 
     manager = _ipc_kernel_manager()(kernel_name="python3")
     run_sync(manager.start_kernel)(cwd=tempfile.gettempdir())
-    names = ", ".join(repr(m) for m in WARM_IMPORTS)
-    _run_silently(
-        manager,
-        f"import importlib as _simlab_il\n"
-        f"for _simlab_m in ({names},):\n    _simlab_il.import_module(_simlab_m)\n"
-        "del _simlab_il, _simlab_m",
-    )
+    try:  # a head start only: the kernel is ready without it
+        _run_silently(
+            manager,
+            "from simlab.dispatch.notebook_task import load_ahead as _simlab_l\n"
+            f"try:\n    _simlab_l({like!r})\nfinally:\n    del _simlab_l",
+        )
+    except RuntimeError as exc:
+        logger.warning("spare kernel: not all loaded ahead: %s", exc)
     return manager
 
 

@@ -25,6 +25,51 @@ NOTEBOOK_TASK_FILE = "notebook_task.json"
 NOTEBOOK_FAILED = "failed"
 
 
+#: Modules a kernel started ahead imports before it is handed a point's notebook:
+#: what the templates' cells use (linear theory needs scipy's integrate and
+#: interpolate, P(k) files and results need xarray).
+WARM_IMPORTS = (
+    "simlab",
+    "simlab.cosmology",
+    "simlab.dispatch.task",
+    "scipy.integrate",
+    "scipy.interpolate",
+    "xarray",
+)
+
+
+def load_ahead(like: str) -> None:
+    """Run in a kernel started ahead (:mod:`simlab.spare_kernel`): what a point's
+    notebook would otherwise pay for on first use. :data:`WARM_IMPORTS`; the
+    engine's process for a run like the one in ``like``
+    (:func:`simlab.dispatch.task.start_spare_like`), which the point's run takes;
+    the linear theory of its cosmology (growth tables are kept per Ω's, so points
+    that vary σ8 or n_s share them); and a netCDF group written and read back with
+    h5netcdf, as ``simlab.record`` and ``collect`` do, in a scratch folder."""
+    import importlib
+    import tempfile
+
+    for name in WARM_IMPORTS:
+        importlib.import_module(name)
+    import numpy as np
+    import xarray as xr
+
+    from simlab import cosmology
+    from simlab.dispatch.task import start_spare_like
+
+    start_spare_like(like)
+    rundir = RunDir(like)
+    if rundir.config_path.exists():
+        cosmology.linear_power(np.array([0.1]), rundir.config().cosmology, a=0.5)
+    with tempfile.TemporaryDirectory(prefix="simlab-kernel-") as scratch:
+        path = Path(scratch) / "loaded.nc"
+        group = xr.Dataset({"p": ("k", np.ones(2))})
+        xr.DataTree.from_dict({"p": group}).to_netcdf(path, engine="h5netcdf")
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            loaded = tree["p"].to_dataset().load()["p"]
+        float((loaded / np.ones(2)).isel(k=slice(0, 1)).mean())  # xarray arithmetic
+
+
 def _provenance(rundir: RunDir) -> dict[str, Any]:
     from simlab.engines import registry
     from simlab.engines.base import Launch

@@ -185,6 +185,24 @@ def _spare_command(engine: Any, config: RunConfig) -> list[str] | None:
     return offer(config)
 
 
+def start_spare_like(path: str | os.PathLike[str]) -> bool:
+    """Start in this process a spare for a run like the one at ``path``; whether
+    one was started. A sweep's kernel started ahead does this with its previous
+    point's run, so the next point's run, executed in the kernel, finds its
+    engine's process loaded (a kernel is no dask worker, and lives one point).
+    False for a folder that holds no run."""
+    rundir = RunDir(path)
+    if not rundir.config_path.exists():
+        return False
+    config = rundir.config()
+    engine = registry.get(config.code.engine)
+    spare = _spare_command(engine, config)
+    if spare is None:
+        return False
+    spares.start(spare, code_environment(engine, config))
+    return True
+
+
 def _prepare_to_start(
     engine: Any, config: RunConfig, rundir: RunDir, launch: Launch
 ) -> str | None:

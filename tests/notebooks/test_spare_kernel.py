@@ -64,3 +64,36 @@ def test_later_notebooks_run_on_the_spare_kernel_in_their_own_folder(tmp_path, s
     pids = [int(first[1]), int(second[1])]
     assert pids[0] != pids[1] and pids[1] != os.getpid()
     assert wait_for(lambda: not any(alive(p) for p in pids), 30)
+
+
+def test_the_next_points_run_takes_an_engine_process_its_kernel_started(
+    tmp_path, spare
+):
+    """The kernel started ahead also starts the engine's process for a run like
+    the point that started it; the next point's run, executed in that kernel,
+    takes it (a kernel is no dask worker, so it would start a fresh one)."""
+    from simlab.service.submission import create
+
+    small = {"box": {"size": 32.0, "particles_per_side": 8}, "gravity": {"steps": 3}}
+    runs = [create(small, root=tmp_path / "runs") for _ in range(2)]
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import os\nfrom simlab.dispatch.task import execute\n"
+            "print(execute(os.getcwd()))"
+        )
+    ]
+    template = tmp_path / "point.ipynb"
+    nbformat.write(notebook, template)
+    for index, run in enumerate(runs):
+        run.dir.transition("queued")
+        if index:
+            assert wait_for(lambda: spare._next is not None and spare._next.done(), 60)
+        output = execute_notebook(
+            str(template), run.path / "out.ipynb", cwd=run.path, spare_kernel=True
+        )
+        printed = json.loads(output.read_text())["cells"][0]["outputs"][0]["text"]
+        assert "".join(printed).strip() == "completed"
+    first, second = (run.logs().splitlines()[0] for run in runs)
+    assert "(in a process started ahead)" not in first
+    assert second.endswith("(in a process started ahead)")
