@@ -1,9 +1,10 @@
 """Per-point overhead of ``simlab.sweep`` over running the same configs directly.
 
 Both sides run the same configs (16³ and 32³ particles, see ``SIZES``), one
-after the other, on the same
-one-worker local cluster profile, each in a fresh process whose untimed warm-up
-step starts the cluster: ``simlab.run(config)`` per config, or one
+after the other, on the same one-worker local cluster profile, each in a fresh
+process with one run root whose untimed warm-up step starts its dispatcher and
+cluster (and, for sweeps, loads papermill in the worker and starts its kernel
+ahead), as in a user's session: ``simlab.run(config)`` per config, or one
 ``simlab.sweep`` over those configs with ``run_simulation.ipynb`` (figures off)
 followed by ``collect()``. The difference per point is what the sweep machinery
 costs: validation against the notebook, run directories, the papermill kernel, the
@@ -15,6 +16,7 @@ Peak RSS is the driving process's (workers and kernels are separate processes).
 
 from __future__ import annotations
 
+import atexit
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -49,16 +51,28 @@ def _setup(n: int) -> Any:
     )
 
 
+def _root(case: str) -> Path:
+    """One run root for every step of a case: its dispatcher and cluster (started
+    by the untimed warm-up step) serve them all, as for a user's runs in one
+    session; both are stopped and the root removed when the process ends."""
+    from simlab.dispatch import owner
+
+    scratch = tempfile.TemporaryDirectory(prefix=f"simlab-bench-{case}-")
+    root = Path(scratch.name)
+    atexit.register(scratch.cleanup)
+    atexit.register(owner.stop, root)  # atexit runs it first
+    return root
+
+
 def case_direct(points: int, n: int = 16) -> Callable[[], dict]:
     """Each step runs ``points`` configs with simlab.run, one after the other."""
     import simlab
     from simlab.config import apply_overrides
 
     base = _setup(n)
-    scratch = tempfile.TemporaryDirectory(prefix="simlab-bench-direct-")
+    root = _root("direct")
 
     def step() -> dict:
-        root = Path(tempfile.mkdtemp(dir=scratch.name))
         for sigma8 in SIGMA8[:points]:
             config = apply_overrides(base, {"cosmology.sigma8": sigma8})
             simlab.run(config, root=root, progress=False)
@@ -72,7 +86,7 @@ def case_sweep(points: int, n: int = 16) -> Callable[[], dict]:
     import simlab
 
     base = _setup(n)
-    scratch = tempfile.TemporaryDirectory(prefix="simlab-bench-sweep-")
+    root = _root("sweep")
 
     def step() -> dict:
         handle = simlab.sweep(
@@ -80,7 +94,7 @@ def case_sweep(points: int, n: int = 16) -> Callable[[], dict]:
             grid={"sigma8": SIGMA8[:points]},
             base=base,
             parameters={"figures": False},
-            root=Path(tempfile.mkdtemp(dir=scratch.name)),
+            root=root,
             progress=False,
         )
         handle.collect()

@@ -37,6 +37,9 @@ from simlab.state.states import State
 
 #: Seconds :func:`hand_over` waits for the dispatcher to queue a run.
 QUEUE_WAIT = 120.0
+#: Seconds between looks at a followed run's status (three small file reads): the
+#: prompt comes back within this of the run's end.
+FOLLOW_INTERVAL = 0.1
 
 
 class LimitError(SimlabError):
@@ -217,7 +220,7 @@ def _follow(run: Run, show_progress: bool) -> None:
             shown.report(round(100 * done.get("fraction", 0.0)), **facts)
             if run.settled or reap(run.dir):
                 break
-            time.sleep(0.2)
+            time.sleep(FOLLOW_INTERVAL)
 
 
 def run(
