@@ -3,16 +3,16 @@
 A sweep point's notebook would otherwise pay for a kernel's start and for the
 imports of its first cells before its work begins. The process that executes
 notebooks one after another (a dask worker of the sweep's cluster) keeps one spare:
-taking it starts the next one in a background thread, with simlab's modules
-already imported and the engine's process for a run like the current point's
-started ahead in it (:mod:`simlab.engines.spares`), while the current notebook
-runs. papermill runs the notebook on
-the spare through :class:`SpareKernelEngine` (engine ``simlab-spare``), and its
-executed notebook stays the record: only the notebook's cells run in the user's
-namespace; the imports and the change of working directory run silently and leave
-no names and no execution count. Each notebook gets a fresh kernel, shut down after
-it; a spare left at exit is shut down then (and a kernel whose parent died exits
-on its own, as ipykernel polls its parent).
+taking it starts the next one in a background thread, while the current notebook
+runs, and has it load ahead what a point like the current one uses
+(:func:`simlab.dispatch.notebook_task.load_ahead`: imports, the engine's process,
+linear theory, h5netcdf). papermill runs the notebook on the spare through
+:class:`SpareKernelEngine` (engine ``simlab-spare``), and its executed notebook
+stays the record: only the notebook's cells run in the user's namespace; the
+loading and the change of working directory run silently and leave no names and
+no execution count. Each notebook gets a fresh kernel, shut down after it; a spare
+left at exit is shut down then (and a kernel whose parent died exits on its own,
+as ipykernel polls its parent).
 """
 
 from __future__ import annotations

@@ -338,7 +338,11 @@ def _initial_state(config: RunConfig, rundir: Path) -> tuple[State, np.ndarray]:
     from simlab.engines.pm_solver import state_from_particles
     from simlab.io.gadget4_files import read_particles
 
-    path = ensure_ics(config, rundir)
+    try:
+        path = ensure_ics(config, rundir)
+    except (OSError, ValueError) as exc:  # ics.file gone since, a full disk ...
+        message = f"cannot write the initial conditions {ICS}: {exc}"
+        raise EngineError(message, engine="pm") from exc
     try:
         particles = read_particles(path)
     except (OSError, KeyError, ValueError) as exc:  # SnapshotError is a ValueError

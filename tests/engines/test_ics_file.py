@@ -306,3 +306,24 @@ def test_an_hdf5_file_in_kpc_that_records_its_unit(tmp_path):
     ).config
     ours, theirs = by_id(initial_particles(config)), by_id(original)
     np.testing.assert_allclose(ours[0], theirs[0], atol=1e-5)  # float32 in kpc
+
+
+def test_a_pm_run_whose_file_is_gone_fails_naming_it(tmp_path):
+    """The engine converts ics.file when the run starts: a file removed since the
+    run was made fails the run with a line naming it, not a traceback."""
+    import shutil
+
+    from simlab.dispatch.task import execute
+    from simlab.service.submission import create
+
+    copy = tmp_path / "ics.gadget"
+    shutil.copy(data_path(GADGET_FMT[1]), copy)
+    config = from_file(GADGET_FMT[1], {"a_start": 0.5}).model_copy(deep=True)
+    config.ics.file = str(copy)
+    run = create(config, root=tmp_path / "runs")
+    copy.unlink()
+    run.dir.transition("queued")
+    assert execute(run.path) == "failed"
+    last = run.status["diagnosis"]["lines"][-1]
+    assert last.startswith("[pm] cannot write the initial conditions inputs/ics.hdf5")
+    assert str(copy) in last and "Traceback" not in run.logs()
