@@ -69,14 +69,26 @@ def take(cwd: str) -> Any | None:
     return manager
 
 
-def shutdown(manager: Any) -> None:
-    """End a spare kernel nobody will use."""
+def shutdown(manager: Any, now: bool = True) -> None:
+    """End a kernel: a spare nobody will use at once, one whose notebook ended
+    (``now=False``) as Python exits."""
     from jupyter_client.utils import run_sync
 
     try:
-        run_sync(manager.shutdown_kernel)(now=True)
+        run_sync(manager.shutdown_kernel)(now=now)
     except Exception as exc:  # already gone
         logger.debug("spare kernel shutdown: %s", exc)
+
+
+def _end_after_notebook(client: Any) -> None:
+    """Close the notebook's channels and shut its kernel down in a thread: the
+    kernel exits as Python does (what a cell left open is flushed) while the
+    worker goes on with its next notebook, rather than after (0.4 s a point)."""
+    if client.kc is not None:
+        client.kc.stop_channels()
+    threading.Thread(
+        target=shutdown, args=(client.km,), kwargs={"now": False}, daemon=True
+    ).start()
 
 
 @functools.cache
@@ -88,9 +100,9 @@ def _engine() -> type:
     from papermill.utils import merge_kwargs, remove_args
 
     class SpareKernelEngine(NBClientEngine):
-        """papermill's nbclient engine on the kernel given as ``km``, which the
-        client then owns as one it started: shut down, channels closed, after the
-        notebook (nbclient leaves a kernel it was given running)."""
+        """papermill's nbclient engine on the kernel given as ``km``, which is
+        ended after the notebook (nbclient leaves a kernel it was given running):
+        :func:`_end_after_notebook`."""
 
         @classmethod
         def execute_managed_notebook(
@@ -116,8 +128,10 @@ def _engine() -> type:
                 stderr_file=stderr_file,
             )
             client = PapermillNotebookClient(nb_man, **options)
-            client.owns_km = True
-            return client.execute()
+            try:
+                return client.execute()
+            finally:
+                _end_after_notebook(client)
 
     papermill_engines.register(ENGINE, SpareKernelEngine)
     return SpareKernelEngine
