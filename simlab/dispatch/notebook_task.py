@@ -42,7 +42,7 @@ def load_ahead(like: str) -> None:
     """Run in a kernel started ahead (:mod:`simlab.spare_kernel`): what a point's
     notebook would otherwise pay for on first use. :data:`WARM_IMPORTS`; the
     engine's process for a run like the one in ``like``
-    (:func:`simlab.dispatch.task.start_spare_like`), which the point's run takes;
+    (:func:`simlab.dispatch.task.start_spare_for`), which the point's run takes;
     the linear theory of its cosmology (growth tables are kept per Ω's, so points
     that vary σ8 or n_s share them); and a netCDF group written and read back with
     h5netcdf, as ``simlab.record`` and ``collect`` do, in a scratch folder."""
@@ -55,12 +55,13 @@ def load_ahead(like: str) -> None:
     import xarray as xr
 
     from simlab import cosmology
-    from simlab.dispatch.task import start_spare_like
+    from simlab.dispatch.task import start_spare_for
 
-    start_spare_like(like)
     rundir = RunDir(like)
-    if rundir.config_path.exists():
-        cosmology.linear_power(np.array([0.1]), rundir.config().cosmology, a=0.5)
+    if rundir.config_path.exists():  # else a folder that holds no run
+        config = rundir.config()
+        start_spare_for(config)
+        cosmology.linear_power(np.array([0.1]), config.cosmology, a=0.5)
     with tempfile.TemporaryDirectory(prefix="simlab-kernel-") as scratch:
         path = Path(scratch) / "loaded.nc"
         group = xr.Dataset({"p": ("k", np.ones(2))})

@@ -185,16 +185,11 @@ def _spare_command(engine: Any, config: RunConfig) -> list[str] | None:
     return offer(config)
 
 
-def start_spare_like(path: str | os.PathLike[str]) -> bool:
-    """Start in this process a spare for a run like the one at ``path``; whether
-    one was started. A sweep's kernel started ahead does this with its previous
-    point's run, so the next point's run, executed in the kernel, finds its
-    engine's process loaded (a kernel is no dask worker, and lives one point).
-    False for a folder that holds no run."""
-    rundir = RunDir(path)
-    if not rundir.config_path.exists():
-        return False
-    config = rundir.config()
+def start_spare_for(config: RunConfig) -> bool:
+    """Start in this process a spare for a run of ``config``; whether one was
+    started. A sweep's kernel started ahead does this with its previous point's
+    config, so the next point's run, executed in the kernel, finds its engine's
+    process loaded (a kernel is no dask worker, and lives one point)."""
     engine = registry.get(config.code.engine)
     spare = _spare_command(engine, config)
     if spare is None:

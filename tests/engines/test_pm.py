@@ -213,7 +213,6 @@ def test_making_a_run_imports_no_scipy_and_the_engine_writes_its_ics(tmp_path):
     """The ICs are the engine process's first work, so a CLI or notebook making a
     run pays for neither scipy nor the ICs; they are those the config makes."""
     import subprocess
-    import sys
 
     from simlab.dispatch.task import execute
     from simlab.ics import make_particles
