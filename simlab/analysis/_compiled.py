@@ -6,7 +6,9 @@ where the numpy path builds p³ indices and weights per particle and scatters th
 with ``np.add.at``. Depositing particles in random order is bound by memory
 latency; threads (numba ``prange``) own disjoint slabs of x-planes, so they
 overlap that latency without races or per-thread mesh copies, and the mesh does
-not depend on the number of threads. CIC has its own leaner loop.
+not depend on the number of threads. CIC has its own leaner loop, which asks the
+CPU for the mesh lines of the particle :data:`AHEAD` places on while it adds the
+current one (a software prefetch), so several cache misses are in flight at once.
 
 numba is optional (the ``fast`` extra); without it, or with ``SIMLAB_NO_NUMBA=1``
 in the environment, ``mesh.py`` uses its numpy path.
@@ -32,6 +34,10 @@ if not DISABLED:
         import numba
     except ImportError:  # pragma: no cover - exercised where numba is absent
         numba = None
+
+#: How many particles ahead the CIC loop prefetches the mesh lines it will add to
+#: (16-32 measured best for 256³ shuffled particles; 25% off the deposit).
+AHEAD = 16
 
 
 def available() -> bool:
@@ -149,6 +155,34 @@ def _cic_axis(u: float, n: int) -> tuple[int, int, float, bool]:
     return low, high, d, True
 
 
+def _prefetch_cic(
+    positions: np.ndarray,
+    k: int,
+    scale: float,
+    shifts: np.ndarray,
+    lo: int,
+    hi: int,
+    out: np.ndarray,
+) -> None:
+    """Prefetch the lines of ``out`` particle ``k``'s CIC stencil adds to in this
+    owner's x-planes ``[lo, hi)``; a particle outside [0, n) gets no hint."""
+    n = out.shape[0]
+    u = positions[k, 0] * scale + shifts[0]
+    v = positions[k, 1] * scale + shifts[1]
+    w = positions[k, 2] * scale + shifts[2]
+    if not (u >= 0.0 and u < n and v >= 0.0 and v < n and w >= 0.0 and w < n):
+        return
+    ix, iy, iz = int(u), int(v), int(w)
+    jx = ix + 1 if ix + 1 < n else 0
+    jy = iy + 1 if iy + 1 < n else 0
+    if lo <= ix < hi:
+        _prefetch(out, ix, iy, iz)
+        _prefetch(out, ix, jy, iz)
+    if lo <= jx < hi:
+        _prefetch(out, jx, iy, iz)
+        _prefetch(out, jx, jy, iz)
+
+
 def _cic3(
     positions: np.ndarray,
     scale: float,
@@ -165,6 +199,8 @@ def _cic3(
         lo = owner * n // owners
         hi = (owner + 1) * n // owners
         for i in range(positions.shape[0]):
+            if i + AHEAD < positions.shape[0]:
+                _prefetch_cic(positions, i + AHEAD, scale, shifts, lo, hi, out)
             ix, jx, dx, ok = _cic_axis(positions[i, 0] * scale + shifts[0], n)
             if not ok:
                 bad[owner] += 1
@@ -410,7 +446,47 @@ def _compile(function: Callable, parallel: bool = False) -> Callable:
     )
 
 
+def _prefetch_intrinsic() -> Callable:
+    """``_prefetch(array, i, j, k)``: LLVM's prefetch-for-write of ``array[i, j, k]``'s
+    cache line; a hint that changes no value."""
+    from llvmlite import ir
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _prefetch(typingctx, array, i, j, k):
+        signature = numba.types.void(array, i, j, k)
+
+        def codegen(context, builder, sig, args):
+            kind = sig.args[0]
+            data = context.make_array(kind)(context, builder, args[0])
+            index = [
+                context.cast(builder, v, t, numba.types.intp)
+                for v, t in zip(args[1:], sig.args[1:], strict=True)
+            ]
+            pointer = cgutils.get_item_pointer(
+                context, builder, kind, data, index, wraparound=False
+            )
+            byte = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fn = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]),
+                "llvm.prefetch.p0i8",
+            )
+            # write, keep in all cache levels, data cache
+            flags = [ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+            builder.call(fn, [builder.bitcast(pointer, byte), *flags])
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return _prefetch
+
+
 if numba is not None:
+    _prefetch = _prefetch_intrinsic()
+    _prefetch_cic = _compile(_prefetch_cic)
     _axis_stencil = _compile(_axis_stencil)
     _wrap_index = _compile(_wrap_index)
     _cic_axis = _compile(_cic_axis)
