@@ -19,16 +19,22 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import functools
 import logging
+import queue
 import tempfile
 import threading
+import time
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a spare may take to start and import before it is given up.
 START_TIMEOUT = 60.0
+#: Seconds a spare taken for a notebook may take to answer before the notebook
+#: starts a kernel of its own instead.
+CONNECT_TIMEOUT = 10.0
 #: The papermill engine name of :class:`SpareKernelEngine`.
 ENGINE = "simlab-spare"
 
@@ -44,23 +50,25 @@ def engine_options(cwd: str) -> dict[str, Any]:
     if manager is None:
         return {}
     _engine()
-    return {"engine_name": ENGINE, "km": manager}
+    return {"engine_name": ENGINE, "km": manager, "kernel_cwd": cwd}
 
 
-def take(cwd: str) -> Any | None:
-    """The spare kernel's manager, its working directory set to ``cwd``, or None
-    when none was started yet (the first notebook of the process) or it failed;
-    a new spare starts either way."""
+def take(like: str) -> Any | None:
+    """The spare kernel's manager, or None when none was started yet (the first
+    notebook of the process) or it failed; a new spare starts either way, loading
+    ahead for a point like the run in ``like``."""
     global _next
     with _lock:
-        ready, _next = _next, _starter.submit(_start, cwd)
+        ready, _next = _next, _starter.submit(_start, like)
     if ready is None:
         return None
+    from jupyter_client.utils import run_sync
+
     manager = None
     try:
         manager = ready.result(timeout=START_TIMEOUT)
-        chdir = f"import os as _simlab_os\n_simlab_os.chdir({cwd!r})\ndel _simlab_os"
-        _run_silently(manager, chdir)
+        if not run_sync(manager.is_alive)():
+            raise RuntimeError("it died while it waited")
     except Exception as exc:  # a spare that failed: the notebook starts its own
         logger.warning("spare kernel not used: %s", exc)
         if manager is not None:
@@ -95,14 +103,39 @@ def _end_after_notebook(client: Any) -> None:
 def _engine() -> type:
     """:class:`SpareKernelEngine`, built and registered with papermill on first use
     (papermill is heavy to import)."""
+    from nbclient.util import run_hook, run_sync
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
     from papermill.utils import merge_kwargs, remove_args
 
+    class SpareKernelClient(PapermillNotebookClient):
+        """papermill's client on a kernel known to be up: it connects with
+        :func:`_connect` (jupyter_client's ``wait_for_ready`` listens 0.2 s more for
+        IOPub to fall quiet) and first moves the kernel into ``kernel_cwd``."""
+
+        def __init__(self, nb_man: Any, kernel_cwd: str, **options: Any) -> None:
+            super().__init__(nb_man, **options)
+            self.kernel_cwd = kernel_cwd
+
+        async def async_start_new_kernel_client(self) -> Any:
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            try:
+                await _connect(self.kc, self.kernel_cwd, self.startup_timeout)
+            except Exception:
+                await self._async_cleanup_kernel()
+                raise
+            self.kc.allow_stdin = False
+            await run_hook(self.on_notebook_start, notebook=self.nb)
+            return self.kc
+
+        # papermill's execute sets the kernel up through the synchronous name
+        start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
     class SpareKernelEngine(NBClientEngine):
-        """papermill's nbclient engine on the kernel given as ``km``, which is
-        ended after the notebook (nbclient leaves a kernel it was given running):
-        :func:`_end_after_notebook`."""
+        """papermill's nbclient engine on the kernel given as ``km``, in the folder
+        ``kernel_cwd``; the kernel is ended after the notebook (nbclient leaves a
+        kernel it was given running): :func:`_end_after_notebook`."""
 
         @classmethod
         def execute_managed_notebook(
@@ -127,9 +160,16 @@ def _engine() -> type:
                 stdout_file=stdout_file,
                 stderr_file=stderr_file,
             )
-            client = PapermillNotebookClient(nb_man, **options)
+            client = SpareKernelClient(nb_man, **options)
             try:
                 return client.execute()
+            except SpareKernelLost as exc:  # before any cell: start a kernel
+                logger.warning("%s; the notebook starts a kernel of its own", exc)
+                fresh = remove_args(["km", "kernel_cwd"], **kwargs)
+                return super().execute_managed_notebook(
+                    nb_man, kernel_name, log_output, stdout_file, stderr_file,
+                    start_timeout, execution_timeout, **fresh,
+                )  # fmt: skip
             finally:
                 _end_after_notebook(client)
 
@@ -157,6 +197,53 @@ def _start(like: str) -> Any:
     except RuntimeError as exc:
         logger.warning("spare kernel: not all loaded ahead: %s", exc)
     return manager
+
+
+class SpareKernelLost(RuntimeError):
+    """The spare kernel did not answer (it died or hangs): nothing ran on it."""
+
+
+async def _connect(client: Any, cwd: str, timeout: float) -> None:
+    """Move a ready kernel into ``cwd`` without a trace in its history, and return
+    once ``client``'s IOPub is connected: a ``kernel_info`` request is sent after
+    the move (the kernel answers in order) until IOPub reports the kernel idle
+    after it. RuntimeError if the move failed; SpareKernelLost if the kernel died
+    or said nothing in ``timeout`` (at most :data:`CONNECT_TIMEOUT`)."""
+    chdir = f"import os as _simlab_os\n_simlab_os.chdir({cwd!r})\ndel _simlab_os"
+    moved = client.execute(chdir, silent=True, store_history=False)
+    deadline = time.monotonic() + min(timeout, CONNECT_TIMEOUT)
+    while time.monotonic() < deadline:
+        asked = client.kernel_info()
+        replies = {}
+        while asked not in replies and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                reply = await client.get_shell_msg(timeout=1.0)
+                replies[reply["parent_header"].get("msg_id")] = reply
+            moved_reply = replies.get(moved)
+            if moved_reply and moved_reply["content"]["status"] != "ok":
+                raise RuntimeError(f"spare kernel: cannot move into {cwd}")
+        if await _idle_after(client, asked, deadline):
+            return
+        if not await client.is_alive():
+            raise SpareKernelLost("the spare kernel died")
+    raise SpareKernelLost(f"the spare kernel did not answer in {CONNECT_TIMEOUT} s")
+
+
+async def _idle_after(client: Any, msg_id: str, deadline: float) -> bool:
+    """Whether IOPub says the kernel is idle after ``msg_id``; False when IOPub
+    is silent for 0.2 s (not connected yet: its messages were sent before)."""
+    while time.monotonic() < deadline:
+        try:
+            message = await client.get_iopub_msg(timeout=0.2)
+        except queue.Empty:
+            return False
+        if (
+            message["msg_type"] == "status"
+            and message["parent_header"].get("msg_id") == msg_id
+            and message["content"]["execution_state"] == "idle"
+        ):
+            return True
+    return False
 
 
 def _run_silently(manager: Any, code: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import nbformat
 import pytest
@@ -97,3 +98,23 @@ def test_the_next_points_run_takes_an_engine_process_its_kernel_started(
     first, second = (run.logs().splitlines()[0] for run in runs)
     assert "(in a process started ahead)" not in first
     assert second.endswith("(in a process started ahead)")
+
+
+
+@pytest.mark.parametrize("fault", ["killed", "stopped"])
+def test_a_spare_kernel_that_died_or_hangs_is_not_used(
+    tmp_path, spare, monkeypatch, fault
+):
+    """The notebook after a spare's death (or while it hangs) runs on a kernel of
+    its own, in its folder, instead of waiting for an answer that never comes;
+    the hung spare is ended."""
+    monkeypatch.setattr(spare, "CONNECT_TIMEOUT", 2.0)
+    template = _probe(tmp_path)
+    first, _ = _run(template, tmp_path / "a")
+    assert wait_for(lambda: spare._next is not None and spare._next.done(), 60)
+    waiting = spare._next.result().provisioner.process.pid
+    os.kill(waiting, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
+    second, counts = _run(template, tmp_path / "b")
+    assert second[0] == str(tmp_path / "b") and counts == [1, 2, 3, 4]
+    assert int(second[1]) not in (waiting, int(first[1]))
+    assert wait_for(lambda: not alive(waiting), 30)
