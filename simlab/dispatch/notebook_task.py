@@ -40,27 +40,30 @@ WARM_IMPORTS = (
 
 def load_ahead(like: str) -> None:
     """Run in a kernel started ahead (:mod:`simlab.spare_kernel`): what a point's
-    notebook would otherwise pay for on first use. :data:`WARM_IMPORTS`; the
-    engine's process for a run like the one in ``like``
-    (:func:`simlab.dispatch.task.start_spare_for`), which the point's run takes;
-    the linear theory of its cosmology (growth tables are kept per Ω's, so points
-    that vary σ8 or n_s share them); and a netCDF group written and read back with
-    h5netcdf, as ``simlab.record`` and ``collect`` do, in a scratch folder."""
+    notebook would otherwise pay for on first use. First the engine's process for
+    a run like the one in ``like`` (:func:`simlab.dispatch.task.start_spare_for`),
+    which the point's run takes, so that it loads while the rest does;
+    :data:`WARM_IMPORTS`; the linear theory of its cosmology (growth tables are
+    kept per Ω's, so points that vary σ8 or n_s share them); and a netCDF group
+    written and read back with h5netcdf, as ``simlab.record`` and ``collect`` do,
+    in a scratch folder."""
     import importlib
     import tempfile
 
+    from simlab.dispatch.task import start_spare_for
+
+    rundir = RunDir(like)
+    config = rundir.config() if rundir.config_path.exists() else None
+    if config is not None:  # else a folder that holds no run
+        start_spare_for(config)
     for name in WARM_IMPORTS:
         importlib.import_module(name)
     import numpy as np
     import xarray as xr
 
     from simlab import cosmology
-    from simlab.dispatch.task import start_spare_for
 
-    rundir = RunDir(like)
-    if rundir.config_path.exists():  # else a folder that holds no run
-        config = rundir.config()
-        start_spare_for(config)
+    if config is not None:
         cosmology.linear_power(np.array([0.1]), config.cosmology, a=0.5)
     with tempfile.TemporaryDirectory(prefix="simlab-kernel-") as scratch:
         path = Path(scratch) / "loaded.nc"
