@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
-import contextlib
 import functools
 import logging
 import queue
@@ -206,27 +205,35 @@ class SpareKernelLost(RuntimeError):
 async def _connect(client: Any, cwd: str, timeout: float) -> None:
     """Move a ready kernel into ``cwd`` without a trace in its history, and return
     once ``client``'s IOPub is connected: a ``kernel_info`` request is sent after
-    the move (the kernel answers in order) until IOPub reports the kernel idle
-    after it. RuntimeError if the move failed; SpareKernelLost if the kernel died
-    or said nothing in ``timeout`` (at most :data:`CONNECT_TIMEOUT`)."""
+    the move until IOPub reports the kernel idle after it. RuntimeError if the
+    move failed; SpareKernelLost if the kernel died or said nothing in
+    ``timeout`` (at most :data:`CONNECT_TIMEOUT`)."""
     chdir = f"import os as _simlab_os\n_simlab_os.chdir({cwd!r})\ndel _simlab_os"
-    moved = client.execute(chdir, silent=True, store_history=False)
     deadline = time.monotonic() + min(timeout, CONNECT_TIMEOUT)
-    while time.monotonic() < deadline:
+    request = client.execute(chdir, silent=True, store_history=False)
+    moved = await _reply(client, request, deadline)
+    if moved["content"]["status"] != "ok":
+        raise RuntimeError(f"spare kernel: cannot move into {cwd}")
+    while True:
         asked = client.kernel_info()
-        replies = {}
-        while asked not in replies and time.monotonic() < deadline:
-            with contextlib.suppress(queue.Empty):
-                reply = await client.get_shell_msg(timeout=1.0)
-                replies[reply["parent_header"].get("msg_id")] = reply
-            moved_reply = replies.get(moved)
-            if moved_reply and moved_reply["content"]["status"] != "ok":
-                raise RuntimeError(f"spare kernel: cannot move into {cwd}")
+        await _reply(client, asked, deadline)
         if await _idle_after(client, asked, deadline):
             return
-        if not await client.is_alive():
-            raise SpareKernelLost("the spare kernel died")
-    raise SpareKernelLost(f"the spare kernel did not answer in {CONNECT_TIMEOUT} s")
+
+
+async def _reply(client: Any, msg_id: str, deadline: float) -> dict[str, Any]:
+    """The shell reply to ``msg_id``; SpareKernelLost when the kernel died or
+    ``deadline`` (a ``time.monotonic`` value) passed first."""
+    while time.monotonic() < deadline:
+        try:
+            reply = await client.get_shell_msg(timeout=1.0)
+        except queue.Empty:
+            if not await client.is_alive():
+                raise SpareKernelLost("the spare kernel died") from None
+            continue
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply
+    raise SpareKernelLost("the spare kernel did not answer in time")
 
 
 async def _idle_after(client: Any, msg_id: str, deadline: float) -> bool:
