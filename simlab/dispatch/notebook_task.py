@@ -102,8 +102,10 @@ def execute_notebook_run(path: str, template: str, parameters: dict[str, Any]) -
     """
     from papermill.exceptions import PapermillExecutionError
 
+    from simlab.dispatch.task import forget_worker_only_variables
     from simlab.templates import execute_notebook
 
+    forget_worker_only_variables()  # before the point's kernel starts
     rundir = RunDir(path)
     output = rundir.path / "notebooks" / Path(template).name
     started = now()

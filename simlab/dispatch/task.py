@@ -16,6 +16,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -73,6 +74,7 @@ def execute(
     it ``failed`` with the error as its reason, then propagates. A full disk is
     named as such, and the reason reaches both status.json and the log.
     """
+    forget_worker_only_variables()
     rundir = RunDir(path)
     try:
         return _execute(rundir, resume, time_limit)
@@ -141,14 +143,23 @@ def _time_left(time_limit: float | None) -> float | None:
     return max(1.0, min(time_limit, 0.8 * (lifetime - age)))
 
 
+def _core_free(config: RunConfig) -> bool:
+    """Whether the run leaves a core of this machine free: the worker's next spare
+    loads there while the run steps; else it loads once the run has ended (loading
+    beside a run on every core slowed its steps by more than the spare saves)."""
+    return config.resources.cores < len(os.sched_getaffinity(0))
+
+
 def _dask_worker() -> Any:
     """The dask worker this task runs in, or None in a process that executes
     one run in the foreground."""
-    try:
-        from distributed import get_worker
+    if "distributed" not in sys.modules:  # never import dask only to learn so
+        return None
+    from distributed import get_worker
 
+    try:
         return get_worker()
-    except (ImportError, ValueError):
+    except ValueError:
         return None
 
 
@@ -173,6 +184,24 @@ def code_environment(engine: Any, config: RunConfig) -> dict[str, str]:
         else:
             env[key] = value
     return env
+
+
+def forget_worker_only_variables() -> None:
+    """Take out of this dask worker's environment what its nanny set for the
+    worker's own memory, so no code or kernel the worker starts inherits it:
+    ``MALLOC_TRIM_THRESHOLD_`` (distributed's ``nanny.pre-spawn-environ``) when it
+    has the nanny's value. Set, it turns off glibc's moving mmap threshold, so
+    every large temporary of a step is mapped and zeroed anew: the PM engine's
+    64³ run stepped 1.5x slower with it. The worker's own allocator read it at its
+    start and keeps it."""
+    if _dask_worker() is None:
+        return
+    import dask.config
+
+    nanny = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
+    key = "MALLOC_TRIM_THRESHOLD_"
+    if key in nanny and os.environ.get(key) == str(nanny[key]):
+        os.environ.pop(key, None)
 
 
 def _spare_command(engine: Any, config: RunConfig) -> list[str] | None:
@@ -312,7 +341,7 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
                     if first_report:  # where this segment's measured rate starts
                         fields["progress_start"] = fields["progress"]
                         first_report = False
-                        if spare is not None and keeps_spares:
+                        if spare is not None and keeps_spares and _core_free(config):
                             # the code is past its start: load the worker's next
                             # run's process now, not while this one loads
                             spares.start(spare, env)
@@ -337,6 +366,8 @@ def _execute(rundir: RunDir, resume: bool, time_limit: float | None) -> str:
             raise
         returncode = proc.wait()
         log.write(f"simlab: process exited with status {returncode}\n")
+        if spare is not None and keeps_spares:
+            spares.start(spare, env)  # unless one started while the code ran
     if latest is not None:
         rundir.update(**_progress_fields(latest, a_start, a_end))
     if cancelled:

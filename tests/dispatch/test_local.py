@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,27 @@ def test_cancel_ends_a_running_run_and_its_process(tmp_path):
     assert not alive(pid)
     assert "cancel requested" in run.logs()
     assert [e["state"] for e in run.dir.events()][-1] == "cancelled"
+
+
+def _environ(pid: int) -> dict[str, str]:
+    """The environment process ``pid`` was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().partition("=")[::2] for item in raw if item)
+
+
+@pytest.mark.slow
+def test_the_code_does_not_inherit_the_nannys_malloc_setting(tmp_path):
+    # dask's nanny starts its worker with MALLOC_TRIM_THRESHOLD_ for the worker's
+    # memory; inherited, it made every PM step map and zero its meshes anew
+    run = create(LONG, root=tmp_path)
+    with Dispatcher() as dispatcher:
+        dispatcher.submit(run.dir)
+        assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
+        worker, code = _environ(run.status["pid"]), _environ(run.status["job_pid"])
+        run.cancel()
+    assert worker["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    assert "MALLOC_TRIM_THRESHOLD_" not in code
+    assert code["OMP_NUM_THREADS"] == str(run.config.resources.cores)
 
 
 def test_engine_crash_marks_run_failed_with_reason_and_log(tmp_path):
