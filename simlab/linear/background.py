@@ -6,20 +6,25 @@ T_cmb and N_eff massless neutrinos add Ω_r a⁻⁴ and Ω_k = 1 - Ω_m - Ω_Λ 
 
 Growth: D'' + (2 + dln E/dln a) D' = 3/2 Ω_m(a) D in ln a (radiation smooth, as in
 CLASS's scale-independent D), and the 2LPT D2 with source -3/2 Ω_m(a) D², integrated
-once per (Ω_m, Ω_Λ, Ω_r) and splined.
+once per (Ω_m, Ω_Λ, Ω_r), kept in the cache folder and interpolated (cubic Hermite,
+with the ODE's own derivatives).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from simlab.linear.cache import cache_dir, write_atomic
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from numpy.typing import ArrayLike
-    from scipy.interpolate import CubicSpline
 
 LNA_MIN, LNA_MAX = math.log(1e-4), math.log(3.0)
 #: with radiation the integration starts deep in the radiation era (a_eq ~ 3e-4)
@@ -109,40 +114,46 @@ def omega_matter(a: ArrayLike, p: Params) -> np.ndarray:
     return p.Omega0 / a**3 / e2(a, p.Omega0, p.OmegaLambda, p.Omega_r)
 
 
-@lru_cache(maxsize=64)
-def growth_tables(om: float, ol: float, orad: float = 0.0) -> tuple[CubicSpline, ...]:
-    """Splines in ln a of D1, dD1/dlna, D2, dD2/dlna, normalised so D1(1) = 1.
+#: The growth tables' ln a grid: uniform, so a point's interval is arithmetic.
+_GRID = np.linspace(LNA_MIN, LNA_MAX, 2000)
+#: What the tables' file name depends on besides the densities (changing how they
+#: are integrated changes this, so older files are not read).
+_TABLES_VERSION = "growth-v2 DOP853 rtol=1e-11"
 
-    Tabulated on ln a in [ln 1e-4, ln 3]. Without radiation the integration starts at
-    a = 1e-4 in matter domination (D1 = a, D2 = -3/7 a²). With radiation it starts at
-    a = 1e-8 on Mészáros's growing mode D1 ∝ a + 2/3 a_eq (exact for matter plus
-    radiation) and D2 = -2/3 a a_eq - 3/7 a² (the leading terms of both eras), so
-    no decaying mode is excited. scipy is imported here, not with the module, so
-    a process that only makes or validates a run does not pay for it.
-    """
-    from scipy.integrate import solve_ivp
-    from scipy.interpolate import CubicSpline
 
+def _growth_rhs(
+    lna: np.ndarray, y: np.ndarray, om: float, ol: float, orad: float
+) -> np.ndarray:
+    """d/dln a of (D1, D1', D2, D2'), for one state or a column per ln a."""
     ok = 1.0 - om - ol - orad
-
-    def rhs(lna: float, y: np.ndarray) -> list[float]:
-        a = math.exp(lna)
-        ee = orad / a**4 + om / a**3 + ok / a**2 + ol
-        dlne_dlna = (-4 * orad / a**4 - 3 * om / a**3 - 2 * ok / a**2) / (2 * ee)
-        oma = om / a**3 / ee
-        d1, d1p, d2, d2p = y
-        return [
+    a = np.exp(lna)
+    ee = orad / a**4 + om / a**3 + ok / a**2 + ol
+    dlne_dlna = (-4 * orad / a**4 - 3 * om / a**3 - 2 * ok / a**2) / (2 * ee)
+    oma = om / a**3 / ee
+    d1, d1p, d2, d2p = y
+    return np.array(
+        [
             d1p,
             -(2 + dlne_dlna) * d1p + 1.5 * oma * d1,
             d2p,
             -(2 + dlne_dlna) * d2p + 1.5 * oma * (d2 - d1**2),
         ]
+    )
 
-    grid = np.linspace(LNA_MIN, LNA_MAX, 2000)
+
+def _integrate_growth(om: float, ol: float, orad: float) -> np.ndarray:
+    """(D1, D1', D2, D2') on :data:`_GRID`, unnormalised, from the ODE.
+
+    Without radiation the integration starts at a = 1e-4 in matter domination
+    (D1 = a, D2 = -3/7 a²). With radiation it starts at a = 1e-8 on Mészáros's
+    growing mode D1 ∝ a + 2/3 a_eq (exact for matter plus radiation) and D2 = -2/3 a
+    a_eq - 3/7 a² (the leading terms of both eras), so no decaying mode is excited.
+    """
+    from scipy.integrate import solve_ivp
+
     if orad == 0.0:
         start = LNA_MIN
         a0 = math.exp(start)
-        # deep in matter domination D1 = a and D2 = -3/7 a²
         y0 = [a0, a0, -3 / 7 * a0**2, -6 / 7 * a0**2]
     else:
         start = _LNA_START_RADIATION
@@ -154,21 +165,80 @@ def growth_tables(om: float, ol: float, orad: float = 0.0) -> tuple[CubicSpline,
             -2 / 3 * a0 * a_eq - 6 / 7 * a0**2,
         ]
     sol = solve_ivp(
-        rhs,
-        (start, grid[-1]),
+        _growth_rhs,
+        (start, _GRID[-1]),
         y0,
-        t_eval=grid,
+        t_eval=_GRID,
+        args=(om, ol, orad),
         rtol=1e-11,
         atol=1e-14 if orad == 0.0 else 1e-18,
         method="DOP853",
     )
-    d1, d1p, d2, d2p = sol.y
-    norm = CubicSpline(grid, d1)(0.0)
+    return sol.y
+
+
+def _tables_path(om: float, ol: float, orad: float) -> Path | None:
+    """The cache file of one cosmology's growth tables, or None (cache off)."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    key = f"{_TABLES_VERSION} {om!r} {ol!r} {orad!r}"
+    return folder / f"growth-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
+
+
+def _read_tables(path: Path | None) -> np.ndarray | None:
+    """The tables kept in ``path``, or None when there are none (or not whole)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        tables = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None  # a damaged file is computed again and replaced
+    if tables.shape != (8, _GRID.size) or not np.all(np.isfinite(tables)):
+        return None
+    tables.flags.writeable = False
+    return tables
+
+
+@lru_cache(maxsize=64)
+def growth_tables(om: float, ol: float, orad: float = 0.0) -> np.ndarray:
+    """D1, dD1/dln a, D2, dD2/dln a on ln a in [ln 1e-4, ln 3] (rows 0-3, normalised
+    so D1(1) = 1), and their own ln a derivatives from the ODE (rows 4-7).
+
+    Integrated once per (Ω_m, Ω_Λ, Ω_r) and kept in the cache folder
+    (:mod:`simlab.linear.cache`): a later process, such as each run's engine, reads
+    them instead of importing scipy's integrate and interpolate (0.4 s of a
+    0.5 s integration on a 2-core machine).
+    """
+    path = _tables_path(om, ol, orad)
+    tables = _read_tables(path)
+    if tables is not None:
+        return tables
+    raw = _integrate_growth(om, ol, orad)
+    slopes = _growth_rhs(_GRID, raw, om, ol, orad)
+    norm = float(_hermite(np.array(0.0), raw[0], slopes[0]))
+    scale = np.array([norm, norm, norm**2, norm**2])[:, None]
+    values = raw / scale
+    tables = np.concatenate([values, _growth_rhs(_GRID, values, om, ol, orad)])
+    if path is not None:
+        write_atomic(path, lambda fh: np.save(fh, tables, allow_pickle=False))
+    tables.flags.writeable = False  # shared by every caller in this process
+    return tables
+
+
+def _hermite(lna: np.ndarray, values: np.ndarray, slopes: np.ndarray) -> np.ndarray:
+    """Cubic Hermite interpolation on :data:`_GRID` of ``values`` with their exact
+    ``slopes`` (scipy's CubicHermiteSpline; written out so that reading the tables
+    does not import scipy.interpolate, 0.3 s in a fresh engine process)."""
+    step = _GRID[1] - _GRID[0]
+    i = np.clip(((lna - LNA_MIN) / step).astype(np.intp), 0, _GRID.size - 2)
+    t = (lna - _GRID[i]) / step
+    t2, t3 = t * t, t * t * t
     return (
-        CubicSpline(grid, d1 / norm),
-        CubicSpline(grid, d1p / norm),
-        CubicSpline(grid, d2 / norm**2),
-        CubicSpline(grid, d2p / norm**2),
+        (2 * t3 - 3 * t2 + 1) * values[i]
+        + (t3 - 2 * t2 + t) * step * slopes[i]
+        + (3 * t2 - 2 * t3) * values[i + 1]
+        + (t3 - t2) * step * slopes[i + 1]
     )
 
 
@@ -180,4 +250,5 @@ def growth_table(a: ArrayLike, p: Params, index: int) -> np.ndarray:
             f"scale factor out of the tabulated range [{math.exp(LNA_MIN):g}, "
             f"{math.exp(LNA_MAX):g}]"
         )
-    return growth_tables(p.Omega0, p.OmegaLambda, p.Omega_r)[index](lna)
+    tables = growth_tables(p.Omega0, p.OmegaLambda, p.Omega_r)
+    return _hermite(lna, tables[index], tables[4 + index])

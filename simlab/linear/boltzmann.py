@@ -8,9 +8,8 @@ is asked for. Each code gets the run's cosmology: H0, ω_b, ω_cdm = (Ω0 - Ω_b
 transfer function at z = 0 (CAMB ``delta_nonu``, CLASS ``d_m``), T ∝ δ / k².
 
 One computation per parameter set and process (in memory), plus a text file per set
-under the cache folder, so later processes (sweep points, engine workers) skip the
-~1 s of CAMB or CLASS: ``$SIMLAB_LINEAR_CACHE`` if set (``off`` turns the files
-off), else ``$XDG_CACHE_HOME/simlab/linear`` or ``~/.cache/simlab/linear``.
+in the cache folder (:mod:`simlab.linear.cache`), so later processes (sweep points,
+engine workers) skip the ~1 s of CAMB or CLASS.
 """
 
 from __future__ import annotations
@@ -19,15 +18,13 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import os
-import tempfile
 from functools import lru_cache
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
 from simlab.linear.background import Params
+from simlab.linear.cache import cache_dir, write_atomic
 
 #: largest k (h/Mpc) the codes are run to; beyond it T follows the E&H tail shape
 K_MAX = 100.0
@@ -73,17 +70,6 @@ def _inputs(p: Params) -> dict[str, float]:
         "N_eff": p.N_eff,
         "k_max": K_MAX,
     }
-
-
-def cache_dir() -> Path | None:
-    """Folder of the transfer tables kept between processes, or None when off."""
-    setting = os.environ.get("SIMLAB_LINEAR_CACHE")
-    if setting is not None:
-        if setting.strip().lower() in ("", "off", "0", "no"):
-            return None
-        return Path(setting).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "simlab" / "linear"
 
 
 def _run_camb(inputs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -152,23 +138,10 @@ def _transfer_cached(code: str, key: str) -> tuple[np.ndarray, np.ndarray]:
             pass  # a damaged file is recomputed and replaced
     k, t = (_run_camb if code == "camb" else _run_class)(inputs)
     if path is not None:
-        _write(path, k, t, f"{code} {version} {key}")
+        header = f"{code} {version} {key}"
+        table = np.column_stack([k, t])
+        write_atomic(path, lambda fh: np.savetxt(fh, table, fmt="%.12e", header=header))
     return k, t
-
-
-def _write(path: Path, k: np.ndarray, t: np.ndarray, header: str) -> None:
-    """Write atomically; a folder that cannot be written only costs the cache."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".txt")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w") as fh:
-            np.savetxt(fh, np.column_stack([k, t]), fmt="%.12e", header=header)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def transfer_table(code: str, p: Params) -> tuple[np.ndarray, np.ndarray]:

@@ -156,3 +156,44 @@ def test_unknown_transfer_names_the_allowed_ones():
         cosmology.transfer_function(0.1, PLANCK, "bbks")
     with pytest.raises(ValueError, match="tabulated range"):
         cosmology.growth_factor(1e-6, PLANCK)
+
+
+GROWTH_IN_A_FRESH_PROCESS = """
+import sys
+from simlab import cosmology
+from simlab.config import Cosmology
+d = cosmology.growth_factor([0.02, 0.5], Cosmology(Omega0=0.27, OmegaLambda=0.73))
+loaded = sorted(m for m in ("scipy.integrate", "scipy.interpolate") if m in sys.modules)
+print(repr(d.tolist()), loaded)
+"""
+
+
+def _growth_in_a_fresh_process(cache: Path) -> str:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SIMLAB_LINEAR_CACHE": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", GROWTH_IN_A_FRESH_PROCESS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_growth_tables_are_kept_for_later_processes(tmp_path):
+    # the first process integrates (scipy) and keeps the tables; the next one, say
+    # a run's engine, reads them and imports no scipy.integrate
+    cache = tmp_path / "cache"
+    first = _growth_in_a_fresh_process(cache)
+    assert first.endswith("['scipy.integrate']")
+    (kept,) = cache.glob("growth-*.npy")
+    later = _growth_in_a_fresh_process(cache)
+    assert later == first.split(" [")[0] + " []"
+    # a damaged file is integrated again and replaced
+    kept.write_bytes(b"\x93NUMPY garbage")
+    assert _growth_in_a_fresh_process(cache) == first
+    assert np.load(kept).shape == (8, 2000)

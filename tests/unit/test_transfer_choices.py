@@ -16,7 +16,7 @@ import pytest
 from simlab import cosmology
 from simlab.config import Cosmology, InitialConditions, RunConfig, validate_config
 from simlab.errors import ConfigError
-from simlab.linear import boltzmann
+from simlab.linear import boltzmann, cache
 from simlab.linear.tables import TableError, read_table
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "linear"
@@ -306,12 +306,12 @@ def test_boltzmann_runs_once_per_cosmology_in_memory_and_on_disk(
 
 def test_disk_cache_can_be_turned_off(stand_in_classy, monkeypatch, tmp_path):
     monkeypatch.setenv("SIMLAB_LINEAR_CACHE", "off")
-    assert boltzmann.cache_dir() is None
+    assert cache.cache_dir() is None
     cosmology.linear_power(0.1, PLANCK, transfer="class")
     assert not (tmp_path / "cache").exists()
     monkeypatch.delenv("SIMLAB_LINEAR_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert boltzmann.cache_dir() == tmp_path / "xdg" / "simlab" / "linear"
+    assert cache.cache_dir() == tmp_path / "xdg" / "simlab" / "linear"
 
 
 def test_transfer_file_only_with_file():
