@@ -22,9 +22,12 @@ call again in the same child. Min and median are over the processes.
   plus ``Pk_library.Pk`` (the floor of these groups, so × floor reads "× Pylians").
 - The run path: ``simlab run`` of the README's 64³-particle, 128 Mpc/h, 30-step
   PM run in a temporary run root, split into phases from ``status.json`` times
-  and the engine's log; the first run starts the run root's dispatcher (cold),
-  the second reuses it (warm). × floor of a phase is its time over the engine's
-  stepping time.
+  and the engine's log. The first run finds no dispatcher up and runs in the
+  command's own process (cold), the second does the same (again); then a
+  ``simlab submit``-ted run starts the root's dispatcher, its local cluster and
+  the engine's process its worker keeps started ahead, and a third ``simlab
+  run`` is handed to it (dispatcher up). × floor of a phase is its time over the
+  engine's stepping time.
 
 Before the timed children of a case, one untimed child runs it, so ``.pyc``
 files are written and the inputs are in the page cache, as on a machine where
@@ -371,26 +374,59 @@ def _phase_rows(label: str, runs: list[dict[str, float]], load: list) -> list[di
     ]
 
 
-def run_path(pairs: int) -> list[dict]:
-    """``pairs`` × (cold run starting the dispatcher, warm run right after)."""
+#: The run path's situations, in the order one run root meets them.
+RUN_CASES = (
+    "cold: no dispatcher, runs in the command",
+    "again: no dispatcher, runs in the command",
+    "dispatcher up: its worker's engine started ahead",
+)
+
+
+def _start_dispatcher(root: Path) -> None:
+    """``simlab submit`` a short run and wait for it: the root's dispatcher, its
+    local cluster and the engine's next process (started ahead) are then up."""
+    from simlab.service.run import find_run
+
+    env = {**os.environ, "DASK_SIMLAB__RUN_ROOT": str(root)}
+    short = ("--set", "box.particles_per_side=16", "--set", "gravity.steps=4")
+    done = subprocess.run(
+        [sys.executable, "-m", "simlab.cli", "submit", *short],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=True,
+    )
+    find_run(done.stdout.strip(), root).wait(timeout=300)
+    time.sleep(3.0)  # the worker's next engine process loads
+
+
+def run_path(rounds: int) -> list[dict]:
+    """``rounds`` × the :data:`RUN_CASES` in a new run root each."""
     from simlab.dispatch import owner
 
-    cold, warm = [], []
+    runs: dict[str, list] = {case: [] for case in RUN_CASES}
     load = _load()
-    for _ in range(pairs):
+    for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="simlab-bench-cold-") as folder:
             root = Path(folder) / "runs"
             root.mkdir()
             try:
-                cold.append(simlab_run(root))
-                warm.append(simlab_run(root))
-            except (RuntimeError, StopIteration, KeyError, OSError) as exc:
+                runs[RUN_CASES[0]].append(simlab_run(root))
+                runs[RUN_CASES[1]].append(simlab_run(root))
+                _start_dispatcher(root)
+                runs[RUN_CASES[2]].append(simlab_run(root))
+            except (
+                RuntimeError,
+                StopIteration,
+                KeyError,
+                OSError,
+                subprocess.CalledProcessError,
+            ) as exc:
                 return [missing("simlab run", "simlab run phases", RUN_SIZE, str(exc))]
             finally:
                 owner.stop(root)
-    return _phase_rows("cold: starts the dispatcher", cold, load) + _phase_rows(
-        "warm: dispatcher up", warm, load
-    )
+    return [row for case in RUN_CASES for row in _phase_rows(case, runs[case], load)]
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -445,7 +481,7 @@ def targets(records: list[dict]) -> list[dict]:
                     limit,
                 )
             )
-    for label in ("cold: starts the dispatcher", "warm: dispatcher up"):
+    for label in RUN_CASES:
         operation = f"simlab run phases ({label})"
         total = _find(records, TOTAL, operation)
         if total:

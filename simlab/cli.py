@@ -86,12 +86,17 @@ def run(
 ) -> None:
     """Create a run from CONFIG (or the defaults) and run it to the end.
 
-    Ctrl-C cancels the run, as for any command in the foreground.
+    With no dispatcher up, a run on the local profile runs in this command's own
+    process (as `simlab submit` would, but without starting a dispatcher and its
+    cluster first); else it goes to the dispatcher. Ctrl-C cancels the run, as for
+    any command in the foreground.
     """
     from simlab.service.submission import run as run_config
 
     try:
-        finished = run_config(_config(config, sets), root=root, progress=not quiet)
+        finished = run_config(
+            _config(config, sets), root=root, progress=not quiet, here=True
+        )
     except KeyboardInterrupt:
         click.echo("interrupted: the run was cancelled", err=True)
         sys.exit(130)

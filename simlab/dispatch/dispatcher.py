@@ -378,7 +378,8 @@ class Dispatcher:
         launch = launch_record(rundir)
         client = self.client(rundir)
         if adopt and rundir.state == State.QUEUED:
-            rundir.update(owner=self.ref)
+            # from a dead owner: a dispatcher, or a `simlab run` that ran it itself
+            rundir.update(owner=self.ref, foreground=False)
         else:
             rundir.transition(State.QUEUED, cluster=launch["cluster"], owner=self.ref)
         path = str(Path(rundir.path).resolve())

@@ -25,6 +25,7 @@ from simlab import settings
 from simlab.config import RunConfig
 from simlab.dispatch import owner
 from simlab.errors import DispatchError, RunError, SimlabError, SimlabWarning
+from simlab.service import foreground
 from simlab.service.progress import progress
 from simlab.service.run import Run, find_run
 from simlab.service.validation import Plan, validate_run
@@ -145,6 +146,7 @@ def submit_plans(
     root: Path,
     *,
     created: Callable[[list[Run]], None] | None = None,
+    here: bool = False,
 ) -> list[Run]:
     """The one submission path: every door (Python, CLI, sweeps, widgets, REST)
     starts its runs here, after validating them with
@@ -159,6 +161,9 @@ def submit_plans(
     the dispatcher (DispatchError, the run ``failed``, when it cannot take one).
     Should anything fail before the first hand-over, the run directories made here
     are removed: all or nothing. Returns the runs in the order of ``items``.
+
+    ``here``: the caller runs them itself (:mod:`simlab.service.foreground`), so no
+    dispatcher is started and each run is queued naming this process its owner.
     """
     for item in items:
         if isinstance(item, Run) and item.state is not State.CREATED:
@@ -169,7 +174,9 @@ def submit_plans(
     check_active_limit(root, adding=len(items))
     warmed: set[tuple[str, str]] = set()
     for item in items:
-        if isinstance(item, Plan) and (item.cluster, item.engine.name) not in warmed:
+        if here or not isinstance(item, Plan):
+            continue
+        if (item.cluster, item.engine.name) not in warmed:
             warmed.add((item.cluster, item.engine.name))
             warm_up(item, root)
     runs: list[Run] = []
@@ -187,7 +194,10 @@ def submit_plans(
         _remove(made, root)
         raise
     for run in runs:
-        hand_over(run)
+        if here:
+            foreground.queue(run)
+        else:
+            hand_over(run)
     return runs
 
 
@@ -229,21 +239,37 @@ def run(
     cluster: str | None = None,
     root: str | Path | None = None,
     progress: bool = True,
+    here: bool = False,
 ) -> Run:
     """Create a run, execute it on its cluster profile and wait for it to finish.
 
     A run stopped by its time limit is continued from its checkpoint until it
     completes. Returns the finished run; RunError if it ends other than
     ``completed``. Interrupting the wait (Ctrl-C) cancels the run, as for any
-    command run in the foreground.
+    command run in the foreground. ``here`` (what ``simlab run`` asks): run it in
+    this process when it needs no dispatcher and none is up
+    (:mod:`simlab.service.foreground`), else hand it over as usual.
     """
-    handle = submit(config, cluster=cluster, root=root)
+    plan = validate_run(config, cluster=cluster)
+    for note in plan.notes:
+        warnings.warn(note, SimlabWarning, stacklevel=2)
+    folder = _root(root)
+    here = here and foreground.why_dispatch(plan, folder) is None
+    if here:
+        foreground.start_engine_ahead(plan)
+    [handle] = submit_plans([plan], folder, here=here)
+    executing = None
     try:
+        executing = foreground.execute_in_thread(handle) if here else None
         _follow(handle, progress)
     except KeyboardInterrupt:
         handle.cancel(reason="interrupted by Ctrl-C in the foreground")
+        if executing is not None:
+            executing.join()  # it ends the engine's process group and says so
         raise
-    Catalog(handle.path.parent).add(handle.dir)
+    if executing is not None:
+        executing.join()
+    Catalog(folder).add(handle.dir)
     return handle.wait(timeout=0)
 
 

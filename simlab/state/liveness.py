@@ -54,7 +54,9 @@ def lost_reason(status: dict, timeout: float, now: float | None = None) -> str |
     now = time.time() if now is None else now
     pid, host = status.get("pid"), status.get("host")
     if pid and host == socket.gethostname() and not process_running(pid):
-        return f"its worker process {pid} on {host} is gone"
+        # a run in the foreground (simlab run) ran in the command's own process
+        what = "command" if status.get("foreground") else "worker process"
+        return f"its {what} {pid} on {host} is gone"
     owner = status.get("owner")
     if (
         owner

@@ -1,0 +1,105 @@
+"""Run one run in this process, without a dispatcher: ``simlab run`` in a terminal.
+
+A run handed to the root's dispatcher waits for that process to start, then for
+its local cluster's worker to start, then for the engine's own process: three
+fresh interpreters one after the other, two of them importing dask's distributed,
+which took 2.5-3.5 s before the engine's start on a 2-core machine. ``simlab run``
+waits for its run anyway, so when no dispatcher is up and the run needs nothing
+only a dispatcher gives (a batch job, a walltime's restart chain, a copy of its
+artifacts), it runs the run itself: the engine's process is started ahead while
+the run directory is made, and :func:`simlab.dispatch.task.execute` runs the run in
+a thread of this process, as it would on a dask worker, so the run directory,
+states, log, progress and cancel are those of any run.
+
+The run names this process as its owner and its process (``status.json``'s
+``owner`` and ``pid``, with ``foreground: true``): killed, its run is failed as
+lost by the next look at it (:mod:`simlab.state.liveness`), as when a worker dies,
+and the engine's process, left writing to nobody, ends at its next line of output.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from simlab.state import owners
+from simlab.state.states import State
+
+if TYPE_CHECKING:
+    from simlab.service.run import Run
+    from simlab.service.validation import Plan
+
+logger = logging.getLogger(__name__)
+
+
+def why_dispatch(plan: Plan, root: Path) -> str | None:
+    """Why the run of ``plan`` goes to the root's dispatcher, or None to run it in
+    this process."""
+    profile = plan.profile
+    if profile.get("kind", "local") != "local":
+        return f"profile {plan.cluster!r} submits batch jobs"
+    if plan.launch.walltime:
+        return "its walltime makes a restart chain"
+    if profile.get("artifacts"):
+        return "its profile copies artifacts"
+    if owners.holds_lock(root):
+        # its worker has the engine loaded already, and its queue keeps the local
+        # profile's one run at a time across processes
+        return "the root's dispatcher is up"
+    return None
+
+
+def start_engine_ahead(plan: Plan) -> None:
+    """Start the engine's process for the run now (engines that offer one,
+    :mod:`simlab.engines.spares`): it loads while the run directory is made, and
+    the run takes it."""
+    from simlab.dispatch.task import start_spare_for
+
+    start_spare_for(plan.config)
+
+
+def queue(run: Run) -> None:
+    """Queue ``run`` (``created``) to be run by this process."""
+    run.dir.transition(
+        State.QUEUED,
+        cluster=run.dir.read_json("launch.json").get("cluster"),
+        owner=owners.process_ref(),
+        foreground=True,
+    )
+
+
+def execute_in_thread(run: Run) -> threading.Thread:
+    """Run ``run`` (queued by :func:`queue`) in a thread of this process, through
+    each segment a time limit checkpoints; the thread is started and returned.
+
+    The run's own files say how it ended (an error of the task itself marks it
+    ``failed`` with the reason, as on a worker), so the thread raises nothing.
+    """
+
+    def execute_all() -> None:
+        from simlab.dispatch import task
+
+        # a worker logs the task's own errors with their traceback for the
+        # dispatcher's log; here the run's status and log say it, in words
+        quiet = logging.NullHandler()
+        task.logger.addHandler(quiet)
+        task.logger.propagate = False
+        resume = False
+        try:
+            while True:
+                state = task.execute(run.path, resume=resume)
+                if state != State.CHECKPOINTED.value or run.settled:
+                    return
+                queue(run)  # checkpointed by its time limit: the next segment
+                resume = True
+        except BaseException as exc:  # recorded in the run by execute already
+            logger.debug("run %s: %s", run.id, exc)
+        finally:
+            task.logger.removeHandler(quiet)
+            task.logger.propagate = True
+
+    thread = threading.Thread(target=execute_all, name=f"simlab-run-{run.id}")
+    thread.start()
+    return thread
