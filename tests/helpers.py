@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import shutil
 import stat
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+#: The ``simlab`` command as the tests start it, in a process of its own.
+SIMLAB = [sys.executable, "-m", "simlab.cli"]
+#: ``--set`` arguments of a run done in about a second, and of one that runs until
+#: it is cancelled or killed.
+SMALL_RUN = [
+    "--set", "box.particles_per_side=16", "--set", "box.size=64",
+    "--set", "gravity.steps=8",
+]  # fmt: skip
+LONG_RUN = [
+    "--set", "box.particles_per_side=32", "--set", "box.size=128",
+    "--set", "gravity.steps=2000",
+]  # fmt: skip
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,19 +18,16 @@ from simlab.dispatch import owner
 from simlab.service.run import Run
 from simlab.state import owners
 from simlab.state.states import State
-from tests.helpers import alive, assert_runs_agree, wait_for
+from tests.helpers import (
+    LONG_RUN,
+    SIMLAB,
+    SMALL_RUN,
+    alive,
+    assert_runs_agree,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
-
-SIMLAB = [sys.executable, "-m", "simlab.cli"]
-SMALL = [
-    "--set", "box.particles_per_side=16", "--set", "box.size=64",
-    "--set", "gravity.steps=8",
-]  # fmt: skip
-LONG = [
-    "--set", "box.particles_per_side=32", "--set", "box.size=128",
-    "--set", "gravity.steps=2000",
-]  # fmt: skip
 
 
 def _start(*args: str, root: Path) -> subprocess.Popen[str]:
@@ -49,7 +45,7 @@ def _only_run(root: Path) -> Run:
 
 
 def test_simlab_run_runs_in_its_own_process_when_no_dispatcher_is_up(tmp_path):
-    proc = _start(*SMALL, "--set", "metadata.name=here", root=tmp_path)
+    proc = _start(*SMALL_RUN, "--set", "metadata.name=here", root=tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     run = _only_run(tmp_path)
@@ -72,7 +68,7 @@ def test_simlab_run_hands_its_run_to_a_dispatcher_that_is_up(tmp_path):
     try:
         assert wait_for(lambda: owners.read_record(tmp_path), 60)
         dispatcher = owners.read_record(tmp_path)["pid"]
-        proc = _start(*SMALL, root=tmp_path)
+        proc = _start(*SMALL_RUN, root=tmp_path)
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         status = _only_run(tmp_path).status
@@ -102,7 +98,7 @@ def test_a_time_limit_is_continued_segment_by_segment_in_the_foreground(tmp_path
 
 
 def test_kill_9_of_simlab_run_fails_its_run_and_ends_the_engine(tmp_path):
-    proc = _start(*LONG, root=tmp_path)
+    proc = _start(*LONG_RUN, root=tmp_path)
     assert wait_for(lambda: list(tmp_path.glob("[!.]*/status.json")), 120)
     run = _only_run(tmp_path)
     assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120)

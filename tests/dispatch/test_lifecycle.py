@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,17 +18,7 @@ import pytest
 
 from simlab.service.run import find_run
 from simlab.state.states import State
-from tests.helpers import alive, wait_for
-
-SIMLAB = [sys.executable, "-m", "simlab.cli"]
-SMALL = [
-    "--set", "box.particles_per_side=16", "--set", "box.size=64",
-    "--set", "gravity.steps=8",
-]  # fmt: skip
-LONG = [
-    "--set", "box.particles_per_side=32", "--set", "box.size=128",
-    "--set", "gravity.steps=2000",
-]  # fmt: skip
+from tests.helpers import LONG_RUN, SIMLAB, SMALL_RUN, alive, wait_for
 
 
 def simlab(*args: str, root: Path, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -45,7 +34,9 @@ def simlab(*args: str, root: Path, timeout: float = 120) -> subprocess.Completed
 @pytest.mark.slow
 def test_submit_returns_and_the_run_completes_after_the_command_exits(tmp_path):
     started = time.monotonic()
-    submitted = simlab("submit", *SMALL, "--set", "metadata.name=cli", root=tmp_path)
+    submitted = simlab(
+        "submit", *SMALL_RUN, "--set", "metadata.name=cli", root=tmp_path
+    )
     assert submitted.returncode == 0, submitted.stderr
     run_id = submitted.stdout.strip()
     assert run_id.startswith("cli-")
@@ -70,7 +61,7 @@ def test_submit_returns_and_the_run_completes_after_the_command_exits(tmp_path):
 
 @pytest.mark.slow
 def test_cli_cancel_ends_a_run_the_dispatcher_holds(tmp_path):
-    run_id = simlab("submit", *LONG, root=tmp_path).stdout.strip()
+    run_id = simlab("submit", *LONG_RUN, root=tmp_path).stdout.strip()
     run = find_run(run_id, tmp_path)
     assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
     pid = run.status["job_pid"]
@@ -82,7 +73,7 @@ def test_cli_cancel_ends_a_run_the_dispatcher_holds(tmp_path):
 
 @pytest.mark.slow
 def test_killed_engine_fails_the_run_with_its_status_and_log(tmp_path):
-    run_id = simlab("submit", *LONG, root=tmp_path).stdout.strip()
+    run_id = simlab("submit", *LONG_RUN, root=tmp_path).stdout.strip()
     run = find_run(run_id, tmp_path)
     assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
     os.kill(run.status["job_pid"], signal.SIGKILL)
@@ -94,7 +85,7 @@ def test_killed_engine_fails_the_run_with_its_status_and_log(tmp_path):
 
 @pytest.mark.slow
 def test_killed_worker_leaves_the_run_failed_not_running(tmp_path):
-    run_id = simlab("submit", *LONG, root=tmp_path).stdout.strip()
+    run_id = simlab("submit", *LONG_RUN, root=tmp_path).stdout.strip()
     run = find_run(run_id, tmp_path)
     assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2)
     engine_pid = run.status["job_pid"]
