@@ -285,10 +285,12 @@ class RunDir:
                 status["segment"] = status.get("segment", 1) + 1
             status.update(fields, state=new.value, updated=stamp)
             status.setdefault("times", {})[new.value] = stamp
-            self._write_status(status)
+            # the event first: whoever sees the new state in status.json (read
+            # without the lock) then finds its event too
             self._append_event(
                 {"time": stamp, "state": new.value, "from": old, **fields}
             )
+            self._write_status(status)
         return status
 
     def update(self, **fields: Any) -> dict[str, Any]:

@@ -154,3 +154,23 @@ def test_requests_are_files_the_task_can_see(rundir):
     assert not rundir.requested("cancel")
     with pytest.raises(ValueError, match="allowed: 'cancel', 'stop'"):
         rundir.request("explode")
+
+
+def test_a_state_is_in_the_events_before_status_json_says_it(rundir, monkeypatch):
+    # readers take no lock: one that sees `completed` in status.json (Run.wait)
+    # and then reads the events must find it there too
+    seen = []
+    write = RunDir._write_status
+
+    def spy(self, status):
+        seen.append((status["state"], [e["state"] for e in self.events()]))
+        write(self, status)
+
+    monkeypatch.setattr(RunDir, "_write_status", spy)
+    for state in ("queued", "running", "completed"):
+        rundir.transition(state)
+    assert [(s, events[-1]) for s, events in seen] == [
+        ("queued", "queued"),
+        ("running", "running"),
+        ("completed", "completed"),
+    ]
