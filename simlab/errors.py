@@ -32,6 +32,10 @@ class StorageError(SimlabError, ValueError):
     """An object-storage URL that cannot be used: names it and what is allowed."""
 
 
+class RunRootError(SimlabError, ValueError):
+    """A run root that cannot be made or written: names it and how to choose one."""
+
+
 class EngineError(SimlabError, RuntimeError):
     """A simulation code that failed or cannot run the requested configuration."""
 

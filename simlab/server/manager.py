@@ -27,6 +27,7 @@ from simlab.errors import (
     DispatchError,
     EngineError,
     RunError,
+    RunRootError,
     SimlabError,
 )
 from simlab.server import metrics
@@ -273,6 +274,8 @@ class SimlabManager:
             ) from exc
         except DispatchError as exc:
             raise Unavailable(f"{exc}; the run is failed") from exc
+        except RunRootError as exc:  # the server's run root, not the request
+            raise Unavailable(str(exc)) from exc
         metrics.DISPATCH_LATENCY.observe(time.perf_counter() - queued_from[0])
         return {**run_model(run.dir), "notes": list(plan.notes)}
 

@@ -14,6 +14,7 @@ them to a live one (:func:`settle`).
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import warnings
@@ -24,7 +25,13 @@ from typing import Any
 from simlab import settings
 from simlab.config import RunConfig
 from simlab.dispatch import owner
-from simlab.errors import DispatchError, RunError, SimlabError, SimlabWarning
+from simlab.errors import (
+    DispatchError,
+    RunError,
+    RunRootError,
+    SimlabError,
+    SimlabWarning,
+)
 from simlab.service import foreground
 from simlab.service.progress import progress
 from simlab.service.run import Run, find_run
@@ -49,6 +56,23 @@ class LimitError(SimlabError):
 
 def _root(root: str | Path | None) -> Path:
     return Path(root).expanduser() if root is not None else run_root()
+
+
+def writable_root(root: Path) -> Path:
+    """``root``, made if missing; RunRootError naming it when it cannot be made or
+    written, before anything of a run is."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = f"cannot be made ({exc.strerror or exc})"
+    else:
+        if os.access(root, os.W_OK | os.X_OK):
+            return root
+        problem = "is not writable"
+    raise RunRootError(
+        f"run root {root} {problem}: choose a folder you can write with --root "
+        "(root= in Python) or the simlab.run-root setting"
+    )
 
 
 def create_from_plan(
@@ -171,6 +195,7 @@ def submit_plans(
                 f"run {item.id} is {item.state.value}; only a run never queued "
                 "(created) can be submitted (resume it instead)"
             )
+    writable_root(root)
     check_active_limit(root, adding=len(items))
     warmed: set[tuple[str, str]] = set()
     for item in items:
@@ -253,7 +278,7 @@ def run(
     plan = validate_run(config, cluster=cluster)
     for note in plan.notes:
         warnings.warn(note, SimlabWarning, stacklevel=2)
-    folder = _root(root)
+    folder = writable_root(_root(root))
     here = here and foreground.why_dispatch(plan, folder) is None
     if here:
         foreground.start_engine_ahead(plan)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +17,7 @@ from simlab.cli import main
 from simlab.errors import ConfigError
 from simlab.service.submission import submit
 from tests.conftest import DATA
+from tests.helpers import wait_for
 
 GADGET4 = {"code": {"engine": "gadget4", "executable": "/bin/true"}}
 CONCEPT = {"code": {"engine": "concept", "executable": "/bin/true"}}
@@ -382,3 +384,43 @@ async def test_malformed_requests_are_refused_before_anything_happens(
     assert text in response.body.decode(errors="replace")[:2000]
     assert len(response.body) < 20_000
     assert not list(manager.root.glob("*/status.json"))
+
+
+@pytest.mark.parametrize("command", ["run", "submit"])
+def test_a_run_root_that_cannot_be_made_is_named_exit_2(command, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    root = blocker / "runs"
+    result = CliRunner().invoke(
+        main, [command, "--root", str(root), "--set", "box.particles_per_side=8"]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"run root {root} cannot be made" in result.output
+    assert "--root" in result.output and "simlab.run-root" in result.output
+    assert "Traceback" not in result.output
+
+
+def _replaced_by_a_file(path: Path) -> bool:
+    try:
+        path.rename(path.with_name(f"{path.name}-{time.monotonic_ns()}"))
+        path.write_text("")
+    except OSError:
+        return False
+    return True
+
+
+async def test_rest_answers_503_when_its_run_root_cannot_be_written(jp_fetch, manager):
+    # the server's root becomes a file (moved aside whole: its background sync
+    # writes into it meanwhile, and may make it again before the file is there)
+    assert wait_for(lambda: _replaced_by_a_file(manager.root), 10)
+    response = await jp_fetch(
+        "simlab/api/runs",
+        method="POST",
+        body=json.dumps({"box": {"particles_per_side": 8}}),
+        raise_error=False,
+    )
+    assert response.code == 503, response.body[:300]
+    assert (
+        f"run root {manager.root} cannot be made"
+        in json.loads(response.body)["message"]
+    )
