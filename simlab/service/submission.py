@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -258,6 +259,13 @@ def _follow(run: Run, show_progress: bool) -> None:
             time.sleep(FOLLOW_INTERVAL)
 
 
+def _cancel(run: Run, executing: threading.Thread | None, reason: str) -> None:
+    """Cancel ``run``; when this process runs it, wait until its engine has ended."""
+    run.cancel(reason=reason)
+    if executing is not None:
+        executing.join()  # it ends the engine's process group and says so
+
+
 def run(
     config: RunConfig | dict[str, Any],
     *,
@@ -288,9 +296,11 @@ def run(
         executing = foreground.execute_in_thread(handle) if here else None
         _follow(handle, progress)
     except KeyboardInterrupt:
-        handle.cancel(reason="interrupted by Ctrl-C in the foreground")
-        if executing is not None:
-            executing.join()  # it ends the engine's process group and says so
+        _cancel(handle, executing, "interrupted by Ctrl-C in the foreground")
+        raise
+    except Exception as exc:
+        if executing is not None:  # a run of this process is never left unwatched
+            _cancel(handle, executing, f"its command stopped following it: {exc}")
         raise
     if executing is not None:
         executing.join()

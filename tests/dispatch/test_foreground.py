@@ -120,3 +120,27 @@ def test_kill_9_of_simlab_run_fails_its_run_and_ends_the_engine(tmp_path):
     assert f"its command {proc.pid} on" in reason and "is gone" in reason, reason
     assert "pm: step 2/" in run.logs()
     assert_runs_agree(tmp_path)
+
+
+def test_a_run_its_command_stops_following_is_cancelled_not_left(tmp_path, monkeypatch):
+    from simlab.service import submission
+
+    def follow_then_fail(run: Run, show_progress: bool) -> None:
+        assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120)
+        raise OSError("the terminal went away")
+
+    monkeypatch.setattr(submission, "_follow", follow_then_fail)
+    config = {
+        "box": {"size": 128.0, "particles_per_side": 32},
+        "gravity": {"steps": 2000},
+    }
+    with pytest.raises(OSError, match="terminal went away"):
+        submission.run(config, root=tmp_path, progress=False, here=True)
+    run = _only_run(tmp_path)
+    assert run.status["foreground"] is True
+    assert run.state is State.CANCELLED
+    assert (
+        "its command stopped following it: the terminal went away"
+        in (run.status["reason"])
+    )
+    assert not alive(run.status["job_pid"])
