@@ -286,6 +286,8 @@ def status(run_id: str, root: str | None, as_json: bool) -> None:
     for field in ("host", "job_id", "worker", "cluster", "returncode", "reason"):
         if record.get(field) is not None:
             click.echo(f"{field + ':':9} {record[field]}")
+    if record.get("foreground") and record.get("pid"):
+        click.echo(f"runs in:  the simlab run command, pid {record['pid']}")
     for line in (record.get("diagnosis") or {}).get("lines", []):
         click.echo(f"  | {line}")
     click.echo(f"dir:      {handle.path}")

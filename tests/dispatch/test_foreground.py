@@ -57,6 +57,14 @@ def test_simlab_run_runs_in_its_own_process_when_no_dispatcher_is_up(tmp_path):
     # the engine's process was started while the run directory was made
     assert "(in a process started ahead)" in run.logs()
     assert "pm: step 8/8" in run.logs()
+    shown = subprocess.run(
+        [*SIMLAB, "status", run.id, "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert f"runs in:  the simlab run command, pid {proc.pid}" in shown
     # and nothing else was: no dispatcher, no cluster
     assert owners.read_record(tmp_path) is None
     assert not owners.holds_lock(tmp_path)
