@@ -34,21 +34,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def why_dispatch(plan: Plan, root: Path) -> str | None:
-    """Why the run of ``plan`` goes to the root's dispatcher, or None to run it in
-    this process."""
+def can_run_here(plan: Plan, root: Path) -> bool:
+    """Whether the run of ``plan`` may run in this process rather than go to the
+    root's dispatcher."""
     profile = plan.profile
-    if profile.get("kind", "local") != "local":
-        return f"profile {plan.cluster!r} submits batch jobs"
-    if plan.launch.walltime:
-        return "its walltime makes a restart chain"
-    if profile.get("artifacts"):
-        return "its profile copies artifacts"
-    if owners.holds_lock(root):
-        # its worker has the engine loaded already, and its queue keeps the local
-        # profile's one run at a time across processes
-        return "the root's dispatcher is up"
-    return None
+    return (
+        profile.get("kind", "local") == "local"  # a batch profile submits jobs
+        and not plan.launch.walltime  # a walltime makes a restart chain
+        and not profile.get("artifacts")  # the dispatcher copies them at the end
+        # a dispatcher that is up has the engine loaded in its worker, and its
+        # queue keeps the local profile to one run at a time across processes
+        and not owners.holds_lock(root)
+    )
 
 
 def start_engine_ahead(plan: Plan) -> None:

@@ -287,7 +287,7 @@ def run(
     for note in plan.notes:
         warnings.warn(note, SimlabWarning, stacklevel=2)
     folder = writable_root(_root(root))
-    here = here and foreground.why_dispatch(plan, folder) is None
+    here = here and foreground.can_run_here(plan, folder)
     if here:
         foreground.start_engine_ahead(plan)
     [handle] = submit_plans([plan], folder, here=here)
