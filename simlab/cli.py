@@ -97,9 +97,9 @@ def run(
         finished = run_config(
             _config(config, sets), root=root, progress=not quiet, here=True
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
         click.echo("interrupted: the run was cancelled", err=True)
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", 2))
     click.echo(f"run {finished.id} {finished.state.value}")
     click.echo(f"  directory: {finished.path}")
     for snapshot in finished.snapshots:

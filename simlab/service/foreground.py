@@ -19,7 +19,9 @@ and the engine's process, left writing to nobody, ends at its next line of outpu
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +30,8 @@ from simlab.state import owners
 from simlab.state.states import State
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from simlab.service.run import Run
     from simlab.service.validation import Plan
 
@@ -100,3 +104,32 @@ def execute_in_thread(run: Run) -> threading.Thread:
     thread = threading.Thread(target=execute_all, name=f"simlab-run-{run.id}")
     thread.start()
     return thread
+
+
+class Ended(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (its terminal closed) came to a process running a run: it
+    ends as Ctrl-C would end it, cancelling the run. ``str()`` names the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def ended_by_signals() -> Iterator[None]:
+    """While the run runs here: SIGTERM and SIGHUP raise :class:`Ended` in the main
+    thread, so the run is cancelled with the signal's name at once, not left to be
+    found lost after this process has died."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def end(signum: int, frame: object) -> None:
+        raise Ended(signum)
+
+    kept = {sig: signal.signal(sig, end) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)

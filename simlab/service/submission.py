@@ -14,6 +14,7 @@ them to a live one (:func:`settle`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -292,11 +293,14 @@ def run(
         foreground.start_engine_ahead(plan)
     [handle] = submit_plans([plan], folder, here=here)
     executing = None
+    ending = foreground.ended_by_signals() if here else contextlib.nullcontext()
     try:
-        executing = foreground.execute_in_thread(handle) if here else None
-        _follow(handle, progress)
-    except KeyboardInterrupt:
-        _cancel(handle, executing, "interrupted by Ctrl-C in the foreground")
+        with ending:
+            executing = foreground.execute_in_thread(handle) if here else None
+            _follow(handle, progress)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or foreground.Ended
+        how = str(exc) or "Ctrl-C"
+        _cancel(handle, executing, f"interrupted by {how} in the foreground")
         raise
     except Exception as exc:
         if executing is not None:  # a run of this process is never left unwatched

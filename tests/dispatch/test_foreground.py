@@ -152,3 +152,24 @@ def test_a_run_its_command_stops_following_is_cancelled_not_left(tmp_path, monke
         in (run.status["reason"])
     )
     assert not alive(run.status["job_pid"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_a_closed_terminal_cancels_the_foreground_run(sig, tmp_path):
+    proc = _start(*LONG_RUN, root=tmp_path)
+    assert wait_for(lambda: list(tmp_path.glob("[!.]*/status.json")), 120)
+    run = _only_run(tmp_path)
+    assert wait_for(lambda: (run.progress or {}).get("step", 0) >= 2, 120)
+    engine = run.status["job_pid"]
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert "the run was cancelled" in err and "Traceback" not in err
+    assert run.state is State.CANCELLED
+    name = signal.Signals(sig).name
+    assert (
+        run.status["reason"]
+        == f"interrupted by {name} in the foreground (while running)"
+    )
+    assert not alive(engine)
+    assert_runs_agree(tmp_path)
