@@ -189,7 +189,8 @@ def submit_plans(
     are removed: all or nothing. Returns the runs in the order of ``items``.
 
     ``here``: the caller runs them itself (:mod:`simlab.service.foreground`), so no
-    dispatcher is started and each run is queued naming this process its owner.
+    dispatcher is started (the engine's process is, in its place) and each run is
+    queued naming this process its owner.
     """
     for item in items:
         if isinstance(item, Run) and item.state is not State.CREATED:
@@ -201,10 +202,12 @@ def submit_plans(
     check_active_limit(root, adding=len(items))
     warmed: set[tuple[str, str]] = set()
     for item in items:
-        if here or not isinstance(item, Plan):
+        if not isinstance(item, Plan) or (item.cluster, item.engine.name) in warmed:
             continue
-        if (item.cluster, item.engine.name) not in warmed:
-            warmed.add((item.cluster, item.engine.name))
+        warmed.add((item.cluster, item.engine.name))
+        if here:  # this process runs it: its engine's process loads meanwhile
+            foreground.start_engine_ahead(item)
+        else:
             warm_up(item, root)
     runs: list[Run] = []
     made: list[Run] = []
@@ -289,8 +292,6 @@ def run(
         warnings.warn(note, SimlabWarning, stacklevel=2)
     folder = writable_root(_root(root))
     here = here and foreground.can_run_here(plan, folder)
-    if here:
-        foreground.start_engine_ahead(plan)
     [handle] = submit_plans([plan], folder, here=here)
     executing = None
     ending = foreground.ended_by_signals() if here else contextlib.nullcontext()

@@ -173,3 +173,19 @@ def test_sigterm_or_a_closed_terminal_cancels_the_foreground_run(sig, tmp_path):
     )
     assert not alive(engine)
     assert_runs_agree(tmp_path)
+
+
+def test_a_refused_run_starts_no_engine_process(tmp_path, monkeypatch):
+    import dask.config
+
+    from simlab.service import foreground, submission
+
+    started = []
+    monkeypatch.setattr(foreground, "start_engine_ahead", started.append)
+    with (
+        dask.config.set({"simlab.max-active-runs": 0}),
+        pytest.raises(submission.LimitError),
+    ):
+        submission.run({"box": {"particles_per_side": 8}}, root=tmp_path, here=True)
+    assert started == []
+    assert not list(tmp_path.glob("[!.]*/status.json"))
