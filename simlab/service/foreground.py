@@ -62,7 +62,8 @@ def start_engine_ahead(plan: Plan) -> None:
 
 
 def queue(run: Run) -> None:
-    """Queue ``run`` (``created``) to be run by this process."""
+    """Queue ``run`` (``created``, or checkpointed by its time limit) to be run by
+    this process."""
     run.dir.transition(
         State.QUEUED,
         cluster=run.dir.read_json("launch.json").get("cluster"),
