@@ -123,13 +123,18 @@ def execute_notebook_run(path: str, template: str, parameters: dict[str, Any]) -
     else:
         notebook["state"] = State.COMPLETED.value
     notebook.update(started=started, finished=now())
-    rundir.update(notebook=notebook, provenance=_provenance(rundir))
+    # how the notebook ended is written with the run's last state in one status
+    # write: a reader (the sweep) that sees the one sees the other
+    ended = {"notebook": notebook, "provenance": _provenance(rundir)}
     state = rundir.state
     if notebook["state"] == NOTEBOOK_FAILED and not state.is_final:
         reason = f"notebook {output.name} failed: {notebook['error']}"
-        rundir.transition(State.FAILED, reason=reason)
+        rundir.transition(State.FAILED, reason=reason, **ended)
     elif state == State.QUEUED:
         # a notebook that analyses without running the engine completes its point
         rundir.transition(State.RUNNING)
-        rundir.transition(State.COMPLETED, reason="notebook ran without the engine")
+        reason = "notebook ran without the engine"
+        rundir.transition(State.COMPLETED, reason=reason, **ended)
+    else:
+        rundir.update(**ended)
     return rundir.state.value
