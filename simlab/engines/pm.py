@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import Field, StrictBool
 
 from simlab.__about__ import __version__
@@ -37,6 +36,7 @@ from simlab.errors import EngineError
 from simlab.io.gadget4_names import SNAPSHOT
 
 if TYPE_CHECKING:
+    import numpy as np
     import xarray as xr
 
     from simlab.config import RunConfig
@@ -124,7 +124,7 @@ class PMEngine:
                 )
             )
         if config.ics.file is None:
-            from simlab.linear.boltzmann import missing
+            from simlab.linear.codes import missing
 
             why = missing(config.ics.transfer)
             if why is not None:
@@ -263,6 +263,8 @@ def load_ahead() -> None:
 
 def _save_checkpoint(rundir: Path, state: State, step: int, outputs_done: int) -> None:
     """Write the state atomically; positions and momenta keep full precision."""
+    import numpy as np
+
     path = rundir / CHECKPOINT
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
@@ -356,6 +358,8 @@ def _initial_state(config: RunConfig, rundir: Path) -> tuple[State, np.ndarray]:
 
 def _snapshot_state(rundir: Path, number: int) -> tuple[State, np.ndarray]:
     """The particles of output ``number``, ordered by id, as a solver state."""
+    import numpy as np
+
     from simlab.engines.pm_solver import State, momentum_from_velocity
     from simlab.io.gadget4_files import read_particles
 
@@ -377,6 +381,8 @@ def simulate(
 
     ``resume`` continues from the checkpoint, ``from_snapshot`` from that output.
     """
+    import numpy as np
+
     from simlab.engines.pm_solver import PMSolver, State, time_steps
 
     rundir = Path(rundir)

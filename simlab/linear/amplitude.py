@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from simlab.linear.background import Params, params
-from simlab.linear.boltzmann import MissingPackageError, _import
+from simlab.linear.codes import MissingPackageError, import_code
 from simlab.linear.tables import HUBBLE_LENGTH
 
 #: A_s the Boltzmann codes are run with (CONCEPT's default), rescaled afterwards.
@@ -33,7 +33,7 @@ class Amplitude(NamedTuple):
 
 
 def _class_sigma8(p: Params) -> float:
-    classy = _import("class")
+    classy = import_code("class")
     boltzmann = classy.Class()
     boltzmann.set(
         {
@@ -59,7 +59,7 @@ def _class_sigma8(p: Params) -> float:
 
 
 def _camb_sigma8(p: Params) -> float:
-    camb = _import("camb")
+    camb = import_code("camb")
     pars = camb.CAMBparams()
     pars.set_cosmology(
         H0=100 * p.h,

@@ -15,48 +15,17 @@ engine workers) skip the ~1 s of CAMB or CLASS.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
 from functools import lru_cache
-from types import ModuleType
 
 import numpy as np
 
 from simlab.linear.background import Params
 from simlab.linear.cache import cache_dir, write_atomic
+from simlab.linear.codes import CODES, import_code
 
 #: largest k (h/Mpc) the codes are run to; beyond it T follows the E&H tail shape
 K_MAX = 100.0
-CODES = ("camb", "class")
-_EXTRAS = {"camb": ("camb", "camb"), "class": ("classy", "class")}
-
-
-class MissingPackageError(ImportError):
-    """The package behind a transfer function is not installed."""
-
-
-def _needs(code: str) -> str:
-    module, extra = _EXTRAS[code]
-    return (
-        f"transfer function {code!r} needs the {module!r} package: "
-        f"pip install 'simlab[{extra}]'"
-    )
-
-
-def missing(code: str) -> str | None:
-    """Why transfer function ``code`` cannot be computed in this environment (its
-    package is not installed), or None; found without importing the package."""
-    if code not in _EXTRAS or importlib.util.find_spec(_EXTRAS[code][0]) is not None:
-        return None
-    return _needs(code)
-
-
-def _import(code: str) -> ModuleType:
-    try:
-        return importlib.import_module(_EXTRAS[code][0])
-    except ImportError as exc:
-        raise MissingPackageError(_needs(code)) from exc
 
 
 def _inputs(p: Params) -> dict[str, float]:
@@ -73,7 +42,7 @@ def _inputs(p: Params) -> dict[str, float]:
 
 
 def _run_camb(inputs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    camb = _import("camb")
+    camb = import_code("camb")
     h = inputs["h"]
     pars = camb.CAMBparams()
     pars.set_cosmology(
@@ -93,7 +62,7 @@ def _run_camb(inputs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _run_class(inputs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    classy = _import("class")
+    classy = import_code("class")
     boltzmann = classy.Class()
     boltzmann.set(
         {
@@ -120,7 +89,7 @@ def _run_class(inputs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _version(code: str) -> str:
-    return str(getattr(_import(code), "__version__", "unknown"))
+    return str(getattr(import_code(code), "__version__", "unknown"))
 
 
 @lru_cache(maxsize=16)

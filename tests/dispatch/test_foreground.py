@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,28 @@ def test_simlab_run_runs_in_its_own_process_when_no_dispatcher_is_up(tmp_path):
     assert owners.read_record(tmp_path) is None
     assert not owners.holds_lock(tmp_path)
     assert_runs_agree(tmp_path)
+
+
+def test_simlab_run_leaves_the_scientific_libraries_to_the_engine_process(tmp_path):
+    # the command's own start is on the path to a run's first step: numpy, scipy
+    # and dask's distributed load in the engine's process (started ahead), never
+    # in the command's (-X importtime is not passed on to the engine's process)
+    command = [sys.executable, "-X", "importtime", "-m", "simlab.cli", "run"]
+    done = subprocess.run(
+        [*command, "--root", str(tmp_path), "--quiet", *SMALL_RUN],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert {"simlab.service.submission", "simlab.engines.pm"} <= imported
+    assert not {"numpy", "scipy", "distributed", "xarray"} & imported
+    assert _only_run(tmp_path).state is State.COMPLETED
 
 
 def test_simlab_run_hands_its_run_to_a_dispatcher_that_is_up(tmp_path):
