@@ -375,11 +375,55 @@ def _phase_rows(label: str, runs: list[dict[str, float]], load: list) -> list[di
 
 
 #: The run path's situations, in the order one run root meets them.
-RUN_CASES = (
+COLD, AGAIN, ENGINE_ALONE, DISPATCHER_UP = RUN_CASES = (
     "cold: no dispatcher, runs in the command",
     "again: no dispatcher, runs in the command",
+    # the floor of any run path that starts the engine's process for the run
+    "engine alone: python -m simlab.engines.pm_main, no CLI",
     "dispatcher up: its worker's engine started ahead",
 )
+FIRST_STEP = "process start → first step (imports, kernels, ICs)"
+AFTER_STEPS = "last step → exit (outputs)"
+
+
+def engine_alone(root: Path) -> dict[str, float]:
+    """The README's run as the engine's process alone: a fresh ``python -m
+    simlab.engines.pm_main RUNDIR`` on a run directory made (not run) by
+    ``simlab.create``, timed from its start to its exit; its phases from its log.
+
+    Nothing can start the engine for a first run sooner, so this process's total
+    over its stepping is the floor of the ratio for a ``simlab run`` in a new
+    terminal."""
+    import simlab
+    from simlab.config import RunConfig, apply_overrides, parse_value
+    from simlab.engines.base import thread_environment
+
+    sets = [arg.partition("=") for arg in RUN_ARGS if "=" in arg]
+    config = apply_overrides(RunConfig(), {k: parse_value(v) for k, _, v in sets})
+    made = simlab.create(config, root=root)
+    threads = thread_environment(config.resources.cores)
+    env = {**os.environ, **{k: v for k, v in threads.items() if v is not None}}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "simlab.engines.pm_main", str(made.path)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=env,
+        check=True,
+    )
+    total = time.perf_counter() - started
+    elapsed, finished = _engine_log(done.stdout)
+    if len(elapsed) < 2 or finished is None:
+        raise RuntimeError(f"engine log has no step times: {done.stdout[-200:]!r}")
+    step = statistics.median(b - a for a, b in itertools.pairwise(elapsed))
+    # the engine's clock starts once its modules are imported: total - finished
+    return {
+        FIRST_STEP: total - finished + elapsed[0] - step,
+        STEPS: elapsed[-1] - elapsed[0] + step,
+        AFTER_STEPS: finished - elapsed[-1],
+        TOTAL: total,
+    }
 
 
 def _start_dispatcher(root: Path) -> None:
@@ -412,10 +456,11 @@ def run_path(rounds: int) -> list[dict]:
             root = Path(folder) / "runs"
             root.mkdir()
             try:
-                runs[RUN_CASES[0]].append(simlab_run(root))
-                runs[RUN_CASES[1]].append(simlab_run(root))
+                runs[COLD].append(simlab_run(root))
+                runs[AGAIN].append(simlab_run(root))
+                runs[ENGINE_ALONE].append(engine_alone(root))
                 _start_dispatcher(root)
-                runs[RUN_CASES[2]].append(simlab_run(root))
+                runs[DISPATCHER_UP].append(simlab_run(root))
             except (
                 RuntimeError,
                 StopIteration,
@@ -486,10 +531,15 @@ def targets(records: list[dict]) -> list[dict]:
         total = _find(records, TOTAL, operation)
         if total:
             ratios = total["extra"]["total_over_steps"]
+            what = (
+                "the engine's process alone, the floor: start → exit"
+                if label == ENGINE_ALONE
+                else f"{label.split(':')[0]}: command → prompt"
+            )
             out.append(
                 _target(
-                    f"simlab run 64^3/30 steps ({label.split(':')[0]}): "
-                    "command → prompt ÷ stepping (median of runs) ≤ 1.3",
+                    f"simlab run 64^3/30 steps ({what}) ÷ stepping "
+                    "(median of runs) ≤ 1.3",
                     statistics.median(ratios),
                     1.3,
                 )
