@@ -9,6 +9,7 @@ source: a monitor can be opened on any run, from any process.
 from __future__ import annotations
 
 import html
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from simlab.widgets import styles
 
 if TYPE_CHECKING:
     from simlab.service.run import Run
+
+logger = logging.getLogger(__name__)
 
 #: Bytes read from the end of the log for the tail.
 _TAIL_BYTES = 16_384
@@ -226,7 +229,20 @@ class RunMonitor(widgets.VBox):
             if self.settled:
                 break
         if self.view_when_done and self.state == State.COMPLETED and self.run.snapshots:
-            self.open_snapshot(len(self.run.snapshots) - 1)
+            self._view_last()
+
+    def _view_last(self) -> None:
+        """Open the completed run's last snapshot. A failure is shown in the
+        monitor: raised in this thread, it would end with it unseen."""
+        last = len(self.run.snapshots) - 1
+        try:
+            self.open_snapshot(last)
+        except Exception as exc:  # whatever the viewer met, the user is told
+            logger.exception("opening snapshot %d of run %s", last, self.run.id)
+            self.message.value = html.escape(
+                f"could not open snapshot {last} in the viewer: {exc}; "
+                "its view button under Snapshots tries again"
+            )
 
     def on_state(self, callback: Callable[[str], Any]) -> None:
         """Call ``callback(state)`` whenever the run's state changes."""

@@ -62,6 +62,24 @@ def test_monitor_follows_a_submitted_run_to_completed():
 
 
 @pytest.mark.slow
+def test_a_viewer_that_fails_to_open_when_the_run_completes_says_so():
+    # the viewer opens from the monitor's thread: its error must reach the user
+    def broken_viewer(run, index):
+        raise RuntimeError(f"no figure for {run.id} #{index}")
+
+    run = simlab.submit(SMALL)
+    monitor = RunMonitor(
+        run, poll=0.2, view_when_done=True, open_snapshot=broken_viewer
+    )
+    assert monitor.join(timeout=120), "the monitor still polls a run that ended"
+    assert monitor.state == "completed"
+    assert html.unescape(monitor.message.value) == (
+        f"could not open snapshot 1 in the viewer: no figure for {run.id} #1; "
+        "its view button under Snapshots tries again"
+    )
+
+
+@pytest.mark.slow
 def test_cancel_from_the_monitor_cancels_the_run():
     run = simlab.submit(LONG)
     monitor = RunMonitor(run, poll=0.2)
