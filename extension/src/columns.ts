@@ -49,9 +49,25 @@ export function elapsed(run: IRunModel, now: number): number | null {
   return end !== null && end >= start ? (end - start) / 1000 : null;
 }
 
-/** Seconds left, only while the run runs (an ended run has no ETA). */
+/** States whose run has time left: the server's ETA rule (`service/eta.py`). */
+const WAITING_OR_RUNNING: ReadonlyArray<string> = ['created', 'queued', 'running'];
+
+/** Seconds left until the run ends: none once it has ended or stopped. */
 export function eta(run: IRunModel): number | null {
-  return run.state === 'running' && run.eta !== null && run.eta !== undefined ? run.eta : null;
+  return WAITING_OR_RUNNING.includes(run.state) && run.eta !== null && run.eta !== undefined ? run.eta : null;
+}
+
+/**
+ * The ETA cell: the time left measured from the run's progress, or `≈` the cost
+ * model's estimate before the run has reported enough progress (as `simlab
+ * status` and the monitor widget say "cost model").
+ */
+export function etaText(run: IRunModel): string {
+  const left = eta(run);
+  if (left === null) {
+    return '';
+  }
+  return run.eta_source === 'model' ? `≈ ${formatDuration(left)}` : formatDuration(left);
 }
 
 /** The table's columns. */
@@ -101,8 +117,8 @@ export const COLUMNS: IColumn[] = [
   {
     key: 'eta',
     label: 'ETA',
-    caption: 'Time left, while running',
-    text: run => formatDuration(eta(run)),
+    caption: 'Time left; ≈ marks the cost model\'s estimate, before the run\'s progress is measured',
+    text: run => etaText(run),
     value: run => eta(run) ?? Number.MAX_VALUE
   }
 ];

@@ -47,6 +47,8 @@ export interface IRunModel {
   updated: string;
   progress: IProgress | null;
   eta: number | null;
+  /** Where `eta` comes from: the run's measured progress, or the cost model before it. */
+  eta_source: 'progress' | 'model' | null;
   reason: string | null;
   cluster: string | null;
   /** ISO time of each state the run entered, e.g. `{created, running, failed}`. */

@@ -81,7 +81,8 @@ def test_progress_moves_log_follows_and_cancel_from_the_ui(lab, page):
     while _percent(row) <= first:
         assert time.monotonic() < deadline, "progress did not move"
         page.wait_for_timeout(300)
-    assert row.locator(".simlab-run-eta").inner_text() != ""
+    # measured from the run's progress by now: no cost-model "≈"
+    assert re.fullmatch(r"(\d+m )?\d+s", row.locator(".simlab-run-eta").inner_text())
 
     # the log viewer shows new lines as they come
     row.hover()
@@ -120,6 +121,15 @@ def test_progress_moves_log_follows_and_cancel_from_the_ui(lab, page):
     expect(page.locator("#simlab-sidebar .simlab-bulk-cancel")).to_be_disabled()
     expect(page.locator("#simlab-sidebar .simlab-bulk-resume")).to_be_enabled()
     assert row.locator(".simlab-run-eta").inner_text() == ""
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as the sidebar writes them (``formatDuration`` in format.ts)."""
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
 def _percent(row) -> int:
@@ -170,3 +180,18 @@ def test_open_in_notebook_and_the_launcher_card(lab, page):
     created = json.loads((lab.root_dir / "new-simulation.ipynb").read_text())
     assert all(cell.get("id") for cell in created["cells"])
     assert "simlab.submit(form.config)" in "".join(created["cells"][-1]["source"])
+
+
+def test_a_run_not_yet_running_shows_the_cost_models_estimate(lab, page):
+    # Given a run made from a terminal's config and not started yet
+    from simlab.service.submission import create
+
+    made = create({**SLOW, "metadata": {"name": "not-yet"}}, root=lab.run_root)
+    model = lab.api("GET", f"runs/{made.id}")
+    assert (model["state"], model["eta_source"]) == ("created", "model")
+    # Then its ETA is the cost model's, marked ≈ as simlab status and the
+    # monitor widget mark it, in the seconds the server gave
+    eta = _run(page, made.id).locator(".simlab-run-eta")
+    expect(eta).to_have_text(f"≈ {_duration(model['eta'])}", timeout=30_000)
+    assert lab.api("DELETE", f"runs/{made.id}")["state"] == "cancelled"
+    expect(eta).to_have_text("", timeout=15_000)  # an ended run has no ETA
