@@ -494,11 +494,15 @@ def state_from_particles(
     Gadget4 IC file or snapshot (one file or all pieces of a multi-file one).
     """
     a = particles.a if a is None else a
-    order = np.argsort(particles.ids, kind="stable")
-    x = particles.positions[order].astype(np.float64)
-    np.mod(x, particles.box_size, out=x)
-    p = momentum_from_velocity(particles.velocities[order].astype(np.float64), a)
-    return State(x=x, p=p, a=float(a)), particles.ids[order]
+    ids, x, v = particles.ids, particles.positions, particles.velocities
+    if np.any(ids[1:] < ids[:-1]):  # IC files are in ID order: no copy for them
+        order = np.argsort(ids, kind="stable")
+        ids, x, v = ids[order], x[order], v[order]
+    x = x.astype(np.float64)
+    if x.size and not (x.min() >= 0.0 and x.max() < particles.box_size):
+        np.mod(x, particles.box_size, out=x)
+    p = momentum_from_velocity(v.astype(np.float64), a)
+    return State(x=x, p=p, a=float(a)), ids
 
 
 def momentum_from_velocity(v: np.ndarray, a: float) -> np.ndarray:

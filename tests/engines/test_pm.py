@@ -14,7 +14,8 @@ from simlab import cosmology
 from simlab.analysis.power import power_spectrum
 from simlab.config import RunConfig
 from simlab.engines.pm import EXIT_CHECKPOINTED, PMEngine, simulate
-from simlab.engines.pm_solver import time_steps
+from simlab.engines.pm_solver import state_from_particles, time_steps
+from simlab.particles import ParticleSet
 from simlab.service.submission import create
 
 GROWTH_RUN = {
@@ -123,6 +124,32 @@ def test_resumed_run_ends_bitwise_equal_to_uninterrupted(tmp_path):
         da, db = (xr.load_dataset(p, engine="gadget4") for p in (a, b))
         assert np.array_equal(da.Coordinates.values, db.Coordinates.values)
         assert np.array_equal(da.Velocities.values, db.Velocities.values)
+
+
+def test_solver_state_is_in_id_order_and_in_the_box_whatever_the_file_order():
+    # IC files come in ID order and inside the box (their state is a plain copy);
+    # snapshot pieces are shuffled and a float32 position may round up to the box
+    rng = np.random.default_rng(5)
+    box, n = 10.0, 1000
+    ids = np.arange(1, n + 1, dtype=np.uint32)
+    x = rng.uniform(0, box, (n, 3)).astype(np.float32)
+    v = rng.normal(0, 100, (n, 3)).astype(np.float32)
+    ordered, ordered_ids = state_from_particles(ParticleSet(x, v, ids, 1.0, box, 0.5))
+    np.testing.assert_array_equal(ordered.x, x.astype(np.float64))
+    np.testing.assert_array_equal(ordered.p, v.astype(np.float64) * (0.5 / 100.0))
+    np.testing.assert_array_equal(ordered_ids, ids)
+    shuffle = rng.permutation(n)
+    moved = x.copy()
+    moved[0, 1] = np.float32(box)  # rounds to the box's edge: wraps to 0
+    moved[1, 2] = -np.float32(1.5)
+    state, state_ids = state_from_particles(
+        ParticleSet(moved[shuffle], v[shuffle], ids[shuffle], 1.0, box, 0.5)
+    )
+    np.testing.assert_array_equal(state_ids, ids)
+    np.testing.assert_array_equal(state.p, ordered.p)
+    assert state.x[0, 1] == 0.0 and state.x[1, 2] == box - 1.5
+    assert (state.x >= 0).all() and (state.x < box).all()
+    np.testing.assert_array_equal(state.x[2:], ordered.x[2:])
 
 
 def test_progress_lines_parse_and_others_do_not():
