@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 
@@ -82,7 +83,8 @@ def test_progress_moves_log_follows_and_cancel_from_the_ui(lab, page):
         assert time.monotonic() < deadline, "progress did not move"
         page.wait_for_timeout(300)
     # measured from the run's progress by now: no cost-model "≈"
-    assert re.fullmatch(r"(\d+m )?\d+s", row.locator(".simlab-run-eta").inner_text())
+    shown = row.locator(".simlab-run-eta").inner_text()
+    assert re.fullmatch(r"\d+h \d\dm|(\d+m )?\d+s", shown), shown
 
     # the log viewer shows new lines as they come
     row.hover()
@@ -125,7 +127,7 @@ def test_progress_moves_log_follows_and_cancel_from_the_ui(lab, page):
 
 def _duration(seconds: float) -> str:
     """Seconds as the sidebar writes them (``formatDuration`` in format.ts)."""
-    hours, rest = divmod(round(seconds), 3600)
+    hours, rest = divmod(math.floor(seconds + 0.5), 3600)  # JavaScript's Math.round
     minutes, secs = divmod(rest, 60)
     if hours:
         return f"{hours}h {minutes:02d}m"
