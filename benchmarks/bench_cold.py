@@ -283,15 +283,20 @@ def _iso(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
-def _engine_log(log: str) -> tuple[list[float], float | None]:
-    """The elapsed time at each PM step and the engine's total, from its log."""
+def _engine_clock(log: str) -> tuple[float, float, float]:
+    """From the engine's log, on its own clock (started once its modules are
+    imported): when its first step began (one median step before step 1 ends),
+    when its last step ended, and its total. RuntimeError without them."""
     elapsed, finished = [], None
     for line in log.splitlines():
         if match := STEP_LINE.match(line):
             elapsed.append(float(match[3]))
         elif match := FINISHED_LINE.match(line):
             finished = float(match[1])
-    return elapsed, finished
+    if len(elapsed) < 2 or finished is None:
+        raise RuntimeError(f"engine log has no step times: {log[-200:]!r}")
+    step = statistics.median(b - a for a, b in itertools.pairwise(elapsed))
+    return elapsed[0] - step, elapsed[-1], finished
 
 
 def phases(started: float, ended: float, rundir: Path) -> dict[str, float]:
@@ -303,12 +308,7 @@ def phases(started: float, ended: float, rundir: Path) -> dict[str, float]:
     """
     status = json.loads((rundir / "status.json").read_text())
     times = {k: _iso(v) for k, v in status["times"].items()}
-    elapsed, finished = _engine_log((rundir / "log").read_text())
-    if len(elapsed) < 2 or finished is None:
-        first = status["progress_start"]["elapsed"]
-        raise RuntimeError(f"engine log has no step times (progress_start {first})")
-    step = statistics.median(b - a for a, b in itertools.pairwise(elapsed))
-    before_steps = elapsed[0] - step
+    before_steps, last_step, finished = _engine_clock((rundir / "log").read_text())
     engine_start = times["completed"] - finished
     return {
         "command → run directory (CLI, validation, ICs)": times["created"] - started,
@@ -317,9 +317,9 @@ def phases(started: float, ended: float, rundir: Path) -> dict[str, float]:
         "queued → running": times["running"] - times["queued"],
         "running → engine start (process, imports)": engine_start - times["running"],
         "engine start → first step (imports, compile, ICs)": before_steps,
-        STEPS: elapsed[-1] - before_steps,
+        STEPS: last_step - before_steps,
         "last step → completed (outputs, exit)": times["completed"]
-        - (engine_start + elapsed[-1]),
+        - (engine_start + last_step),
         "completed → prompt": ended - times["completed"],
         TOTAL: ended - started,
     }
@@ -413,15 +413,12 @@ def engine_alone(root: Path) -> dict[str, float]:
         check=True,
     )
     total = time.perf_counter() - started
-    elapsed, finished = _engine_log(done.stdout)
-    if len(elapsed) < 2 or finished is None:
-        raise RuntimeError(f"engine log has no step times: {done.stdout[-200:]!r}")
-    step = statistics.median(b - a for a, b in itertools.pairwise(elapsed))
+    before_steps, last_step, finished = _engine_clock(done.stdout)
     # the engine's clock starts once its modules are imported: total - finished
     return {
-        FIRST_STEP: total - finished + elapsed[0] - step,
-        STEPS: elapsed[-1] - elapsed[0] + step,
-        AFTER_STEPS: finished - elapsed[-1],
+        FIRST_STEP: total - finished + before_steps,
+        STEPS: last_step - before_steps,
+        AFTER_STEPS: finished - last_step,
         TOTAL: total,
     }
 
