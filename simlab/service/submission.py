@@ -242,11 +242,17 @@ def submit(
     ``cluster`` overrides ``config.resources.cluster``. The run belongs to the run
     root's dispatcher process, so it carries on whatever happens to the caller.
     """
+    [handle] = submit_plans([_plan(config, cluster)], _root(root))
+    return handle
+
+
+def _plan(config: RunConfig | dict[str, Any], cluster: str | None) -> Plan:
+    """``config`` validated for ``cluster``; its engine's notes are warned at the
+    caller of :func:`submit` or :func:`run`."""
     plan = validate_run(config, cluster=cluster)
     for note in plan.notes:
-        warnings.warn(note, SimlabWarning, stacklevel=2)
-    [handle] = submit_plans([plan], _root(root))
-    return handle
+        warnings.warn(note, SimlabWarning, stacklevel=3)
+    return plan
 
 
 def _follow(run: Run, show_progress: bool) -> None:
@@ -287,9 +293,7 @@ def run(
     this process when it needs no dispatcher and none is up
     (:mod:`simlab.service.foreground`), else hand it over as usual.
     """
-    plan = validate_run(config, cluster=cluster)
-    for note in plan.notes:
-        warnings.warn(note, SimlabWarning, stacklevel=2)
+    plan = _plan(config, cluster)
     folder = writable_root(_root(root))
     here = here and foreground.can_run_here(plan, folder)
     [handle] = submit_plans([plan], folder, here=here)
